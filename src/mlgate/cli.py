@@ -1,0 +1,149 @@
+"""Command-line entry point: argument parsing, environment defaults, one error handler.
+
+Each command lives in its own module under :mod:`mlgate.commands` and exposes
+``add_parser(subparsers)`` and ``run(args) -> int``. Those modules import only the
+standard library at import time, so ``mlgate --help`` stays fast; heavy libraries are
+imported inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from mlgate import __version__
+from mlgate.console import err
+from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error
+
+# The CLI contract, in the order shown by --help.
+COMMANDS = ("seal", "verify", "lineage", "gate", "secrets", "serve", "record", "rollback", "audit", "demo")
+
+EPILOG = """\
+exit codes:
+  0  passed
+  1  the gate said no (mismatch, untraceable, policy refused, duty conflict, tampering)
+  2  usage or configuration error
+  3  could not evaluate (network, service, timeout, unreadable input); never a pass
+
+Every option also reads an MLGATE_<OPTION> environment variable (for example
+--evidence-dir from MLGATE_EVIDENCE_DIR), so pipeline inputs map onto flags.
+MLflow is reached through MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN and
+MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD.
+"""
+
+PLATFORMS = ("auto", "github", "azure-devops", "local")
+
+
+def _command_module(name: str) -> ModuleType:
+    import importlib
+
+    return importlib.import_module(f"mlgate.commands.{name}")
+
+
+def _common_options(*, top: bool) -> argparse.ArgumentParser:
+    """Options accepted both before and after the command name."""
+    parent = argparse.ArgumentParser(add_help=False)
+    default = {} if top else {"default": argparse.SUPPRESS}
+    parent.add_argument(
+        "-v", "--verbose", action="count", help="explain each step (repeat for debug output)",
+        **({"default": 0} if top else default),
+    )
+    parent.add_argument(
+        "--platform", choices=PLATFORMS, metavar="{" + ",".join(PLATFORMS) + "}",
+        help="CI platform for masking, outputs and summaries (default: detected from "
+        "GITHUB_ACTIONS / TF_BUILD)",
+        **({"default": "auto"} if top else default),
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlgate",
+        description="Make ML model releases governable: seal and verify model files, trace "
+        "MLflow lineage, evaluate a release policy into an evidence pack, fetch secrets "
+        "through managed identity, and record the named approver in a tamper-evident ledger.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(top=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = _common_options(top=False)
+    for name in COMMANDS:
+        module = _command_module(name)
+        cmd = module.add_parser(sub, common)
+        cmd.set_defaults(_module=module)
+    _apply_env_defaults(parser)
+    return parser
+
+
+def _env_name(dest: str) -> str:
+    return "MLGATE_" + dest.upper().replace("-", "_")
+
+
+def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
+    """Let every option fall back to ``MLGATE_<DEST>`` from the environment."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _apply_env_defaults(child)
+            continue
+        if not action.option_strings or action.dest in ("help", "version"):
+            continue
+        value = os.environ.get(_env_name(action.dest))
+        if value is None or value == "":
+            continue
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            truthy = value.strip().lower() in ("1", "true", "yes", "on")
+            action.default = truthy if isinstance(action, argparse._StoreTrueAction) else not truthy
+        elif isinstance(action, argparse._CountAction):
+            action.default = int(value) if value.isdigit() else 1
+        elif isinstance(action, argparse._StoreAction):
+            action.default = action.type(value) if callable(action.type) else value
+            action.required = False
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("mlgate").setLevel(level)
+    if verbosity < 2:
+        # Third-party HTTP logs may echo headers; keep them quiet unless asked for debug.
+        for noisy in ("azure", "urllib3", "msal", "github"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run mlgate with ``argv`` (without the program name) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    _configure_logging(args.verbose)
+    try:
+        code: int = args._module.run(args)
+        return code
+    except Error as exc:
+        err(exc.diagnostics())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err("error: interrupted; nothing was passed")
+        return EXIT_UNEVALUATED
+    except Exception as exc:  # a bug or an unexpected failure: never a pass
+        if args.verbose >= 2:
+            import traceback
+
+            err("".join(traceback.format_exception(exc)))
+        err(f"error: internal error ({type(exc).__name__}); nothing was passed. Re-run with -vv for details.")
+        return EXIT_UNEVALUATED
+
+
+def entrypoint() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

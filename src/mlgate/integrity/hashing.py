@@ -1,0 +1,84 @@
+"""Parallel, streaming SHA-256 of a file tree with bounded memory.
+
+Each file's digest is the plain SHA-256 of its bytes (``sha256sum`` agrees). Files are
+hashed by a small thread pool, one file per thread at a time, largest first; hashlib
+releases the GIL while it digests each 1 MiB chunk, so the threads use every core. Memory is
+one 1 MiB buffer per thread, whatever the model's size.
+
+``hashlib.file_digest`` does the same loop but has no hook for progress, and we also want
+O_NOFOLLOW/O_NONBLOCK on open and an fstat check, so the loop is written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from mlgate.errors import EvaluationError, RefusedError
+from mlgate.integrity.tree import FileEntry, display
+
+CHUNK_SIZE = 1 << 20
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def hash_file(entry: FileEntry, advance: Callable[[int], None] | None = None) -> str:
+    """SHA-256 hex digest of one regular file, refusing it if it stopped being one."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    if entry.nofollow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(entry.path, flags)
+    except PermissionError as exc:
+        raise EvaluationError(
+            f"cannot read {display(entry.name)}: permission denied",
+            hint="give the pipeline's user read access to every model file; an unreadable file is never a pass",
+        ) from exc
+    except OSError as exc:
+        raise EvaluationError(f"cannot open {display(entry.name)}: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RefusedError(f"{display(entry.name)} was replaced by a non-regular file while hashing")
+        digest = hashlib.sha256()
+        buffer = bytearray(CHUNK_SIZE)
+        view = memoryview(buffer)
+        with open(fd, "rb", buffering=0, closefd=False) as stream:
+            while True:
+                n = stream.readinto(buffer)
+                if not n:
+                    break
+                digest.update(view[:n])
+                if advance is not None:
+                    advance(n)
+        return digest.hexdigest()
+    except OSError as exc:
+        raise EvaluationError(f"cannot read {display(entry.name)}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def hash_entries(
+    entries: Iterable[FileEntry],
+    *,
+    workers: int | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> dict[str, str]:
+    """``{name: sha256}`` for every entry, hashed in parallel (largest files first)."""
+    todo = sorted(entries, key=lambda e: e.size, reverse=True)
+    n = min(workers or default_workers(), max(1, len(todo)))
+    if n == 1:
+        return {e.name: hash_file(e, advance) for e in todo}
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mlgate-hash")
+    try:
+        futures = {pool.submit(hash_file, e, advance): e for e in todo}
+        return {futures[f].name: f.result() for f in as_completed(futures)}
+    finally:  # on the first failure, do not start hashing the files still queued
+        pool.shutdown(wait=True, cancel_futures=True)
