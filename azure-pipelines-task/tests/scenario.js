@@ -1,0 +1,20 @@
+'use strict';
+// One mocked run of the Mlgate@1 task, described by the JSON in MLGATE_TEST_SCENARIO:
+// { inputs: {name: value}, endpoints: {id: {scheme, params: {key: value}}}, answers: {...} }.
+const path = require('path');
+const taskDir = path.join(__dirname, '..', 'MlgateV1');
+const mr = require(path.join(taskDir, 'node_modules', 'azure-pipelines-task-lib', 'mock-run'));
+
+const scenario = JSON.parse(process.env.MLGATE_TEST_SCENARIO);
+for (const [id, endpoint] of Object.entries(scenario.endpoints || {})) {
+  process.env[`ENDPOINT_AUTH_SCHEME_${id}`] = endpoint.scheme;
+  for (const [key, value] of Object.entries(endpoint.params || {})) {
+    process.env[`ENDPOINT_AUTH_PARAMETER_${id}_${key.toUpperCase()}`] = value;
+  }
+}
+const tmr = new mr.TaskMockRunner(path.join(taskDir, 'index.js'));
+for (const [name, value] of Object.entries(scenario.inputs || {})) {
+  tmr.setInput(name, value);
+}
+tmr.setAnswers(scenario.answers || {});
+tmr.run();

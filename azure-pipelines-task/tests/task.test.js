@@ -1,0 +1,176 @@
+'use strict';
+// The Mlgate@1 shim under azure-pipelines-task-lib's MockTestRunner: the exact argv handed to
+// Python, and the task result for each of mlgate's exit codes.
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { test } = require('node:test');
+
+const taskDir = path.join(__dirname, '..', 'MlgateV1');
+const { MockTestRunner } = require(path.join(taskDir, 'node_modules', 'azure-pipelines-task-lib', 'mock-test'));
+
+const PY = '/usr/bin/python3';
+const WHICH = { which: { python3: PY }, checkPath: { [PY]: true } };
+
+async function runTask(scenario) {
+  process.env.MLGATE_TEST_SCENARIO = JSON.stringify(scenario);
+  const tr = new MockTestRunner(path.join(__dirname, 'scenario.js'), path.join(taskDir, 'task.json'));
+  tr.nodePath = process.execPath; // the Node running these tests, instead of a downloaded one
+  await tr.runAsync();
+  delete process.env.MLGATE_TEST_SCENARIO;
+  return tr;
+}
+
+// The argument list the mock tool runner logged for the (single) exec: '   <arg>' debug lines.
+function execArgs(tr) {
+  const lines = tr.stdout.split(/\r?\n/).map((l) => l.replace(/^##vso\[task\.debug\]/, ''));
+  const start = lines.findIndex((l) => l === 'Arguments:');
+  assert.notEqual(start, -1, 'no tool was executed');
+  const args = [];
+  for (const line of lines.slice(start + 1)) {
+    if (!line.startsWith('   ')) break;
+    args.push(line.slice(3));
+  }
+  return args;
+}
+
+function outputVariable(tr, name) {
+  const re = new RegExp(`##vso\\[task\\.setvariable variable=${name};isOutput=true;issecret=false;\\]([^\\r\\n]*)`);
+  const m = tr.stdout.match(re);
+  return m ? m[1] : undefined;
+}
+
+function execAnswer(cmdline, code, stdout) {
+  return { exec: { [cmdline]: { code, stdout: stdout || '' } } };
+}
+
+const GATE = ['-m', 'mlgate', 'gate', 'models:/fraud/3', '--artifacts=model dir', '--policy=policy.yml',
+  '--evidence-dir=evidence', '--stage=production'];
+const GATE_INPUTS = {
+  command: 'gate', ref: 'models:/fraud/3', artifacts: 'model dir', policy: 'policy.yml',
+  evidenceDir: 'evidence', stage: 'production',
+  // inputs of other commands are never passed to gate
+  manifest: 'ignored.json', vault: 'ignored-vault', comment: 'ignored',
+};
+
+for (const [code, result, succeeded, issue] of [
+  [0, 'passed', true, null],
+  [1, 'refused', false, 'mlgate refused the release (exit 1); see the log above for why'],
+  [2, 'configuration-error', false, 'mlgate configuration error (exit 2): fix the inputs or files named in the log above'],
+  [3, 'could-not-evaluate', false, 'mlgate could not evaluate (exit 3): a service, network or file failure; nothing was passed'],
+]) {
+  test(`gate exit ${code} -> ${result}`, async () => {
+    const cmdline = [PY, ...GATE].join(' ');
+    const tr = await runTask({ inputs: GATE_INPUTS, answers: { ...WHICH, ...execAnswer(cmdline, code, 'mlgate says hi') } });
+    assert.ok(tr.ran(cmdline), `expected ${cmdline}\n${tr.stdout}`);
+    assert.deepEqual(execArgs(tr), GATE);
+    assert.equal(tr.invokedToolCount, 1);
+    assert.equal(tr.succeeded, succeeded, tr.stdout);
+    assert.equal(outputVariable(tr, 'exitCode'), String(code));
+    assert.equal(outputVariable(tr, 'result'), result);
+    if (issue) assert.ok(tr.createdErrorIssue(issue), `missing error issue in\n${tr.stdout}`);
+    else assert.equal(tr.errorIssues.length, 0, tr.errorIssues.join('\n'));
+  });
+}
+
+test('an unexpected exit code fails the task as could-not-evaluate', async () => {
+  const cmdline = [PY, ...GATE].join(' ');
+  const tr = await runTask({ inputs: GATE_INPUTS, answers: { ...WHICH, ...execAnswer(cmdline, 139) } });
+  assert.ok(tr.failed);
+  assert.equal(outputVariable(tr, 'result'), 'could-not-evaluate');
+  assert.ok(tr.createdErrorIssue('mlgate ended with unexpected exit code 139; nothing was passed'));
+});
+
+test('seal: optional directory, booleans as bare flags, values that start with - stay values', async () => {
+  const args = ['-m', 'mlgate', 'seal', 'model', '--output=-odd name.json', '--force', '--follow-internal-symlinks', '-vv'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'seal', directory: 'model', output: '-odd name.json', force: 'true',
+      followInternalSymlinks: 'true', verbose: '2', policy: 'not-for-seal.yml', json: 'true' },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+});
+
+test('audit show with a ledger', async () => {
+  const args = ['-m', 'mlgate', 'audit', 'show', 'fraud@production', '--ledger=ledger.jsonl', '--json'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'audit-show', ref: 'fraud@production', ledger: 'ledger.jsonl', json: 'true' },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+});
+
+test('pythonPath input replaces the PATH lookup', async () => {
+  const args = ['-m', 'mlgate', 'verify', 'deploy', '--manifest=manifest.json'];
+  const cmdline = ['/opt/venv/bin/python', ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'verify', directory: 'deploy', manifest: 'manifest.json', pythonPath: '/opt/venv/bin/python' },
+    answers: execAnswer(cmdline, 1),
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.failed);
+  assert.equal(outputVariable(tr, 'result'), 'refused');
+});
+
+test('secrets with a workload-identity service connection: ids as argv, access token only in the env', async () => {
+  const token = 'canary-access-token-5f1e';
+  const args = ['-m', 'mlgate', 'secrets', '--vault=kv-ml-prod', '--secrets=db-password,api-key',
+    '--identity=azure-pipelines', '--tenant-id=tenant-0001', '--client-id=client-0002',
+    '--service-connection=conn-0003'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'secrets', vault: 'kv-ml-prod', secrets: 'db-password,api-key', azureSubscription: 'conn-0003' },
+    endpoints: {
+      'conn-0003': { scheme: 'WorkloadIdentityFederation', params: { tenantid: 'tenant-0001', serviceprincipalid: 'client-0002' } },
+      SystemVssConnection: { scheme: 'OAuth', params: { AccessToken: token } },
+    },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.ok(tr.ran(cmdline), tr.stdout);
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+  assert.ok(tr.stdout.includes('##vso[task.setsecret]' + token), 'the token is registered as a secret first');
+  // task-lib's own debug line for endpoint parameters carries the value; the agent masks it (the
+  // access token is a secret it issued). Everything else, the command line above all, must not.
+  const others = tr.stdout.split(/\r?\n/)
+    .filter((l) => !l.startsWith('##vso[task.setsecret]') && !l.startsWith('##vso[task.debug]SystemVssConnection auth param'));
+  for (const line of others) {
+    assert.ok(!line.includes(token), `token leaked: ${line}`);
+  }
+});
+
+test('secrets with a service-principal-secret connection is a configuration error; nothing runs', async () => {
+  const tr = await runTask({
+    inputs: { command: 'secrets', vault: 'kv', secrets: '*', azureSubscription: 'conn-spn' },
+    endpoints: { 'conn-spn': { scheme: 'ServicePrincipal', params: { tenantid: 't', serviceprincipalid: 'c' } } },
+    answers: WHICH,
+  });
+  assert.equal(tr.invokedToolCount, 0);
+  assert.ok(tr.failed);
+  assert.equal(outputVariable(tr, 'result'), 'configuration-error');
+  assert.ok(tr.errorIssues.some((m) => m.includes("uses the 'ServicePrincipal' scheme")), tr.errorIssues.join('\n'));
+});
+
+test('a missing positional input is a configuration error naming it; nothing runs', async () => {
+  const tr = await runTask({ inputs: { command: 'gate', policy: 'p.yml' }, answers: WHICH });
+  assert.equal(tr.invokedToolCount, 0);
+  assert.ok(tr.failed);
+  assert.ok(tr.createdErrorIssue("mlgate configuration error: mlgate gate needs the input 'ref'"), tr.errorIssues.join('\n'));
+});
+
+test('a ref that looks like an option is refused; nothing runs', async () => {
+  const tr = await runTask({ inputs: { command: 'record', ref: '--stage=prod' }, answers: WHICH });
+  assert.equal(tr.invokedToolCount, 0);
+  assert.ok(tr.failed);
+  assert.ok(tr.errorIssues.some((m) => m.includes("input 'ref' must not start with '-'")), tr.errorIssues.join('\n'));
+});
+
+test('no Python on PATH is a configuration error that says what to add', async () => {
+  const tr = await runTask({ inputs: { command: 'audit-verify' }, answers: { which: {} } });
+  assert.equal(tr.invokedToolCount, 0);
+  assert.ok(tr.failed);
+  assert.ok(tr.errorIssues.some((m) => m.includes('no python3 or python on PATH')), tr.errorIssues.join('\n'));
+});

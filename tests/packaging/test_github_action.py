@@ -1,0 +1,342 @@
+"""The composite GitHub Action (action.yml), its self-test workflow and the reusable workflow templates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.packaging.conftest import ROOT, command_parsers, is_built, long_options, tool
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+TEMPLATES = sorted((ROOT / "templates" / "github").glob("*.yml"))
+SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+# Inputs that are not CLI options: the command, its positionals and the action's own settings.
+NOT_OPTIONS = {"command", "ref", "directory", "python-version"}
+
+
+def action() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))
+    return data
+
+
+def run_step() -> dict[str, Any]:
+    steps = [s for s in action()["runs"]["steps"] if s.get("id") == "run"]
+    assert len(steps) == 1
+    return steps[0]
+
+
+def test_files_exist() -> None:
+    assert (ROOT / "action.yml").is_file()
+    assert WORKFLOWS, "no workflow in .github/workflows"
+    assert {p.name for p in TEMPLATES} >= {"mlgate-register-seal.yml", "mlgate-gate.yml", "mlgate-deploy.yml"}
+
+
+def _lint(tmp_path: Path, break_input: str = "") -> subprocess.CompletedProcess[str]:
+    """actionlint on the workflows and templates in a scratch repository that holds action.yml both at
+    the root (`uses: ./` of the self-test) and at ./.mlgate-action (where the templates check the action
+    out), so every `with:` is checked against the action's inputs. actionlint reads local actions only
+    inside a git repository, hence `git init`."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for path in [*WORKFLOWS, *TEMPLATES]:
+        text = path.read_text(encoding="utf-8")
+        if break_input:
+            text = text.replace(
+                "          command: verify\n", f"          command: verify\n          {break_input}\n"
+            )
+        (workflows / path.name).write_text(text, encoding="utf-8")
+    for where in (tmp_path, tmp_path / ".mlgate-action"):
+        where.mkdir(exist_ok=True)
+        (where / "action.yml").write_text((ROOT / "action.yml").read_text(encoding="utf-8"), encoding="utf-8")
+    return subprocess.run(
+        [tool("actionlint"), "-oneline", *sorted(str(p) for p in workflows.iterdir())],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_actionlint_workflows_and_templates_against_the_action_inputs(tmp_path: Path) -> None:
+    proc = _lint(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_actionlint_catches_an_unknown_action_input(tmp_path: Path) -> None:
+    proc = _lint(tmp_path, break_input="manifest-file: nope")
+    assert proc.returncode != 0
+    flagged = {
+        Path(line.split(":", 1)[0]).name for line in proc.stdout.splitlines() if "manifest-file" in line
+    }
+    assert flagged == {"self-test.yml", "mlgate-deploy.yml"}, proc.stdout
+
+
+def test_zizmor_offline_has_no_findings() -> None:
+    files = [ROOT / "action.yml", *WORKFLOWS, *TEMPLATES]
+    proc = subprocess.run(
+        [tool("zizmor"), "--offline", "--no-progress", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout, proc.stdout
+
+
+def test_every_external_action_is_pinned_by_commit_sha() -> None:
+    uses = []
+    for step in action()["runs"]["steps"]:
+        if "uses" in step:
+            uses.append(step["uses"])
+    for path in [*WORKFLOWS, *TEMPLATES]:
+        uses += re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)", path.read_text(encoding="utf-8"), re.M)
+    external = [u for u in uses if not u.startswith("./")]
+    assert external
+    for ref in external:
+        assert SHA_PIN.match(ref), f"{ref} is not pinned to a full commit SHA"
+
+
+def test_inputs_reach_the_code_only_through_env() -> None:
+    for step in action()["runs"]["steps"]:
+        if "run" in step:
+            assert "${{" not in step["run"], f"expression pasted into run: of step {step.get('name')}"
+    for path in [*WORKFLOWS, *TEMPLATES]:
+        for step in _all_steps(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            if "run" in step:
+                assert "${{" not in step["run"], f"{path.name}: expression in run: of {step.get('name')}"
+
+
+def _all_steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for job in workflow["jobs"].values() for s in job.get("steps", [])]
+
+
+def test_every_option_input_maps_to_one_mlgate_variable() -> None:
+    inputs = action()["inputs"]
+    env = run_step()["env"]
+    for name in inputs:
+        if name in NOT_OPTIONS:
+            continue
+        var = "MLGATE_" + name.upper().replace("-", "_")
+        assert env.get(var) == f"${{{{ inputs.{name} }}}}", f"input {name} must be passed as env {var}"
+    for var, value in env.items():
+        match = re.fullmatch(r"\$\{\{ inputs\.([a-z-]+) \}\}", str(value))
+        if var.startswith("MLGATE_") and var != "MLGATE_ACTION_PYTHON":
+            assert match and match.group(1) in inputs, f"{var} does not come from an input"
+
+
+def test_option_inputs_are_options_of_the_commands_they_name() -> None:
+    """Each option input's description starts with the commands it applies to ("gate/record: ...")."""
+    parsers = command_parsers()
+    common = long_options(parsers["seal"]) & long_options(parsers["verify"])
+    for name, spec in action()["inputs"].items():
+        if name in NOT_OPTIONS:
+            continue
+        flag = "--" + name
+        prefix = spec["description"].split(":", 1)[0]
+        commands = [c.strip() for c in prefix.split("/")] if ":" in spec["description"] else []
+        if not commands or not all(c.split()[0] in {p.split()[0] for p in parsers} for c in commands):
+            assert flag in common, f"input {name}: no command prefix and {flag} is not a common option"
+            continue
+        for command in commands:
+            if command == "audit":
+                targets = [k for k in parsers if k.startswith("audit ")] or ["audit"]
+            else:
+                targets = [command]
+            if not is_built(command):
+                continue  # its options land with the command; the check tightens by itself then
+            assert any(flag in long_options(parsers[t]) for t in targets), f"`mlgate {command}` has no {flag}"
+
+
+def test_setup_python_leaves_the_callers_python_alone() -> None:
+    setup = [
+        s for s in action()["runs"]["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")
+    ]
+    assert len(setup) == 1
+    assert setup[0]["with"]["update-environment"] is False
+    cache = [
+        s["uses"].split("@")[0] for s in action()["runs"]["steps"] if "actions/cache" in str(s.get("uses"))
+    ]
+    assert cache == ["actions/cache/restore", "actions/cache/save"]
+
+
+def test_outputs_come_from_the_run_step() -> None:
+    outputs = action()["outputs"]
+    assert set(outputs) >= {"decision", "manifest-sha256", "evidence-path", "approver", "exit-code", "result"}
+    for name, spec in outputs.items():
+        assert spec["value"] == f"${{{{ steps.run.outputs.{name.replace('-', '_')} }}}}"
+
+
+def test_templates_use_environment_and_oidc() -> None:
+    for path in TEMPLATES:
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        triggers = workflow.get(True, workflow.get("on"))  # YAML 1.1 reads `on` as True
+        assert "workflow_call" in triggers, path.name
+        assert workflow["permissions"] == {}, f"{path.name}: default to no permissions"
+        for job in workflow["jobs"].values():
+            assert job["permissions"].get("id-token") == "write", path.name
+    deploy = yaml.safe_load((ROOT / "templates" / "github" / "mlgate-deploy.yml").read_text(encoding="utf-8"))
+    assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
+
+
+# -- the run step executed as the runner would: bash with the step's env ----------------------------------
+
+
+def _step_env(inputs: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    defaults = {k: str(v.get("default", "")) for k, v in action()["inputs"].items()}
+    values = {**defaults, **inputs}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLGATE_", "GITHUB_", "ACTION_MLGATE_"))}
+    for var, expr in run_step()["env"].items():
+        match = re.fullmatch(r"\$\{\{ inputs\.([a-z-]+) \}\}", expr)
+        env[var] = values[match.group(1)] if match else ""
+    env["MLGATE_ACTION_PYTHON"] = sys.executable
+    env["PYTHONPATH"] = str(ROOT / "src")
+    env["GITHUB_OUTPUT"] = str(tmp_path / "output")
+    env["GITHUB_STEP_SUMMARY"] = str(tmp_path / "summary.md")
+    return env
+
+
+def _run_action(
+    inputs: dict[str, str], tmp_path: Path, platform: str = "local"
+) -> tuple[int, dict[str, str], str]:
+    for name in ("output", "summary.md"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    env = _step_env({"platform": platform, **inputs}, tmp_path)
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", run_step()["run"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    outputs = dict(
+        line.split("=", 1) for line in (tmp_path / "output").read_text().splitlines() if "=" in line
+    )
+    return proc.returncode, outputs, proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    root = tmp_path / "model dir $(touch pwned)"
+    root.mkdir()
+    (root / "MLmodel").write_text("flavors: {}\n")
+    (root / "model.bin").write_bytes(os.urandom(4096))
+    return root
+
+
+def test_action_seal_then_verify_and_refuse_a_tampered_copy(tmp_path: Path, model: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    code, outputs, log = _run_action(
+        {"command": "seal", "directory": str(model), "output": str(manifest)}, tmp_path
+    )
+    assert code == 0, log
+    assert outputs["exit_code"] == "0" and outputs["result"] == "passed"
+    assert "**mlgate seal**: passed (exit 0)" in (tmp_path / "summary.md").read_text()
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert digest in log
+    assert not (tmp_path / "pwned").exists()
+
+    code, outputs, log = _run_action(
+        {"command": "verify", "directory": str(model), "manifest": str(manifest)}, tmp_path
+    )
+    assert (code, outputs["result"]) == (0, "passed"), log
+
+    (model / "model.bin").write_bytes(b"tampered")
+    code, outputs, log = _run_action(
+        {"command": "verify", "directory": str(model), "manifest": str(manifest)}, tmp_path
+    )
+    assert (code, outputs["exit_code"], outputs["result"]) == (1, "1", "refused"), log
+    assert "**mlgate verify**: refused (exit 1)" in (tmp_path / "summary.md").read_text()
+
+
+def test_action_input_values_are_never_run_as_shell(tmp_path: Path) -> None:
+    code, outputs, log = _run_action(
+        {"command": 'seal"; touch pwned; echo "', "directory": "$(touch pwned2)"}, tmp_path
+    )
+    assert code == 2, log
+    assert outputs["result"] == "configuration-error"
+    assert "not an mlgate command this action runs" in log
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_action_reports_a_missing_positional_input(tmp_path: Path) -> None:
+    code, outputs, log = _run_action({"command": "verify", "manifest": "m.json"}, tmp_path)
+    assert code == 2
+    assert "needs the input 'directory'" in log
+    assert outputs["exit_code"] == "2"
+
+
+# -- the isolated, cached environment -----------------------------------------------------------------------
+
+
+def test_setup_venv_installs_reuses_and_runs(tmp_path: Path, model: Path) -> None:
+    """The real install: a fresh venv with mlgate from this tree, reused the second time."""
+    script = ROOT / "action" / "setup_venv.py"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GITHUB_OUTPUT")}
+    env.update(
+        RUNNER_TEMP=str(tmp_path / "runner-temp"),
+        GITHUB_ACTION_PATH=str(ROOT),
+        RUNNER_OS="Linux",
+        RUNNER_ARCH="X64",
+    )
+    plan = subprocess.run(
+        [sys.executable, str(script), "plan"], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    values = dict(line.split("=", 1) for line in plan.stdout.splitlines())
+    assert values["venv"].startswith(str(tmp_path / "runner-temp"))
+    assert re.fullmatch(
+        r"mlgate-action-\d+\.\d+\.\d+\S*-Linux-X64-py\d+\.\d+\.\d+-[0-9a-f]{20}", values["key"]
+    )
+
+    first = subprocess.run(
+        [sys.executable, str(script), "install"], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "installing into a new environment" in first.stdout
+    second = subprocess.run(
+        [sys.executable, str(script), "install"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0 and "reusing the cached environment" in second.stdout, second.stdout
+
+    # the caller's interpreter is untouched; mlgate runs from its own venv
+    python = values["python"]
+    prefix = subprocess.run(
+        [python, "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert Path(prefix) == Path(values["venv"]) and Path(prefix) != Path(sys.prefix)
+    out = subprocess.run(
+        [python, "-m", "mlgate", "seal", str(model)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["_type"] == "https://in-toto.io/Statement/v1"
+
+
+def test_cache_key_changes_with_the_action_source(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "action"))
+    try:
+        import setup_venv
+    finally:
+        sys.path.pop(0)
+    fake = tmp_path / "action-copy"
+    (fake / "src" / "mlgate").mkdir(parents=True)
+    (fake / "src" / "mlgate" / "__init__.py").write_text('__version__ = "9.9.9"\n')
+    (fake / "pyproject.toml").write_text("[project]\nname='mlgate'\n")
+    before = setup_venv.source_digest(fake)
+    (fake / "src" / "mlgate" / "cli.py").write_text("# changed\n")
+    assert setup_venv.source_digest(fake) != before
+    assert setup_venv.action_version(fake) == "9.9.9"
