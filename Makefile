@@ -15,7 +15,13 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+TASK := azure-pipelines-task/MlgateV1
+
+$(TASK)/node_modules/.installed: $(TASK)/package.json $(TASK)/package-lock.json
+	cd $(TASK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed $(TASK)/node_modules/.installed
 
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlgate demo
@@ -35,4 +41,4 @@ bench: setup
 	for b in benchmarks/*.py; do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules .demo
+	rm -rf $(VENV) node_modules $(TASK)/node_modules .demo

@@ -1,0 +1,57 @@
+"""The README documents every input of the action and of the Azure DevOps task, and every template."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+from tests.packaging.conftest import ROOT, TASK_DIR
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def table_first_column(text: str) -> set[str]:
+    return set(re.findall(r"^\| `([^`]+)` \|", text, re.M))
+
+
+def test_every_action_input_is_documented() -> None:
+    inputs = set(yaml.safe_load((ROOT / "action.yml").read_text(encoding="utf-8"))["inputs"])
+    assert table_first_column(section("Use in GitHub Actions")) >= inputs
+    documented = {c for c in table_first_column(section("Use in GitHub Actions")) if "." not in c}
+    assert documented == inputs, "README lists inputs the action does not have"
+
+
+def test_every_task_input_is_documented() -> None:
+    task = json.loads((TASK_DIR / "task.json").read_text(encoding="utf-8"))
+    names = {i["name"] for i in task["inputs"]}
+    documented = {c for c in table_first_column(section("Use in Azure DevOps")) if "." not in c}
+    assert documented == names
+
+
+def test_every_template_is_documented() -> None:
+    for folder, title in (("github", "Use in GitHub Actions"), ("azure-pipelines", "Use in Azure DevOps")):
+        text = section(title)
+        for path in (ROOT / "templates" / folder).glob("*.yml"):
+            assert f"`{path.name}`" in text, f"{path.name} is not described under {title}"
+
+
+def test_azure_template_parameters_are_documented() -> None:
+    text = section("Use in Azure DevOps")
+    for path in (ROOT / "templates" / "azure-pipelines").glob("*.yml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for parameter in document.get("parameters", []):
+            assert f"`{parameter['name']}`" in text, (
+                f"{path.name}: parameter {parameter['name']} undocumented"
+            )
+
+
+def test_approval_check_configuration_covers_both_platforms() -> None:
+    text = section("Approval checks (configuration)")
+    for needle in ("Invoke REST API", "Approvals", "Required reviewers", "Deployment protection rules"):
+        assert needle in text
