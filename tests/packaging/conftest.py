@@ -73,6 +73,20 @@ def long_options(parser: Any) -> set[str]:
     return {opt for action in parser._actions for opt in action.option_strings if opt.startswith("--")}
 
 
+def option_action(parser: Any, flag: str) -> Any:
+    for action in parser._actions:
+        if flag in action.option_strings:
+            return action
+    raise KeyError(flag)
+
+
+def is_switch(parser: Any, flag: str) -> bool:
+    """True for an on/off option (store_true): what a boolean input may map to."""
+    import argparse
+
+    return isinstance(option_action(parser, flag), argparse._StoreTrueAction)
+
+
 def is_built(command: str) -> bool:
     """False while the command's module still answers ``not_built`` (its options are not there yet)."""
     import importlib

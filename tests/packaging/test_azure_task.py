@@ -18,6 +18,7 @@ from tests.packaging.conftest import (
     TASK_DIR,
     command_parsers,
     is_built,
+    is_switch,
     long_options,
     node_bin,
     options_table,
@@ -96,13 +97,14 @@ def test_every_option_input_is_in_the_shim_table_and_vice_versa() -> None:
 
 def test_shim_options_exist_on_the_commands_they_are_passed_to() -> None:
     parsers = command_parsers()
-    for name, flag, _kind, commands in options_table():
+    for name, flag, kind, commands in options_table():
         for command in commands:
             words = command.replace("-", " ")
             if not is_built(words):
                 continue  # its options land with the command; the check tightens by itself then
             parser = parsers.get(words) or parsers[words.split()[0]]
             assert flag in long_options(parser), f"input {name}: `mlgate {words}` has no {flag}"
+            assert is_switch(parser, flag) == (kind == "bool"), f"input {name}: {flag} on/off mismatch"
 
 
 def test_visible_rules_name_the_commands_the_shim_passes_the_input_to() -> None:

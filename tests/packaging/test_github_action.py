@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.packaging.conftest import ROOT, command_parsers, is_built, long_options, tool
+from tests.packaging.conftest import ROOT, command_parsers, is_built, is_switch, long_options, tool
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 TEMPLATES = sorted((ROOT / "templates" / "github").glob("*.yml"))
@@ -155,7 +155,30 @@ def test_option_inputs_are_options_of_the_commands_they_name() -> None:
                 targets = [command]
             if not is_built(command):
                 continue  # its options land with the command; the check tightens by itself then
-            assert any(flag in long_options(parsers[t]) for t in targets), f"`mlgate {command}` has no {flag}"
+            having = [t for t in targets if flag in long_options(parsers[t])]
+            assert having, f"`mlgate {command}` has no {flag}"
+            boolean = str(spec.get("default")) == "false"
+            for target in having:
+                assert is_switch(parsers[target], flag) == boolean, f"input {name}: {flag} on/off mismatch"
+
+
+# Which command writes each step output the action exposes (set through the platform adapter).
+OUTPUT_WRITERS = {
+    "decision": "gate",
+    "manifest_sha256": "seal",
+    "evidence_path": "gate",
+    "approver": "record",
+}
+
+
+def test_outputs_the_action_exposes_are_written_by_mlgate() -> None:
+    """`exit_code`/`result` come from the entry point; the others from the command's set_output call."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "src" / "mlgate").rglob("*.py"))
+    assert 'f"exit_code={code}\\nresult={result}\\n"' in source
+    for output, command in OUTPUT_WRITERS.items():
+        if not is_built(command):
+            continue  # lands with the command; the check tightens by itself then
+        assert re.search(rf"set_output\(\s*[\"']{output}[\"']", source), f"nothing writes the {output} output"
 
 
 def test_setup_python_leaves_the_callers_python_alone() -> None:
