@@ -149,10 +149,8 @@ def test_option_inputs_are_options_of_the_commands_they_name() -> None:
             assert flag in common, f"input {name}: no command prefix and {flag} is not a common option"
             continue
         for command in commands:
-            if command == "audit":
-                targets = [k for k in parsers if k.startswith("audit ")] or ["audit"]
-            else:
-                targets = [command]
+            subcommands = [k for k in parsers if k.startswith(f"{command} ")]
+            targets = subcommands if command == "audit" and subcommands else [command]
             if not is_built(command):
                 continue  # its options land with the command; the check tightens by itself then
             having = [t for t in targets if flag in long_options(parsers[t])]

@@ -11,6 +11,7 @@ O_NOFOLLOW/O_NONBLOCK on open and an fstat check, so the loop is written here.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -43,6 +44,8 @@ def hash_file(entry: FileEntry, advance: Callable[[int], None] | None = None) ->
             hint="give the pipeline's user read access to every model file; an unreadable file is never a pass",
         ) from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP and entry.nofollow:
+            raise RefusedError(f"{display(entry.name)} was replaced by a symlink after the scan") from exc
         raise EvaluationError(f"cannot open {display(entry.name)}: {exc.strerror}") from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
