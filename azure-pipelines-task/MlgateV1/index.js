@@ -22,7 +22,7 @@ const COMMANDS = {
 
 // One line per CLI option: [task input, mlgate option, 'string' | 'bool', commands it applies to].
 const OPTIONS = [
-  ['output', '--output', 'string', ['seal']],
+  ['output', '--output', 'string', ['seal', 'audit-export']],
   ['manifest', '--manifest', 'string', ['verify']],
   ['model', '--model', 'string', ['seal', 'verify']],
   ['force', '--force', 'bool', ['seal']],
@@ -33,11 +33,15 @@ const OPTIONS = [
   ['stage', '--stage', 'string', ['gate', 'record']],
   ['vault', '--vault', 'string', ['secrets']],
   ['secrets', '--secrets', 'string', ['secrets']],
+  ['to', '--to', 'string', ['secrets']],
+  ['allowPartial', '--allow-partial', 'bool', ['secrets']],
+  ['concurrency', '--concurrency', 'string', ['secrets']],
   ['approver', '--approver', 'string', ['record']],
   ['comment', '--comment', 'string', ['record']],
   ['ledger', '--ledger', 'string', ['record', 'audit-show', 'audit-verify', 'audit-export']],
-  ['json', '--json', 'bool', ['audit-show', 'audit-verify']],
-  ['file', '--file', 'string', ['audit-export']],
+  ['json', '--json', 'bool', ['lineage', 'audit-show']],
+  ['file', '--file', 'string', ['audit-verify']],
+  ['noAnchors', '--no-anchors', 'bool', ['audit-verify', 'audit-export']],
 ];
 
 // mlgate's exit codes (its CLI contract) -> task result.
@@ -112,7 +116,7 @@ function workloadIdentity(command) {
   tl.setSecret(token);
   return {
     args: ['--identity=azure-pipelines', `--tenant-id=${tenantId}`, `--client-id=${clientId}`,
-      `--service-connection=${connection}`],
+      `--service-connection-id=${connection}`],
     env: { SYSTEM_ACCESSTOKEN: token },
   };
 }

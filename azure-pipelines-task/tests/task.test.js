@@ -117,12 +117,12 @@ test('pythonPath input replaces the PATH lookup', async () => {
 
 test('secrets with a workload-identity service connection: ids as argv, access token only in the env', async () => {
   const token = 'canary-access-token-5f1e';
-  const args = ['-m', 'mlgate', 'secrets', '--vault=kv-ml-prod', '--secrets=db-password,api-key',
+  const args = ['-m', 'mlgate', 'secrets', '--vault=kv-ml-prod', '--secrets=db-password,api-key', '--to=env',
     '--identity=azure-pipelines', '--tenant-id=tenant-0001', '--client-id=client-0002',
-    '--service-connection=conn-0003'];
+    '--service-connection-id=conn-0003'];
   const cmdline = [PY, ...args].join(' ');
   const tr = await runTask({
-    inputs: { command: 'secrets', vault: 'kv-ml-prod', secrets: 'db-password,api-key', azureSubscription: 'conn-0003' },
+    inputs: { command: 'secrets', vault: 'kv-ml-prod', secrets: 'db-password,api-key', to: 'env', azureSubscription: 'conn-0003' },
     endpoints: {
       'conn-0003': { scheme: 'WorkloadIdentityFederation', params: { tenantid: 'tenant-0001', serviceprincipalid: 'client-0002' } },
       SystemVssConnection: { scheme: 'OAuth', params: { AccessToken: token } },
