@@ -5,6 +5,7 @@
 // environment, so nothing reaches Python implicitly: every input becomes an argument here.
 // String values are passed as `--flag=value`, so a value starting with `-` is never taken for an
 // option. Secrets (the job's access token) go through the child's environment, never argv.
+const path = require('path');
 const tl = require('azure-pipelines-task-lib/task');
 
 // command -> its positional inputs, in order ('?' marks an optional one).
@@ -132,6 +133,17 @@ function python() {
   return found;
 }
 
+// gate: its decision is the exit code's meaning; the evidence path when the gate wrote the file.
+function gateOutputs(command, code) {
+  if (command !== 'gate' || (code !== 0 && code !== 1)) return;
+  tl.setVariable('decision', RESULTS[code].name, false, true);
+  const dir = (tl.getInput('evidenceDir', false) || '').trim();
+  if (dir) {
+    const evidence = path.resolve(dir, 'evidence.json');
+    if (tl.exist(evidence)) tl.setVariable('evidencePath', evidence, false, true);
+  }
+}
+
 function finish(code, message) {
   const outcome = RESULTS[code] || {
     result: tl.TaskResult.Failed,
@@ -161,12 +173,14 @@ async function run() {
     throw err;
   }
   let code;
+  const command = argv[2] === 'audit' ? `audit-${argv[3]}` : argv[2];
   try {
     code = await tl.tool(interpreter).arg(argv).exec({ env, ignoreReturnCode: true });
   } catch (err) {
     finish(3, `mlgate could not be started with ${interpreter}: ${err.message}`);
     return;
   }
+  gateOutputs(command, code);
   finish(code);
 }
 

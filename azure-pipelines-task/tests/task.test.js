@@ -60,13 +60,20 @@ for (const [code, result, succeeded, issue] of [
 ]) {
   test(`gate exit ${code} -> ${result}`, async () => {
     const cmdline = [PY, ...GATE].join(' ');
-    const tr = await runTask({ inputs: GATE_INPUTS, answers: { ...WHICH, ...execAnswer(cmdline, code, 'mlgate says hi') } });
+    const evidence = path.resolve('evidence', 'evidence.json');
+    const tr = await runTask({
+      inputs: GATE_INPUTS,
+      answers: { ...WHICH, ...execAnswer(cmdline, code, 'mlgate says hi'), exist: { [evidence]: code < 2 } },
+    });
     assert.ok(tr.ran(cmdline), `expected ${cmdline}\n${tr.stdout}`);
     assert.deepEqual(execArgs(tr), GATE);
     assert.equal(tr.invokedToolCount, 1);
     assert.equal(tr.succeeded, succeeded, tr.stdout);
     assert.equal(outputVariable(tr, 'exitCode'), String(code));
     assert.equal(outputVariable(tr, 'result'), result);
+    // the gate's decision is its exit code's meaning; no decision when it could not decide
+    assert.equal(outputVariable(tr, 'decision'), code < 2 ? result : undefined);
+    assert.equal(outputVariable(tr, 'evidencePath'), code < 2 ? evidence : undefined);
     if (issue) assert.ok(tr.createdErrorIssue(issue), `missing error issue in\n${tr.stdout}`);
     else assert.equal(tr.errorIssues.length, 0, tr.errorIssues.join('\n'));
   });
@@ -173,4 +180,12 @@ test('no Python on PATH is a configuration error that says what to add', async (
   assert.equal(tr.invokedToolCount, 0);
   assert.ok(tr.failed);
   assert.ok(tr.errorIssues.some((m) => m.includes('no python3 or python on PATH')), tr.errorIssues.join('\n'));
+});
+
+test('gate passed without an evidence file: a decision, no evidence path', async () => {
+  const cmdline = [PY, ...GATE].join(' ');
+  const tr = await runTask({ inputs: GATE_INPUTS, answers: { ...WHICH, ...execAnswer(cmdline, 0), exist: {} } });
+  assert.ok(tr.succeeded, tr.stdout);
+  assert.equal(outputVariable(tr, 'decision'), 'passed');
+  assert.equal(outputVariable(tr, 'evidencePath'), undefined);
 });

@@ -7,8 +7,9 @@ The action never pastes an input into a shell command. Inputs arrive as environm
 * the command and its positional arguments as ``ACTION_MLGATE_COMMAND``, ``ACTION_MLGATE_REF`` and
   ``ACTION_MLGATE_DIRECTORY``, turned here into an explicit argument list.
 
-After the CLI ran, the step's ``exit_code`` and ``result`` outputs and a one-line verdict in the
-job summary are written; the exit code of the step is the CLI's.
+After the CLI ran, the step's ``exit_code`` and ``result`` outputs (for gate also ``decision`` and
+``evidence_path``) and a one-line verdict in the job summary are written; the exit code of the step
+is the CLI's.
 """
 
 from __future__ import annotations
@@ -88,11 +89,39 @@ def _append(path: str | None, text: str) -> None:
         sys.stderr.write(f"warning: cannot append to {path}: {exc.strerror}\n")
 
 
-def report(command: str, code: int, environ: Mapping[str, str]) -> None:
-    """Write the step outputs ``exit_code`` and ``result`` and the verdict line of the job summary."""
+def gate_outputs(argv: Sequence[str], code: int) -> dict[str, str]:
+    """``decision`` and ``evidence_path`` of a gate run, from its exit code and its own options.
+
+    The decision is the exit code's meaning (0 passed, 1 refused); any other code is no decision.
+    The evidence path is given only when the gate wrote the file.
+    """
+    if not argv or argv[0] != "gate" or code not in (EXIT_OK, EXIT_REFUSED):
+        return {}
+    from mlgate.cli import build_parser
+
+    values = {"decision": RESULTS[code]}
+    try:
+        namespace = build_parser().parse_args(list(argv))
+    except SystemExit:
+        return values
+    evidence_dir = getattr(namespace, "evidence_dir", None)
+    if evidence_dir:
+        evidence = os.path.abspath(os.path.join(evidence_dir, "evidence.json"))
+        if os.path.isfile(evidence):
+            values["evidence_path"] = evidence
+    return values
+
+
+def report(
+    command: str, code: int, environ: Mapping[str, str], extra: Mapping[str, str] | None = None
+) -> None:
+    """Write the step outputs ``exit_code``, ``result`` (and ``extra``) and the job summary's verdict line."""
     result = result_name(code)
-    # Fixed words and digits only: no input value is echoed into a file command.
-    _append(environ.get("GITHUB_OUTPUT"), f"exit_code={code}\nresult={result}\n")
+    lines = f"exit_code={code}\nresult={result}\n"
+    for name, value in (extra or {}).items():
+        if "\n" not in value and "\r" not in value:  # one-line file command; never a heredoc from us
+            lines += f"{name}={value}\n"
+    _append(environ.get("GITHUB_OUTPUT"), lines)
     icon = ":white_check_mark:" if code == EXIT_OK else ":x:"
     _append(environ.get("GITHUB_STEP_SUMMARY"), f"\n{icon} **mlgate {command}**: {result} (exit {code})\n")
 
@@ -110,7 +139,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         report("(invalid input)", EXIT_USAGE, env)
         return EXIT_USAGE
     code = cli.main(args)
-    report(" ".join(args[:2] if args[0] == "audit" else args[:1]), code, env)
+    report(" ".join(args[:2] if args[0] == "audit" else args[:1]), code, env, gate_outputs(args, code))
     return code
 
 

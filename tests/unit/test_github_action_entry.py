@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.errors import UsageError
-from mlgate.github_action import COMMANDS, build_argv, main, result_name
+from mlgate.github_action import COMMANDS, build_argv, gate_outputs, main, result_name
 
 
 def env(command: str, **values: str) -> dict[str, str]:
@@ -91,3 +91,26 @@ def test_main_never_echoes_a_bad_command_into_files(tmp_path: Path) -> None:
     assert main([], environ) == 2
     assert out.read_text() == "exit_code=2\nresult=configuration-error\n"
     assert canary not in summary.read_text()
+
+
+def test_gate_outputs_decision_from_the_exit_code(tmp_path: Path) -> None:
+    evidence = tmp_path / "ev"
+    evidence.mkdir()
+    (evidence / "evidence.json").write_text("{}")
+    argv = ["gate", "models:/m/1", "--policy", "p.yml", "--evidence-dir", str(evidence)]
+    passed = gate_outputs(argv, 0)
+    assert passed["decision"] == "passed"
+    assert gate_outputs(argv, 1)["decision"] == "refused"
+    assert gate_outputs(argv, 2) == {} and gate_outputs(argv, 3) == {}
+    assert gate_outputs(["verify", "d"], 0) == {}
+    from mlgate.cli import build_parser
+
+    gate_options = (
+        next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+        .choices["gate"]
+        ._option_string_actions
+    )  # type: ignore[attr-defined]
+    if "--evidence-dir" in gate_options and "--policy" in gate_options:
+        assert passed["evidence_path"] == str((evidence / "evidence.json").resolve())
+        (evidence / "evidence.json").unlink()
+        assert "evidence_path" not in gate_outputs(argv, 0)
