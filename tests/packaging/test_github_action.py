@@ -358,3 +358,16 @@ def test_cache_key_changes_with_the_action_source(tmp_path: Path) -> None:
     (fake / "src" / "mlgate" / "cli.py").write_text("# changed\n")
     assert setup_venv.source_digest(fake) != before
     assert setup_venv.action_version(fake) == "9.9.9"
+
+
+def test_step_outputs_the_action_reads_are_written_by_its_steps() -> None:
+    sys.path.insert(0, str(ROOT / "action"))
+    try:
+        import setup_venv
+    finally:
+        sys.path.pop(0)
+    text = (ROOT / "action.yml").read_text(encoding="utf-8")
+    read = set(re.findall(r"steps\.plan\.outputs\.([a-z_-]+)", text))
+    assert read and read <= set(setup_venv.plan())
+    assert set(re.findall(r"steps\.python\.outputs\.([a-z_-]+)", text)) == {"python-path"}
+    assert set(re.findall(r"steps\.cache\.outputs\.([a-z_-]+)", text)) == {"cache-hit"}
