@@ -371,3 +371,17 @@ def test_step_outputs_the_action_reads_are_written_by_its_steps() -> None:
     assert read and read <= set(setup_venv.plan())
     assert set(re.findall(r"steps\.python\.outputs\.([a-z_-]+)", text)) == {"python-path"}
     assert set(re.findall(r"steps\.cache\.outputs\.([a-z_-]+)", text)) == {"cache-hit"}
+
+
+def test_workflows_run_commands_the_action_accepts() -> None:
+    from mlgate.github_action import COMMANDS
+
+    seen = set()
+    for path in [*WORKFLOWS, *TEMPLATES]:
+        for step in _all_steps(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            if str(step.get("uses", "")).startswith("./"):
+                command = step["with"]["command"]
+                seen.add(command)
+                if path.name != "self-test.yml" or step.get("id") != "bad":
+                    assert command in COMMANDS, f"{path.name}: {command!r}"
+    assert {"seal", "verify", "gate", "secrets", "record"} <= seen
