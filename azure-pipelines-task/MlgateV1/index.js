@@ -56,7 +56,7 @@ const RESULTS = {
 class ConfigError extends Error {}
 
 function commandInput() {
-  const command = (tl.getInput('command', true) || '').trim();
+  const command = (tl.getInput('command', false) || '').trim();
   if (!Object.prototype.hasOwnProperty.call(COMMANDS, command)) {
     throw new ConfigError(`input 'command' is '${command}'; use one of: ${Object.keys(COMMANDS).join(', ')}`);
   }

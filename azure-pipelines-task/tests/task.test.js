@@ -189,3 +189,11 @@ test('gate passed without an evidence file: a decision, no evidence path', async
   assert.equal(outputVariable(tr, 'decision'), 'passed');
   assert.equal(outputVariable(tr, 'evidencePath'), undefined);
 });
+
+test('no command is a configuration error listing the commands; nothing runs', async () => {
+  const tr = await runTask({ inputs: {}, answers: WHICH });
+  assert.equal(tr.invokedToolCount, 0);
+  assert.ok(tr.failed);
+  assert.equal(outputVariable(tr, 'result'), 'configuration-error');
+  assert.ok(tr.errorIssues.some((m) => m.includes("input 'command' is ''; use one of: seal, verify")), tr.errorIssues.join('\n'));
+});

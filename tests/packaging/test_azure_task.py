@@ -131,7 +131,7 @@ def test_shim_under_mock_test_runner() -> None:
     assert proc.returncode == 0, report
     passed = int(re.search(r"^# pass (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
     failed = int(re.search(r"^# fail (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
-    assert (passed, failed) == (14, 0), report
+    assert (passed, failed) == (15, 0), report
 
 
 def test_tfx_builds_the_vsix(tmp_path: Path) -> None:
