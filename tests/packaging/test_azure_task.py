@@ -131,7 +131,8 @@ def test_shim_under_mock_test_runner() -> None:
     assert proc.returncode == 0, report
     passed = int(re.search(r"^# pass (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
     failed = int(re.search(r"^# fail (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
-    assert (passed, failed) == (15, 0), report
+    total = int(re.search(r"^# tests (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
+    assert failed == 0 and passed == total >= 15, report
 
 
 def test_tfx_builds_the_vsix(tmp_path: Path) -> None:
