@@ -17,6 +17,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from waitress import wasyncore
 from waitress.server import create_server
 
 from mlgate.errors import Error
@@ -168,6 +169,13 @@ def policy_file(tmp_path: Path) -> Path:
 StartService = Callable[..., Running]
 
 
+def stop_waitress(server: Any, thread: threading.Thread) -> None:
+    """Close waitress's sockets from its own loop thread (closing them from here races its select)."""
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(timeout=10)
+    server.task_dispatcher.shutdown()
+
+
 @pytest.fixture
 def start_service(
     tmp_path: Path,
@@ -213,9 +221,8 @@ def start_service(
     yield start
     for server, thread, app in started:
         app.dispatcher.wait_idle(30)
-        server.close()
+        stop_waitress(server, thread)
         app.close()
-        thread.join(timeout=5)
     for name in (logs.LOGGER_NAME, "waitress"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
