@@ -31,9 +31,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class Evaluator(Protocol):
     def __call__(
         self,
-        ref: ModelRef,
+        ref: str,
         *,
-        policy_path: Path,
+        policy_path: str,
         manifest_sha256: str | None = ...,
         ci: CIContext | None = ...,
         stage: str | None = ...,
@@ -139,7 +139,9 @@ def run_gate(
     """Evaluate ``ref``; every failure becomes a non-passing verdict naming the reason."""
     started = time.monotonic()
     try:
-        outcome = evaluator(ref, policy_path=policy_path, manifest_sha256=manifest_sha256, ci=ci, stage=stage)
+        outcome = evaluator(
+            str(ref), policy_path=str(policy_path), manifest_sha256=manifest_sha256, ci=ci, stage=stage
+        )
     except Error as exc:
         reason = exc.diagnostics()
         log_event(logging.WARNING, "gate_error", ref=str(ref), error=type(exc).__name__)

@@ -76,15 +76,16 @@ class ScriptedEvaluator:
 
     def __call__(
         self,
-        ref: Any,
+        ref: str,
         *,
-        policy_path: Path,
-        artifacts_dir: Path | None = None,
+        policy_path: str,
+        artifacts_dir: str | None = None,
         manifest_sha256: str | None = None,
         client: Any = None,
         ci: Any = None,
         stage: str | None = None,
     ) -> Outcome:
+        assert isinstance(ref, str) and isinstance(policy_path, str), "the gate takes strings"
         with self.lock:
             self.calls.append(
                 {
