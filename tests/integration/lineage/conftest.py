@@ -108,6 +108,58 @@ def models(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         "low-auc": {"metrics": {"auc": 0.5, "demographic_parity_difference": 0.04}},
         "tamper": {},
         "seal-me": {},
+        "unsealed": {},
         "low-risk": {"git_commit": None, "dataset_context": None, "version_tags": {"risk_class": "low"}},
     }
     return {name: build_model(mlflow_server, work, name, **spec) for name, spec in specs.items()}
+
+
+POLICY = """\
+version: 1
+default_risk: high              # or read from the model version tag `risk_class`
+risk_classes:
+  high:
+    lineage: [source_run_finished, git_commit, training_dataset]
+    tags_required: [owner, use_case, rollback_plan]
+    metrics: {auc: ">= 0.80"}
+    fairness: {demographic_parity_difference: "<= 0.10"}   # run metrics logged by the training job
+    approvals: {min_approvers: 2, approver_not_author: true, approver_not_requester: true}
+  low:
+    lineage: [source_run_finished]
+stages:
+  production: {}
+"""
+
+NOT_SEALED_UP_FRONT = {"seal-me", "unsealed"}
+
+
+@pytest.fixture(scope="session")
+def policy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sealed(mlflow_server: str, models: dict[str, Built]) -> dict[str, Built]:
+    """Every scenario except the seal tests' own models, sealed with `mlgate seal --model`."""
+    from mlgate.cli import main
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    try:
+        for name, built in models.items():
+            if name not in NOT_SEALED_UP_FRONT:
+                assert main(["seal", "--model", built.ref, "--platform", "local"]) == 0, name
+    finally:
+        mp.undo()
+    return models
+
+
+@pytest.fixture()
+def tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "GITHUB_ACTIONS", "TF_BUILD"):
+        monkeypatch.delenv(name, raising=False)
+    return mlflow_server
