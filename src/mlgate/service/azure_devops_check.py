@@ -106,15 +106,12 @@ def parse_call(request: Request, config: ServiceConfig) -> CheckCall | Reply:
     """Read the plan headers and the body; a Reply (400) names what is wrong."""
     values: dict[str, str] = {}
     missing = [
-        name
-        for name in ("PlanUrl", "HubName", *UUID_HEADERS, "AuthToken")
-        if not (request.header(name) or "").strip()
+        name for name in ("PlanUrl", "HubName", *UUID_HEADERS, "AuthToken") if not (request.header(name) or "").strip()
     ]
     if missing:
         return error_reply(
             400,
-            f"missing header(s): {', '.join(missing)}; configure them in the check's headers "
-            "(see the mlgate README)",
+            f"missing header(s): {', '.join(missing)}; configure them in the check's headers (see the mlgate README)",
             missing=missing,
         )
     for name in ("PlanUrl", "HubName", *UUID_HEADERS, "AuthToken"):

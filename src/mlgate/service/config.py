@@ -193,9 +193,7 @@ def _kind_name(kind: type) -> str:
     }[kind]
 
 
-def _read_secret(
-    key: str, environ: Mapping[str, str], file_data: Mapping[str, Any], base: Path
-) -> str | None:
+def _read_secret(key: str, environ: Mapping[str, str], file_data: Mapping[str, Any], base: Path) -> str | None:
     env_name = ENV_PREFIX + key.upper()
     value = environ.get(env_name)
     source = env_name
@@ -222,9 +220,7 @@ def _read_secret(
     return value
 
 
-def load_config(
-    environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
-) -> ServiceConfig:
+def load_config(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> ServiceConfig:
     """Build the configuration from ``environ`` (default: ``os.environ``) and an optional file."""
     env = os.environ if environ is None else environ
     path = config_file or env.get(ENV_PREFIX + "CONFIG") or None
@@ -279,9 +275,7 @@ def load_config(
         try:
             models[environment] = ModelRef.parse(ref_text)
         except UsageError as exc:
-            raise InvalidInputError(
-                f"environment_models[{environment!r}]: {exc.message}", hint=exc.hint
-            ) from None
+            raise InvalidInputError(f"environment_models[{environment!r}]: {exc.message}", hint=exc.hint) from None
 
     for key in ("public_url", "github_api_url", "mlflow_tracking_uri"):
         url = values[key]

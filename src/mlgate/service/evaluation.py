@@ -42,9 +42,8 @@ class Evaluator(Protocol):
 
 def default_evaluator() -> Evaluator:
     """The real gate engine, imported on first use (keeps `mlgate --help` fast)."""
-    import importlib
+    from mlgate.gate import evaluate
 
-    evaluate: Evaluator = importlib.import_module("mlgate.gate").evaluate
     return evaluate
 
 
@@ -139,9 +138,7 @@ def run_gate(
     """Evaluate ``ref``; every failure becomes a non-passing verdict naming the reason."""
     started = time.monotonic()
     try:
-        outcome = evaluator(
-            str(ref), policy_path=str(policy_path), manifest_sha256=manifest_sha256, ci=ci, stage=stage
-        )
+        outcome = evaluator(str(ref), policy_path=str(policy_path), manifest_sha256=manifest_sha256, ci=ci, stage=stage)
     except Error as exc:
         reason = exc.diagnostics()
         log_event(logging.WARNING, "gate_error", ref=str(ref), error=type(exc).__name__)
@@ -183,15 +180,17 @@ def failure(ref: str, reason: str) -> Verdict:
 
 def summary_lines(verdict: Verdict) -> list[str]:
     """The short, plain-text summary shared by the check log and the rule comment."""
-    lines = [f"{verdict.headline}: {verdict.decision.upper()}"]
+    lines = [] if verdict.summary.startswith("mlgate gate:") else [f"{verdict.headline}: {verdict.decision.upper()}"]
     if verdict.error:
         lines.append(f"reason: {verdict.error}")
     if verdict.summary:
-        lines.append(verdict.summary)
-    if verdict.failed_rules:
+        lines.extend(verdict.summary.splitlines())
+    # The gate's summary already lists the failing rules with their messages; add only the others.
+    unlisted = [rule for rule in verdict.failed_rules if rule.split(":")[0] not in verdict.summary]
+    if unlisted:
         lines.append("failed rules:")
-        lines.extend(f"  - {rule}" for rule in verdict.failed_rules)
-    if verdict.evidence_sha256:
+        lines.extend(f"  - {rule}" for rule in unlisted)
+    if verdict.evidence_sha256 and verdict.evidence_sha256 not in verdict.summary:
         lines.append(f"evidence sha256: {verdict.evidence_sha256}")
     if verdict.evidence_url:
         lines.append(f"full evidence: {verdict.evidence_url}")

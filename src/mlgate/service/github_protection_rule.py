@@ -106,9 +106,7 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
     if not isinstance(environment, str) or not environment:
         return error_reply(400, "the payload has no environment")
     if not isinstance(callback, str) or not _under(callback, config.github_api_url):
-        return error_reply(
-            400, "the payload's deployment_callback_url is not under the configured GitHub API URL"
-        )
+        return error_reply(400, "the payload's deployment_callback_url is not under the configured GitHub API URL")
     if not isinstance(installation_id, int):
         return error_reply(400, "the payload has no installation.id")
     data = _deployment_payload(payload.get("deployment"))
@@ -150,17 +148,27 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
     )
 
 
+def _markdown_summary(verdict: Verdict, link: str) -> str:
+    """The summary lines as markdown: list items stay a list, other lines become paragraphs."""
+    blocks: list[str] = [f"### mlgate: **{verdict.decision}** `{verdict.ref}`"]
+    for line in summary_lines(verdict):
+        if line.startswith("full evidence: "):
+            continue
+        item = line.lstrip()
+        if item.startswith("- "):
+            blocks.append(item)
+        else:
+            blocks.append("")
+            blocks.append(line)
+    if link:
+        blocks += ["", link]
+    return "\n".join(blocks)
+
+
 def comment_for(verdict: Verdict, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """The review comment: verdict and failing rules first, then as much evidence as fits."""
-    head = "\n".join(
-        [f"### {verdict.headline}: **{verdict.decision}**", ""]
-        + [line if not line.startswith("  - ") else line[2:] for line in summary_lines(verdict)[1:]]
-    )
-    link = (
-        f"[full evidence]({verdict.evidence_url})"
-        if verdict.evidence_url
-        else (f"full evidence: evidence sha256 {verdict.evidence_sha256}" if verdict.evidence_sha256 else "")
-    )
+    link = f"[full evidence]({verdict.evidence_url})" if verdict.evidence_url else ""
+    head = _markdown_summary(verdict, link)
     text = head if not verdict.markdown else head + "\n\n" + verdict.markdown
     if len(text) <= limit:
         return text
@@ -202,8 +210,7 @@ class InstallationTokens:
                 grant = self._integration.get_access_token(installation_id)
             except GithubException as exc:
                 raise NetworkError(
-                    f"GitHub refused an installation token for installation {installation_id} "
-                    f"(status {exc.status})",
+                    f"GitHub refused an installation token for installation {installation_id} (status {exc.status})",
                     hint="check the App id and private key, and that the App is installed on the repository",
                 ) from None
             except (requests.RequestException, OSError) as exc:
@@ -249,9 +256,7 @@ class GitHubProtectionRule:
             return error_reply(404, "the GitHub protection rule is not configured on this service")
         delivery = (request.header("x-github-delivery") or "").strip()[:100]
         if not signature_valid(secret, request.body, request.header("x-hub-signature-256")):
-            return error_reply(
-                401, "missing or wrong X-Hub-Signature-256", delivery=delivery, reason="bad_signature"
-            )
+            return error_reply(401, "missing or wrong X-Hub-Signature-256", delivery=delivery, reason="bad_signature")
         event = request.header("x-github-event") or ""
         fields: dict[str, Any] = {"delivery": delivery, "github_event": event}
         if event == "ping":
@@ -334,8 +339,6 @@ class GitHubProtectionRule:
                 },
             )
         except requests.RequestException as exc:
-            raise NetworkError(
-                f"GitHub did not answer the protection rule callback ({type(exc).__name__})"
-            ) from None
+            raise NetworkError(f"GitHub did not answer the protection rule callback ({type(exc).__name__})") from None
         if response.status_code not in (200, 204):
             raise NetworkError(f"GitHub answered {response.status_code} to the protection rule callback")

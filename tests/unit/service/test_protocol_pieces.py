@@ -104,7 +104,7 @@ def test_comment_keeps_the_verdict_and_fits_the_limit() -> None:
     )
     comment = comment_for(verdict, limit=1000)
     assert len(comment) <= 1000
-    assert comment.startswith("### mlgate gate refused models:/m/1: **refused**")
+    assert comment.startswith("### mlgate: **refused** `models:/m/1`")
     assert "- metrics.auc: too low" in comment
     assert comment.endswith(f"[full evidence](https://svc/evidence/{'e' * 64}.md)")
     assert len(comment_for(verdict, limit=100)) <= 100
