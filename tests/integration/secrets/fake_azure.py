@@ -105,6 +105,7 @@ class FakeAzure:
         self.firewall = False
         self.rbac = True
         self.throttle: dict[str, int] = {}  # secret name -> 429s left (-1: forever)
+        self.denied: set[str] = set()  # secret names the caller has no role on (RBAC scoped to one secret)
         self.retry_after = "1"
         self.latency = 0.0
         self.page_size = 3
@@ -135,6 +136,7 @@ class FakeAzure:
             self.firewall = False
             self.rbac = True
             self.throttle.clear()
+            self.denied.clear()
             self.retry_after = "1"
             self.latency = 0.0
             self.page_size = 3
@@ -260,7 +262,7 @@ class FakeAzure:
             name = segments[1]
             if not re.fullmatch(r"[0-9A-Za-z-]{1,127}", name):
                 return self._kv_error(400, "BadParameter", f"The request URI contains an invalid name: {name}")
-            if "get" not in app.permissions:
+            if "get" not in app.permissions or name.lower() in self.denied:
                 return self._forbidden(app, caller, "get", "getSecret")
             with self.lock:
                 left = self.throttle.get(name.lower(), 0)
