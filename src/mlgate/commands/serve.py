@@ -33,8 +33,10 @@ configuration (environment variables, or keys of the --config YAML/JSON file):
   MLGATE_SERVE_GITHUB_API_URL         GitHub API URL (default https://api.github.com)
   MLGATE_SERVE_ENVIRONMENT_MODELS     environment -> model, e.g. prod=models:/fraud@champion
   MLGATE_SERVE_WORKERS / MAX_BODY_BYTES / MAX_PENDING / REPLAY_TTL_SECONDS
-Secrets are never read from the file itself: give them as variables, or as files with
-MLGATE_SERVE_<KEY>_FILE (mounted secrets; Key Vault references of App Service/Functions).
+Secrets are never read from the file itself: give them as variables, as files with
+MLGATE_SERVE_<KEY>_FILE (mounted secrets), or from Key Vault with the service's identity:
+MLGATE_SERVE_KEY_VAULT=NAME|URL and MLGATE_SERVE_<KEY>_SECRET_NAME=NAME
+(MLGATE_SERVE_KEY_VAULT_IDENTITY / _CLIENT_ID choose the identity, as for `mlgate secrets`).
 
 other WSGI servers: gunicorn 'mlgate.service.wsgi:application' (one worker process, several
 threads: replay protection is per process). Logs are JSON lines on stderr, without secrets.

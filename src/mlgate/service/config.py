@@ -5,10 +5,13 @@ environment variables win). Secret settings (the Azure DevOps shared key, the Gi
 private key and webhook secret) are never accepted in the file itself: each comes from an
 environment variable (``MLGATE_SERVE_AZURE_DEVOPS_KEY``...), or from a file named by
 ``MLGATE_SERVE_<KEY>_FILE`` / ``<key>_file`` in the config file (a mounted container secret).
-On Azure App Service, Container Apps and Functions, an app setting that is a Key Vault
-reference (``@Microsoft.KeyVault(SecretUri=...)``) reaches us as such an environment variable,
-fetched by the platform with the app's managed identity. Every secret value is registered
-with :mod:`mlgate.redact` as soon as it is read, so no log line can carry it.
+Or from Azure Key Vault through mlgate's secrets layer (:mod:`mlgate.secrets`): set
+``key_vault`` and ``<key>_secret_name`` and the service fetches them at start-up with its own
+identity (managed identity by default; ``key_vault_identity``/``key_vault_client_id`` as for
+`mlgate secrets`). On App Service, Container Apps and Functions an app setting that is a Key
+Vault reference (``@Microsoft.KeyVault(SecretUri=...)``) also works: the platform resolves it
+into the environment variable. Every secret value is registered with :mod:`mlgate.redact` as
+soon as it is read, so no log line can carry it.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ PLAIN_KEYS: dict[str, tuple[type, Any]] = {
     "replay_ttl_seconds": (float, 24 * 3600.0),
     "replay_max_entries": (int, 100_000),
     "callback_timeout_seconds": (float, 30.0),
+    "key_vault": (str, None),
+    "key_vault_identity": (str, "auto"),
+    "key_vault_client_id": (str, None),
+    **{f"{key}_secret_name": (str, None) for key in SECRET_KEYS},
 }
 
 # GitHub documents 65,536 characters as the limit of a deployment review comment's body;
@@ -220,6 +227,38 @@ def _read_secret(key: str, environ: Mapping[str, str], file_data: Mapping[str, A
     return value
 
 
+def fetch_from_key_vault(
+    vault_text: str,
+    names: list[str],
+    *,
+    identity: str,
+    client_id: str | None,
+    environ: Mapping[str, str],
+) -> dict[str, str]:
+    """Fetch ``names`` through mlgate's secrets layer (the service's managed identity by default).
+
+    Each value is registered with :mod:`mlgate.redact` the moment it arrives. Any failure stops
+    the start-up (exit 3) with the secrets layer's message: which identity, which role is missing.
+    """
+    from mlgate.secrets.credentials import IdentityOptions, ObservedCredential, choose
+    from mlgate.secrets.keyvault import KeyVaultSecrets, parse_vault
+
+    def remember(_name: str, value: str) -> None:
+        redact.register(value)
+
+    vault = parse_vault(vault_text)
+    choice = choose(IdentityOptions(identity=identity, client_id=client_id), environ)
+    credential = ObservedCredential(choice.credential)
+    try:
+        with KeyVaultSecrets(vault, credential, identity=choice.identity) as client:
+            found, failures = client.fetch(names, on_value=remember)
+    finally:
+        credential.close()
+    if failures:
+        raise failures[0].error
+    return {secret.name: secret.value for secret in found}
+
+
 def load_config(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> ServiceConfig:
     """Build the configuration from ``environ`` (default: ``os.environ``) and an optional file."""
     env = os.environ if environ is None else environ
@@ -256,6 +295,24 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Pat
         )
 
     secrets = {key: _read_secret(key, env, file_data, base) for key in SECRET_KEYS}
+    from_vault = {
+        key: values[f"{key}_secret_name"]
+        for key in SECRET_KEYS
+        if secrets[key] is None and values[f"{key}_secret_name"]
+    }
+    if from_vault:
+        if not values["key_vault"]:
+            raise UsageError(
+                f"{', '.join(k + '_secret_name' for k in from_vault)} given without a Key Vault",
+                hint="set MLGATE_SERVE_KEY_VAULT (or `key_vault:`) to the vault's name or URL",
+            )
+        fetched = fetch_from_key_vault(
+            values["key_vault"], list(from_vault.values()),
+            identity=values["key_vault_identity"], client_id=values["key_vault_client_id"], environ=env,
+        )
+        for key, name in from_vault.items():
+            value = fetched[name]
+            secrets[key] = value if key == "github_private_key" else value.strip()
     if secrets["azure_devops_key"] is None and secrets["github_webhook_secret"] is None:
         raise UsageError(
             "neither the Azure DevOps check nor the GitHub protection rule is configured",
