@@ -8,6 +8,7 @@ from typing import Any
 from mlgate.commands._common import command_parser
 
 HELP = "run the approval-check service (WSGI)"
+DRAIN_SECONDS = 25.0  # within the usual 30 s stop grace period of containers
 DESCRIPTION = """\
 Serve the Azure DevOps 'Invoke REST API' check (callback mode) and the GitHub custom deployment
 protection rule, so an environment's approver sees mlgate's evidence next to the Approve button.
@@ -106,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         log_event(logging.INFO, "stopping", pending_evaluations=app.dispatcher.pending)
-        server.close()
+        server.close()  # no new calls; let the evaluations already acknowledged finish and report
+        drained = app.dispatcher.wait_idle(DRAIN_SECONDS)
+        if not drained:
+            log_event(logging.WARNING, "stopped_with_pending_evaluations", pending_evaluations=app.dispatcher.pending)
         app.close()
     return 0

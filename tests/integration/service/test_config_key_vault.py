@@ -58,7 +58,9 @@ def test_secrets_come_from_key_vault_with_the_managed_identity(
         app = create_app(config, evaluator=lambda *a, **k: None)
         app.close()
     finally:
-        logging.getLogger(logs.LOGGER_NAME).handlers = []
+        for name in (logs.LOGGER_NAME, "waitress"):
+            logging.getLogger(name).handlers = []
+            logging.getLogger(name).propagate = True
     text = stream.getvalue()
     assert '"event": "service_configured"' in text
     for value in (canary_key, canary_hook, pem.splitlines()[1]):
