@@ -334,6 +334,8 @@ class AzureDevOpsCheck:
         try:
             client.task_completed(result)
         except Error as exc:
+            # Not completed: a repeated call for this check must be processed, not ignored.
+            self._replays.forget(("azure-devops", call.plan_id, call.task_instance_id))
             log_event(
                 logging.ERROR,
                 "azure_devops_complete_failed",

@@ -276,7 +276,7 @@ class GitHubProtectionRule:
         if isinstance(parsed, Reply):
             return parsed
         fields.update(environment=parsed.environment, ref=parsed.ref_text)
-        replay_key = ("github", delivery)
+        replay_key = ("github", parsed.delivery)
         if not self._replays.first_time(replay_key):
             return Reply(200, {"status": "duplicate"}, log_fields={**fields, "duplicate": True})
         if not self._dispatcher.submit("github-protection-rule", lambda: self.complete(parsed)):
@@ -313,6 +313,8 @@ class GitHubProtectionRule:
         try:
             self._callback(rule, body)
         except Error as exc:
+            # Unanswered: forget the delivery so that GitHub's redelivery (same id) is processed.
+            self._replays.forget(("github", rule.delivery))
             log_event(logging.ERROR, "github_callback_failed", delivery=rule.delivery, error=exc.message)
             return
         log_event(

@@ -288,3 +288,23 @@ def test_body_over_the_cap_is_413(start_service: StartService, fake_ado: FakeAzu
     response = call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), body)
     assert response.status_code == 413
     assert evaluator.calls == []
+
+
+def test_a_repeated_call_after_a_failed_completion_is_processed(
+    start_service: StartService, fake_ado: FakeAzureDevOps
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator)
+    headers = check_headers(fake_ado, service.secrets["azure_devops_key"])
+    fake_ado.fail["Events_Post Event"] = 400
+
+    assert call(service, headers, BODY).json()["status"] == "accepted"
+    fake_ado.wait_for("Events_Post Event")
+    service.app.dispatcher.wait_idle(10)
+    del fake_ado.fail["Events_Post Event"]
+
+    assert call(service, headers, BODY).json()["status"] == "accepted"
+    fake_ado.wait_for("Events_Post Event", count=2)
+    service.app.dispatcher.wait_idle(10)
+    assert len(evaluator.calls) == 2
+    assert call(service, headers, BODY).json()["status"] == "duplicate"

@@ -302,3 +302,26 @@ def test_health(start_service: StartService) -> None:
     assert requests.get(f"{service.base_url}/nope", timeout=5).status_code == 404
     assert requests.get(f"{service.base_url}/github/webhook", timeout=5).status_code == 405
     assert requests.get(f"{service.base_url}/evidence/../../etc/passwd", timeout=5).status_code == 404
+
+
+def test_a_redelivery_after_a_failed_callback_is_processed(
+    start_service: StartService, fake_github: FakeGitHub
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator)
+    payload = rule_payload(fake_github, deployment_payload=MODEL)
+    delivery = str(uuid.uuid4())
+    fake_github.fail["actions/review-custom-gates-for-run"] = 422
+
+    assert deliver(service, payload, delivery=delivery).json()["status"] == "accepted"
+    fake_github.wait_for("actions/review-custom-gates-for-run")
+    service.app.dispatcher.wait_idle(10)
+    failed = [line for line in service.log_lines() if line["event"] == "github_callback_failed"]
+    assert failed and "422" in failed[0]["error"]
+
+    del fake_github.fail["actions/review-custom-gates-for-run"]
+    assert deliver(service, payload, delivery=delivery).json()["status"] == "accepted"  # GitHub's redelivery
+    fake_github.wait_for("actions/review-custom-gates-for-run", count=2)
+    service.app.dispatcher.wait_idle(10)
+    assert len(evaluator.calls) == 2
+    assert deliver(service, payload, delivery=delivery).json()["status"] == "duplicate"  # answered now
