@@ -192,3 +192,11 @@ def test_log_records_are_redacted() -> None:
     record = logging.LogRecord("azure", logging.DEBUG, __file__, 1, "token=%s", ("hunter2-secret",), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "token=***"
+
+
+def test_server_text_cannot_become_a_logging_command() -> None:
+    from mlgate.secrets.keyvault import _short
+
+    text = _short("bad\r\n##vso[task.setvariable variable=X]1 ##[error]x")
+    assert "##vso[" not in text and "##[" not in text and "\n" not in text
+    assert _short("x" * 400).endswith("...") and len(_short("x" * 400)) == 300
