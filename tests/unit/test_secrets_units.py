@@ -192,3 +192,55 @@ def test_log_records_are_redacted() -> None:
     record = logging.LogRecord("azure", logging.DEBUG, __file__, 1, "token=%s", ("hunter2-secret",), None)
     RedactingFilter().filter(record)
     assert record.getMessage() == "token=***"
+
+
+def test_server_text_cannot_become_a_logging_command() -> None:
+    from mlgate.secrets.keyvault import _short
+
+    text = _short("bad\r\n##vso[task.setvariable variable=X]1 ##[error]x")
+    assert "##vso[" not in text and "##[" not in text and "\n" not in text
+    assert _short("x" * 400).endswith("...") and len(_short("x" * 400)) == 300
+
+
+class _Response:
+    """The parts of an azure-core HTTP response that HttpResponseError reads."""
+
+    def __init__(self, status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+        import json
+
+        self.status_code = status
+        self.reason = "reason"
+        self.headers = headers or {}
+        self.request = None
+        self._body = json.dumps(body)
+        self.content_type = "application/json"
+
+    def text(self, encoding: str | None = None) -> str:
+        return self._body
+
+    def body(self) -> bytes:
+        return self._body.encode()
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    (400, {"error": {"code": "BadParameter", "message": "The request URI contains an invalid name: a_b"}},
+     "rejected the name"),
+    (500, {"error": {"code": "InternalServerError", "message": "boom"}}, "answered HTTP 500"),
+    (403, {"error": {"code": "Forbidden", "message": "x", "innererror": {"code": "ForbiddenByConnection"}}},
+     "firewall"),
+    (401, {"error": {"code": "Unauthorized", "message": "AKV10032: Invalid issuer."}}, "did not accept the token"),
+])
+def test_translate_documented_error_bodies(status: int, body: dict[str, object], expected: str) -> None:
+    from azure.core.exceptions import HttpResponseError
+
+    from mlgate.secrets.credentials import ObservedCredential
+    from mlgate.secrets.keyvault import KeyVaultError, KeyVaultSecrets
+
+    kv = KeyVaultSecrets(parse_vault("https://kv.vault.azure.net"), ObservedCredential(object()), identity="me")
+    try:
+        error = kv.translate(HttpResponseError(response=_Response(status, body)), name="a", operation="get")
+    finally:
+        kv.close()
+    assert isinstance(error, KeyVaultError)
+    assert expected in error.message
+    assert error.exit_code == 3

@@ -74,12 +74,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mlgate.console import err
-    from mlgate.errors import EvaluationError, UsageError
+    from mlgate.errors import Error
     from mlgate.platforms import detect_platform
-    from mlgate.secrets.credentials import IdentityOptions, ObservedCredential, choose
-    from mlgate.secrets.keyvault import KeyVaultSecrets, parse_vault
     from mlgate.secrets.logfilter import redact_logging
-    from mlgate.secrets.names import parse_selection, resolve
 
     redact_logging()
     verbose = args.verbose >= 1
@@ -89,6 +86,21 @@ def _run(args: argparse.Namespace) -> int:
             err(f"mlgate secrets: {text}")
 
     platform = detect_platform(args.platform)
+    try:
+        return _fetch_and_hand_over(args, platform, explain)
+    except Error as exc:
+        if platform.is_ci:  # surface the reason on the run page too (names only, never values)
+            platform.annotate("error", f"mlgate secrets: {exc.message.splitlines()[0]}")
+        raise
+
+
+def _fetch_and_hand_over(args: argparse.Namespace, platform: Any, explain: Any) -> int:
+    from mlgate.console import err
+    from mlgate.errors import EvaluationError, UsageError
+    from mlgate.secrets.credentials import IdentityOptions, ObservedCredential, choose
+    from mlgate.secrets.keyvault import KeyVaultSecrets, parse_vault
+    from mlgate.secrets.names import parse_selection, resolve
+
     selection = parse_selection(args.secrets)
     vault = parse_vault(args.vault)
     if not 1 <= args.concurrency <= 64:

@@ -129,7 +129,8 @@ def _error_body(exc: HttpResponseError) -> tuple[str, str, str]:
 
 
 def _short(message: str, limit: int = 300) -> str:
-    message = " ".join(message.split())
+    """Server-provided text on one line, shortened, and unable to act as a CI logging command."""
+    message = " ".join(message.split()).replace("##vso[", "##vso [").replace("##[", "## [")
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 

@@ -19,6 +19,7 @@ import base64
 import datetime as dt
 import json
 import re
+import socket
 import ssl
 import threading
 import time
@@ -170,6 +171,12 @@ class FakeAzure:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
+            def setup(self) -> None:
+                # Headers and body go out in two writes; without TCP_NODELAY, Nagle plus the client's
+                # delayed ACK add ~40 ms to every answer, which no real service has.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().setup()
+
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -192,7 +199,10 @@ class FakeAzure:
 
             do_GET = do_POST = do_PUT = _handle
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 drops concurrent connects (1 s SYN retry)
+
+        server = Server(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(self._pem))

@@ -135,7 +135,8 @@ def test_reserved_azure_devops_prefix_checked_before_fetch(azure: FakeAzure, tmp
     assert code == 3
     assert "reserves" in err
     assert not any(h.path.startswith("/secrets/") and "authorization" in h.headers for h in azure.hits)
-    assert out == ""
+    assert out.splitlines() == ["##vso[task.logissue type=error;]mlgate secrets: pipeline variable name "
+                                "'SECRET_KEY' starts with a prefix Azure DevOps reserves"]
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "secret-key:SK")
     assert code == 0, err
     assert "##vso[task.setvariable variable=SK;issecret=true;isOutput=false;]sk" in out.splitlines()
@@ -185,8 +186,9 @@ def test_retry_after_beyond_limit_is_not_waited_for(azure: FakeAzure, gh: dict[s
 def test_no_credential_lists_every_option(azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     apply(monkeypatch, github_runner(tmp_path))
-    code, _, err = run(capsys, "--vault", azure.vault_url, "--secrets", "a")
+    code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "a")
     assert code == 3
+    assert out.splitlines() == ["::error::mlgate secrets: no Azure credential is available:"]
     for needed in ("--identity github-oidc", "permissions: id-token: write", "--identity azure-pipelines",
                    "SYSTEM_ACCESSTOKEN", "--identity environment", "AZURE_CLIENT_SECRET", "--identity managed"):
         assert needed in err

@@ -214,3 +214,25 @@ def test_challenge_resource_mismatch_refused(azure: FakeAzure, tmp_path: Path, m
     assert Path(env["GITHUB_OUTPUT"]).read_text() == ""
     assert "authentication challenge for another domain; no token was sent" in err
     assert "internal error" not in err
+
+
+def test_flags_from_mlgate_environment_variables(azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    env = apply(monkeypatch, managed_env(azure), github_runner(tmp_path), {
+        "MLGATE_VAULT": azure.vault_url, "MLGATE_SECRETS": "db-password", "MLGATE_TO": "env",
+        "MLGATE_IDENTITY": "managed", "MLGATE_CONCURRENCY": "5"})
+    azure.add_secret("db-password", "from-env-inputs")
+    code = main(["secrets"])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert parse_file_command(Path(env["GITHUB_ENV"]).read_text()) == {"DB_PASSWORD": "from-env-inputs"}
+
+
+def test_star_on_an_empty_vault_warns(azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    env = apply(monkeypatch, managed_env(azure), github_runner(tmp_path))
+    azure.add_secret("off", "x", enabled=False)
+    code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "*")
+    assert code == 0, err
+    assert "::warning::mlgate secrets:" in out and "no enabled, unexpired secret" in out
+    assert Path(env["GITHUB_OUTPUT"]).read_text() == ""
