@@ -153,3 +153,23 @@ def test_sigterm_lets_acknowledged_evaluations_finish(tmp_path: Path, fake_ado: 
     assert "COULD NOT EVALUATE" in fake_ado.log_text()
     assert "MLflow" in fake_ado.log_text()
     assert key not in err and fake_ado.auth_token not in err
+
+
+def test_the_wsgi_entry_point_for_other_servers(policy_file: Path) -> None:
+    env = {**os.environ, "MLGATE_SERVE_POLICY": str(policy_file), "MLGATE_SERVE_AZURE_DEVOPS_KEY": "wsgi-canary"}
+    code = (
+        "from io import BytesIO\n"
+        "from mlgate.service.wsgi import application\n"
+        "seen = []\n"
+        "body = b''.join(application({'REQUEST_METHOD': 'GET', 'PATH_INFO': '/healthz', 'wsgi.input': BytesIO()},"
+        " lambda status, headers: seen.append(status)))\n"
+        "print(seen[0], body.decode())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    status, _, body = result.stdout.partition(" {")
+    assert status == "200 OK"
+    assert json.loads("{" + body)["azure_devops_check"] is True
+    assert "wsgi-canary" not in result.stderr + result.stdout
