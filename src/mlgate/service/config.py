@@ -96,8 +96,8 @@ class ServiceConfig:
         return {
             "policy": str(self.policy),
             "stage": self.stage,
-            "mlflow_tracking_uri": self.mlflow_tracking_uri,
-            "public_url": self.public_url,
+            "mlflow_tracking_uri": _without_userinfo(self.mlflow_tracking_uri),
+            "public_url": _without_userinfo(self.public_url),
             "azure_devops_check": self.azure_devops_enabled,
             "azure_devops_allowed_hosts": list(self.azure_devops_allowed_hosts),
             "github_protection_rule": self.github_enabled,
@@ -106,6 +106,18 @@ class ServiceConfig:
             "workers": self.workers,
             "max_body_bytes": self.max_body_bytes,
         }
+
+
+def _without_userinfo(url: str | None) -> str | None:
+    """A URL fit for a log line: any ``user:password@`` part is dropped."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _load_file(path: Path) -> dict[str, Any]:

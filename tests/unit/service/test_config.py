@@ -130,3 +130,16 @@ def test_unknown_keys_and_bad_syntax_in_the_file(tmp_path: Path) -> None:
     bad.write_text("policy: [unclosed\n")
     with pytest.raises(InvalidInputError, match="not valid YAML/JSON"):
         load_config({}, bad)
+
+
+def test_described_urls_carry_no_credentials(policy: Path) -> None:
+    config = load_config(
+        {
+            "MLGATE_SERVE_POLICY": str(policy),
+            "MLGATE_SERVE_AZURE_DEVOPS_KEY": "k",
+            "MLGATE_SERVE_MLFLOW_TRACKING_URI": "https://user:pw-canary@mlflow.example.org:5000/path",
+        }
+    )
+    described = str(config.describe())
+    assert "pw-canary" not in described and "user" not in described
+    assert "https://mlflow.example.org:5000/path" in described
