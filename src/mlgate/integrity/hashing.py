@@ -85,3 +85,20 @@ def hash_entries(
         return {futures[f].name: f.result() for f in as_completed(futures)}
     finally:  # on the first failure, do not start hashing the files still queued
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def hash_chunks(chunks: Iterable[bytes], advance: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a byte stream (a download), hashed as it arrives.
+
+    The same digest as :func:`hash_file` gives for a file with these bytes.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        digest.update(chunk)
+        size += len(chunk)
+        if advance is not None:
+            advance(len(chunk))
+    return digest.hexdigest(), size
