@@ -18,6 +18,7 @@ from tests.packaging.conftest import ROOT, command_parsers, is_built, is_switch,
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 TEMPLATES = sorted((ROOT / "templates" / "github").glob("*.yml"))
+EXAMPLES = sorted((ROOT / "templates" / "github" / "examples").glob("*.yml"))
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 # Inputs that are not CLI options: the command, its positionals and the action's own settings.
 NOT_OPTIONS = {"command", "ref", "directory", "python-version"}
@@ -48,7 +49,7 @@ def _lint(tmp_path: Path, break_input: str = "") -> subprocess.CompletedProcess[
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    for path in [*WORKFLOWS, *TEMPLATES]:
+    for path in [*WORKFLOWS, *TEMPLATES, *EXAMPLES]:
         text = path.read_text(encoding="utf-8")
         if break_input:
             text = text.replace(
@@ -82,7 +83,7 @@ def test_actionlint_catches_an_unknown_action_input(tmp_path: Path) -> None:
 
 
 def test_zizmor_offline_has_no_findings() -> None:
-    files = [ROOT / "action.yml", *WORKFLOWS, *TEMPLATES]
+    files = [ROOT / "action.yml", *WORKFLOWS, *TEMPLATES, *EXAMPLES]
     proc = subprocess.run(
         [tool("zizmor"), "--offline", "--no-progress", *map(str, files)],
         cwd=ROOT,
@@ -385,3 +386,34 @@ def test_workflows_run_commands_the_action_accepts() -> None:
                 if path.name != "self-test.yml" or step.get("id") != "bad":
                     assert command in COMMANDS, f"{path.name}: {command!r}"
     assert {"seal", "verify", "gate", "secrets", "record"} <= seen
+
+
+def test_example_caller_is_in_the_readme_and_calls_every_template() -> None:
+    [example] = EXAMPLES
+    text = example.read_text(encoding="utf-8")
+    assert f"```yaml\n{text}```" in (ROOT / "README.md").read_text(encoding="utf-8")
+    called = set(re.findall(r"uses: \./\.github/workflows/(\S+)", text))
+    assert called == {p.name for p in TEMPLATES}
+
+
+def test_actionlint_checks_the_callers_inputs(tmp_path: Path) -> None:
+    """A caller passing an input the reusable workflow does not declare is caught."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    for path in TEMPLATES:
+        (workflows / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (
+        EXAMPLES[0]
+        .read_text(encoding="utf-8")
+        .replace("      deploy-script: deploy.sh\n", "      deploy-scrip: deploy.sh\n")
+    )
+    (workflows / "release.yml").write_text(text, encoding="utf-8")
+    proc = subprocess.run(
+        [tool("actionlint"), "-oneline", str(workflows / "release.yml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "deploy-scrip" in proc.stdout, proc.stdout
