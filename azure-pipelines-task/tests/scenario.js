@@ -6,6 +6,8 @@ const taskDir = path.join(__dirname, '..', 'MlgateV1');
 const mr = require(path.join(taskDir, 'node_modules', 'azure-pipelines-task-lib', 'mock-run'));
 
 const scenario = JSON.parse(process.env.MLGATE_TEST_SCENARIO);
+// task-lib keeps its vault key in the agent's temp directory (else the current one): a scratch dir.
+process.env.AGENT_TEMPDIRECTORY = process.env.MLGATE_TEST_TEMP;
 for (const [id, endpoint] of Object.entries(scenario.endpoints || {})) {
   process.env[`ENDPOINT_AUTH_SCHEME_${id}`] = endpoint.scheme;
   for (const [key, value] of Object.entries(endpoint.params || {})) {

@@ -2,6 +2,8 @@
 // The Mlgate@1 shim under azure-pipelines-task-lib's MockTestRunner: the exact argv handed to
 // Python, and the task result for each of mlgate's exit codes.
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { test } = require('node:test');
 
@@ -12,12 +14,19 @@ const PY = '/usr/bin/python3';
 const WHICH = { which: { python3: PY }, checkPath: { [PY]: true } };
 
 async function runTask(scenario) {
+  const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'mlgate-task-'));
   process.env.MLGATE_TEST_SCENARIO = JSON.stringify(scenario);
-  const tr = new MockTestRunner(path.join(__dirname, 'scenario.js'), path.join(taskDir, 'task.json'));
-  tr.nodePath = process.execPath; // the Node running these tests, instead of a downloaded one
-  await tr.runAsync();
-  delete process.env.MLGATE_TEST_SCENARIO;
-  return tr;
+  process.env.MLGATE_TEST_TEMP = temp;
+  try {
+    const tr = new MockTestRunner(path.join(__dirname, 'scenario.js'), path.join(taskDir, 'task.json'));
+    tr.nodePath = process.execPath; // the Node running these tests, instead of a downloaded one
+    await tr.runAsync();
+    return tr;
+  } finally {
+    delete process.env.MLGATE_TEST_SCENARIO;
+    delete process.env.MLGATE_TEST_TEMP;
+    fs.rmSync(temp, { recursive: true, force: true });
+  }
 }
 
 // The argument list the mock tool runner logged for the (single) exec: '   <arg>' debug lines.

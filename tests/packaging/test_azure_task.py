@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 from mlgate.github_action import COMMANDS as ACTION_COMMANDS
 from tests.packaging.conftest import (
@@ -25,6 +26,8 @@ from tests.packaging.conftest import (
     task_node_modules,
     tool,
 )
+
+pytestmark = pytest.mark.packaging
 
 # task inputs that are not CLI options: the command, its positionals, the identity and the runner.
 SPECIAL_INPUTS = {"command", "ref", "directory", "azureSubscription", "verbose", "pythonPath"}
@@ -129,6 +132,10 @@ def test_shim_under_mock_test_runner() -> None:
     )
     report = proc.stdout + proc.stderr
     assert proc.returncode == 0, report
+    places = (ROOT, ROOT / "azure-pipelines-task", TASK_DIR, ROOT / "azure-pipelines-task" / "tests")
+    leftovers = [p / ".taskkey" for p in places if (p / ".taskkey").exists()]
+    assert leftovers == [], "task-lib's vault key must go to the scratch agent temp directory"
+
     passed = int(re.search(r"^# pass (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
     failed = int(re.search(r"^# fail (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"^# tests (\d+)$", report, re.M).group(1))  # type: ignore[union-attr]
@@ -170,4 +177,3 @@ def test_tfx_builds_the_vsix(tmp_path: Path) -> None:
     assert not any(n.startswith("tests/") or n.endswith(".taskkey") for n in names)
     assert packaged["id"] == task_json()["id"]
     assert 'Version="1.0.0"' in manifest
-    (ROOT / "azure-pipelines-task" / ".taskkey").unlink(missing_ok=True)

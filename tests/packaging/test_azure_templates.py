@@ -16,6 +16,8 @@ import yaml
 
 from tests.packaging.conftest import ROOT, SCHEMAS, TASK_DIR
 
+pytestmark = pytest.mark.packaging
+
 TEMPLATES = sorted((ROOT / "templates" / "azure-pipelines").glob("*.yml"))
 MACRO = re.compile(r"\$\(|\$\{\{|\$\[")  # a value the pipeline fills in at compile or run time
 

@@ -16,6 +16,8 @@ import yaml
 
 from tests.packaging.conftest import ROOT, command_parsers, is_built, is_switch, long_options, tool
 
+pytestmark = pytest.mark.packaging
+
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 TEMPLATES = sorted((ROOT / "templates" / "github").glob("*.yml"))
 EXAMPLES = sorted((ROOT / "templates" / "github" / "examples").glob("*.yml"))

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import yaml
 
 from tests.packaging.conftest import ROOT, TASK_DIR
+
+pytestmark = pytest.mark.packaging
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
