@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -177,3 +180,60 @@ def test_tfx_builds_the_vsix(tmp_path: Path) -> None:
     assert not any(n.startswith("tests/") or n.endswith(".taskkey") for n in names)
     assert packaged["id"] == task_json()["id"]
     assert 'Version="1.0.0"' in manifest
+
+
+# -- the shim for real: task-lib reading INPUT_* as the agent sets them, the real CLI behind it -----------
+
+
+def _run_shim(tmp_path: Path, inputs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    task_node_modules()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "MLGATE_", "GITHUB_"))}
+    env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
+    env.update(
+        INPUT_PYTHONPATH=sys.executable,  # the task input `pythonPath`
+        PYTHONPATH=str(ROOT / "src"),
+        TF_BUILD="True",
+        AGENT_TEMPDIRECTORY=str(tmp_path),
+    )
+    return subprocess.run(
+        [tool("node"), str(TASK_DIR / "index.js")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _vso(stdout: str, command: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith(f"##vso[{command}")]
+
+
+def test_shim_runs_the_real_cli(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(2048))
+    manifest = tmp_path / "manifest.json"
+    proc = _run_shim(tmp_path, {"command": "seal", "directory": str(model), "output": str(manifest)})
+    assert _vso(proc.stdout, "task.complete result=Succeeded"), proc.stdout + proc.stderr
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    # the CLI's Azure DevOps adapter set the digest as an output variable; the shim its own two
+    assert any(
+        line.endswith(f"]{digest}") and "variable=manifest_sha256;" in line and "isOutput=true" in line
+        for line in _vso(proc.stdout, "task.setvariable")
+    ), proc.stdout
+    assert any(
+        "variable=result;" in line and line.endswith("]passed")
+        for line in _vso(proc.stdout, "task.setvariable")
+    )
+
+    (model / "weights.bin").write_bytes(b"tampered")
+    proc = _run_shim(tmp_path, {"command": "verify", "directory": str(model), "manifest": str(manifest)})
+    [complete] = _vso(proc.stdout, "task.complete")
+    assert "result=Failed" in complete and "refused the release (exit 1)" in complete, proc.stdout
+
+    proc = _run_shim(
+        tmp_path, {"command": "verify", "directory": str(model), "manifest": str(tmp_path / "none")}
+    )
+    [complete] = _vso(proc.stdout, "task.complete")
+    assert "result=Failed" in complete and "configuration error (exit 2)" in complete, proc.stdout

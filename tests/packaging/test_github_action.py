@@ -419,3 +419,44 @@ def test_actionlint_checks_the_callers_inputs(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode != 0 and "deploy-scrip" in proc.stdout, proc.stdout
+
+
+def parse_github_file_command(text: str) -> dict[str, str]:
+    """`NAME=VALUE` lines and `NAME<<DELIMITER` heredocs, as the runner reads $GITHUB_OUTPUT."""
+    values: dict[str, str] = {}
+    lines = iter(text.splitlines())
+    for line in lines:
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            body = []
+            for part in lines:
+                if part == delimiter:
+                    break
+                body.append(part)
+            values[name] = "\n".join(body)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+    return values
+
+
+def test_action_on_a_github_runner_has_mlgate_outputs_next_to_its_own(tmp_path: Path, model: Path) -> None:
+    """With GITHUB_ACTIONS=true the CLI's GitHub adapter writes its outputs into the same file."""
+    (tmp_path / "output").write_text("", encoding="utf-8")
+    (tmp_path / "summary.md").write_text("", encoding="utf-8")
+    env = _step_env({"command": "seal", "directory": str(model), "platform": ""}, tmp_path)
+    env["GITHUB_ACTIONS"] = "true"
+    proc = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", run_step()["run"]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    outputs = parse_github_file_command((tmp_path / "output").read_text(encoding="utf-8"))
+    manifest = json.loads(proc.stdout[proc.stdout.index("{") :].splitlines()[0])
+    canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert outputs["manifest_sha256"] == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert (outputs["exit_code"], outputs["result"]) == ("0", "passed")
