@@ -206,3 +206,14 @@ test('no command is a configuration error listing the commands; nothing runs', a
   assert.equal(outputVariable(tr, 'result'), 'configuration-error');
   assert.ok(tr.errorIssues.some((m) => m.includes("input 'command' is ''; use one of: seal, verify")), tr.errorIssues.join('\n'));
 });
+
+test('rollback: the model name, stage and ledger', async () => {
+  const args = ['-m', 'mlgate', 'rollback', 'fraud-detector', '--stage=production', '--ledger=file:ledger.jsonl'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'rollback', modelName: 'fraud-detector', stage: 'production', ledger: 'file:ledger.jsonl', ref: 'ignored' },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+});

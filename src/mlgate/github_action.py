@@ -4,8 +4,9 @@ The action never pastes an input into a shell command. Inputs arrive as environm
 
 * options as ``MLGATE_<OPTION>`` (read by :func:`mlgate.cli._apply_env_defaults`, so a new CLI
   option needs only one input and one ``env:`` line in ``action.yml``);
-* the command and its positional arguments as ``ACTION_MLGATE_COMMAND``, ``ACTION_MLGATE_REF`` and
-  ``ACTION_MLGATE_DIRECTORY``, turned here into an explicit argument list.
+* the command and its positional arguments as ``ACTION_MLGATE_COMMAND``, ``ACTION_MLGATE_REF``,
+  ``ACTION_MLGATE_DIRECTORY`` and ``ACTION_MLGATE_MODEL_NAME``, turned here into an explicit argument
+  list.
 
 After the CLI ran, the step's ``exit_code`` and ``result`` outputs (for gate also ``decision`` and
 ``evidence_path``) and a one-line verdict in the job summary are written; the exit code of the step
@@ -23,6 +24,7 @@ from mlgate.errors import EXIT_OK, EXIT_REFUSED, EXIT_UNEVALUATED, EXIT_USAGE, U
 COMMAND_ENV = "ACTION_MLGATE_COMMAND"
 REF_ENV = "ACTION_MLGATE_REF"
 DIRECTORY_ENV = "ACTION_MLGATE_DIRECTORY"
+MODEL_NAME_ENV = "ACTION_MLGATE_MODEL_NAME"
 
 # command words -> the positional arguments it takes, in order ("ref", "directory").
 # "directory?" is optional (seal DIR or seal --model REF).
@@ -33,6 +35,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "gate": ("ref",),
     "secrets": (),
     "record": ("ref",),
+    "rollback": ("model-name",),
     "audit show": ("ref",),
     "audit verify": (),
     "audit export": (),
@@ -55,7 +58,11 @@ def build_argv(environ: Mapping[str, str]) -> list[str]:
             f"input 'command' is {command!r}, which is not an mlgate command this action runs",
             hint="set 'command' to one of: " + ", ".join(COMMANDS),
         )
-    values = {"ref": environ.get(REF_ENV, "").strip(), "directory": environ.get(DIRECTORY_ENV, "").strip()}
+    values = {
+        "ref": environ.get(REF_ENV, "").strip(),
+        "directory": environ.get(DIRECTORY_ENV, "").strip(),
+        "model-name": environ.get(MODEL_NAME_ENV, "").strip(),
+    }
     argv = list(words)
     for spec in COMMANDS[command]:
         name = spec.rstrip("?")

@@ -33,7 +33,7 @@ from tests.packaging.conftest import (
 pytestmark = pytest.mark.packaging
 
 # task inputs that are not CLI options: the command, its positionals, the identity and the runner.
-SPECIAL_INPUTS = {"command", "ref", "directory", "azureSubscription", "verbose", "pythonPath"}
+SPECIAL_INPUTS = {"command", "ref", "directory", "modelName", "azureSubscription", "verbose", "pythonPath"}
 
 
 def task_json() -> dict[str, Any]:

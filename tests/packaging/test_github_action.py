@@ -23,7 +23,7 @@ TEMPLATES = sorted((ROOT / "templates" / "github").glob("*.yml"))
 EXAMPLES = sorted((ROOT / "templates" / "github" / "examples").glob("*.yml"))
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 # Inputs that are not CLI options: the command, its positionals and the action's own settings.
-NOT_OPTIONS = {"command", "ref", "directory", "python-version"}
+NOT_OPTIONS = {"command", "ref", "directory", "model-name", "python-version"}
 
 
 def action() -> dict[str, Any]:
@@ -164,7 +164,12 @@ def test_option_inputs_are_options_of_the_commands_they_name() -> None:
 
 
 # Step outputs written by a command through the platform adapter, and the command writing each.
-OUTPUT_WRITERS = {"manifest_sha256": "seal", "evidence_sha256": "gate", "approver": "record"}
+OUTPUT_WRITERS = {
+    "manifest_sha256": "seal",
+    "evidence_sha256": "gate",
+    "approver": "record",
+    "ledger_head": "record",
+}
 # Step outputs the entry point writes itself (from the exit code and the command's options).
 ENTRY_POINT_OUTPUTS = {"exit_code", "result", "decision", "evidence_path"}
 
@@ -177,6 +182,24 @@ def test_outputs_the_action_exposes_are_written() -> None:
         if not is_built(command):
             continue  # lands with the command; the check tightens by itself then
         assert re.search(rf"set_output\(\s*[\"']{output}[\"']", source), f"nothing writes the {output} output"
+
+
+def test_option_inputs_can_be_environment_defaults() -> None:
+    """MLGATE_<OPTION> sets an option's default only for single-value and on/off options (cli.py)."""
+    import argparse
+
+    parsers = command_parsers()
+    for var in run_step()["env"]:
+        if not var.startswith("MLGATE_") or var == "MLGATE_ACTION_PYTHON":
+            continue
+        dest = var[len("MLGATE_") :].lower()
+        for name, parser in parsers.items():
+            if not is_built(name):
+                continue
+            for action in parser._actions:
+                if action.dest == dest and action.option_strings:
+                    ok = (argparse._StoreAction, argparse._StoreTrueAction, argparse._CountAction)
+                    assert isinstance(action, ok), f"{var}: `mlgate {name}` {action.option_strings} cannot read it"
 
 
 def test_setup_python_leaves_the_callers_python_alone() -> None:

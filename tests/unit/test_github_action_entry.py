@@ -24,6 +24,7 @@ def env(command: str, **values: str) -> dict[str, str]:
         (env("audit   show", ref="m@production"), ["audit", "show", "m@production"]),
         (env("audit verify"), ["audit", "verify"]),
         (env("secrets", ref="ignored"), ["secrets"]),
+        (env("rollback", model_name="fraud", ref="ignored"), ["rollback", "fraud"]),
     ],
 )
 def test_build_argv(environ: dict[str, str], argv: list[str]) -> None:
@@ -64,6 +65,7 @@ def test_commands_cover_the_contract() -> None:
         "gate",
         "secrets",
         "record",
+        "rollback",
         "audit",
     }
 
