@@ -49,16 +49,8 @@ def help_text(path: tuple[str, ...]) -> str:
 
 
 def options_in_help(path: tuple[str, ...]) -> set[str]:
-    """Long options the help text lists (usage and option lines), not words of the prose."""
-    text = help_text(path)
-    listed = set()
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("-", "usage:")) or line.startswith(" " * 7):
-            listed |= set(
-                LONG_OPTION.findall(stripped.split("  ")[0] if stripped.startswith("-") else stripped)
-            )
-    return listed
+    """Every long option the help text names (option list, usage, description and epilog)."""
+    return set(LONG_OPTION.findall(help_text(path)))
 
 
 def is_built(command: str) -> bool:
