@@ -27,10 +27,10 @@ demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/mlgate demo
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks action
 
 typecheck: setup
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src action/setup_venv.py
 
 pytest: setup
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$$PATH" $(BIN)/pytest -q
