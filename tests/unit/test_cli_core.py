@@ -46,9 +46,7 @@ def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "required" in capsys.readouterr().err
 
 
-def test_seal_writes_canonical_manifest_and_prints_digest(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_seal_writes_canonical_manifest_and_prints_digest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = _model(tmp_path / "m")
     out_file = tmp_path / "manifest.json"
     assert main(["seal", str(model), "-o", str(out_file)]) == 0
@@ -123,13 +121,9 @@ def test_env_defaults_map_onto_flags(
 
 
 def test_python_dash_m_entry_point(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlgate", "--version"], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run([sys.executable, "-m", "mlgate", "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"mlgate {__version__}"
-
-
 def test_ci_outputs_when_running_in_github(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -142,3 +136,5 @@ def test_ci_outputs_when_running_in_github(
     assert main(["seal", str(model), "-o", str(tmp_path / "manifest.json")]) == 0
     digest = hashlib.sha256((tmp_path / "manifest.json").read_bytes()).hexdigest()
     assert digest in out_file.read_text()
+
+

@@ -36,9 +36,7 @@ def _bytes(doc: object) -> bytes:
 
 
 def test_canonical_json_is_sorted_compact_utf8() -> None:
-    assert (
-        canonical_json({"b": 1, "a": {"d": "é", "c": [1, 2]}}) == '{"a":{"c":[1,2],"d":"é"},"b":1}'.encode()
-    )
+    assert canonical_json({"b": 1, "a": {"d": "é", "c": [1, 2]}}) == '{"a":{"c":[1,2],"d":"é"},"b":1}'.encode()
 
 
 def test_build_sorts_subjects_and_is_deterministic() -> None:
@@ -119,10 +117,7 @@ def test_truncated_json_reports_position() -> None:
         (_bytes({**_doc([]), "subject": {}}), "subject must be a list"),
         (_bytes(_doc([{"name": "a", "digest": {"sha256": D1}}], files=2)), "predicate.files"),
         (_bytes({**_doc([]), "predicate": {"files": 0, "bytes": -1}}), "predicate.bytes"),
-        (
-            _bytes({**_doc([]), "predicate": {"files": 0, "bytes": 0, "hashing": {"algorithm": "md5"}}}),
-            "algorithm",
-        ),
+        (_bytes({**_doc([]), "predicate": {"files": 0, "bytes": 0, "hashing": {"algorithm": "md5"}}}), "algorithm"),
         (b"[" * 100000 + b"]" * 100000, "JSON"),
     ],
 )

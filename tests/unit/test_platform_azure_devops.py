@@ -58,11 +58,8 @@ def test_secret_variable_masked_first_then_set(capsys: pytest.CaptureFixture[str
     p.set_output("TOKEN", "tok\nen", secret=True)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "##vso[task.setvariable variable=DB_PASSWORD;issecret=false;isOutput=false;]pa;ss]word"
-    assert lines[1:4] == [
-        "##vso[task.setsecret]tok%0Aen",
-        "##vso[task.setsecret]tok",
-        "##vso[task.setsecret]en",
-    ]
+    assert lines[1:4] == ["##vso[task.setsecret]tok%0Aen", "##vso[task.setsecret]tok",
+                          "##vso[task.setsecret]en"]
     assert lines[4] == "##vso[task.setvariable variable=TOKEN;issecret=true;isOutput=true;]tok%0Aen"
 
 
@@ -72,10 +69,8 @@ def test_plain_variable_is_redacted_if_it_carries_a_secret(capsys: pytest.Captur
     assert "hunter2" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["", "a b", "a]b", "a;b", "a-b", "secretThing", "INPUT_X", "endpoint.url", "Path2", "securefile_x"],
-)
+@pytest.mark.parametrize("name", ["", "a b", "a]b", "a;b", "a-b", "secretThing", "INPUT_X", "endpoint.url",
+                                  "Path2", "securefile_x"])
 def test_invalid_or_reserved_variable_names(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UsageError):
         AzureDevOps({}).set_env(name, "v", secret=True)
@@ -107,9 +102,7 @@ def test_complete_and_fail(capsys: pytest.CaptureFixture[str]) -> None:
         p.complete("Maybe")
 
 
-def test_uploadsummary_writes_file_under_agent_temp(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_uploadsummary_writes_file_under_agent_temp(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = AzureDevOps({"AGENT_TEMPDIRECTORY": str(tmp_path)})
     redact.register("topsecret")
     p.summary("# verdict\ntopsecret")

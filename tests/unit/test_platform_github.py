@@ -71,9 +71,8 @@ def test_mask_prints_add_mask_for_value_and_each_line_once(capsys: pytest.Captur
     assert redact.redact("x line1 y") == "x *** y"
 
 
-def test_set_output_heredoc_and_secret_masked_first(
-    runner: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_set_output_heredoc_and_secret_masked_first(runner: dict[str, str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     p = GitHubActions(runner)
     p.set_output("plain", "hello")
     p.set_output("token", "s3cr3t\nline2", secret=True)
@@ -171,9 +170,8 @@ def test_summary_truncated_with_note_at_1mib(runner: dict[str, str]) -> None:
     assert "1 MiB" in text
 
 
-def test_summary_when_full_warns_instead_of_failing(
-    runner: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_summary_when_full_warns_instead_of_failing(runner: dict[str, str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     p = GitHubActions(runner)
     path = Path(runner["GITHUB_STEP_SUMMARY"])
     path.write_text("x" * base.SUMMARY_LIMIT)

@@ -15,9 +15,8 @@ from mlgate.secrets.logfilter import RedactingFilter
 from mlgate.secrets.names import SecretNameError, default_variable, parse_selection, resolve
 
 
-@pytest.mark.parametrize(
-    ("name", "variable"), [("db-password", "DB_PASSWORD"), ("ApiKey", "APIKEY"), ("a-b-c", "A_B_C")]
-)
+@pytest.mark.parametrize(("name", "variable"), [("db-password", "DB_PASSWORD"), ("ApiKey", "APIKEY"),
+                                                 ("a-b-c", "A_B_C")])
 def test_default_variable(name: str, variable: str) -> None:
     assert default_variable(name) == variable
 
@@ -25,10 +24,7 @@ def test_default_variable(name: str, variable: str) -> None:
 def test_selection_names_and_overrides() -> None:
     sel = parse_selection(" db-password , api-key:API ")
     assert not sel.all
-    assert [(s.name, s.variable) for s in resolve(sel)] == [
-        ("db-password", "DB_PASSWORD"),
-        ("api-key", "API"),
-    ]
+    assert [(s.name, s.variable) for s in resolve(sel)] == [("db-password", "DB_PASSWORD"), ("api-key", "API")]
 
 
 def test_selection_star_with_override() -> None:
@@ -40,19 +36,11 @@ def test_selection_star_with_override() -> None:
         resolve(sel, ["other"])
 
 
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "empty"),
-        ("a,,b", "entry 2 of --secrets is empty"),
-        ("a_b", "entry 1"),
-        ("a,A", "listed twice"),
-        ("a:", "invalid variable name"),
-        ("a:9x", "invalid variable name"),
-        ("*,a", "needs an override"),
-        ("x" * 128, "invalid Key Vault secret name"),
-    ],
-)
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "empty"), ("a,,b", "entry 2 of --secrets is empty"), ("a_b", "entry 1"), ("a,A", "listed twice"),
+    ("a:", "invalid variable name"), ("a:9x", "invalid variable name"), ("*,a", "needs an override"),
+    ("x" * 128, "invalid Key Vault secret name"),
+])
 def test_selection_errors_name_the_position(text: str, message: str) -> None:
     with pytest.raises(SecretNameError, match=message):
         parse_selection(text)
@@ -69,21 +57,11 @@ def test_secret_name_errors_exit_3() -> None:
     assert SecretNameError("x").exit_code == 3
 
 
-@pytest.mark.parametrize(
-    ("host", "loopback"),
-    [
-        ("127.0.0.1", True),
-        ("127.8.9.10", True),
-        ("::1", True),
-        ("[::1]", True),
-        ("localhost", True),
-        ("LOCALHOST.", True),
-        ("128.0.0.1", False),
-        ("myvault.vault.azure.net", False),
-        ("localhost.evil.example", False),
-        ("10.0.0.1", False),
-    ],
-)
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("LOCALHOST.", True), ("128.0.0.1", False), ("myvault.vault.azure.net", False), ("localhost.evil.example", False),
+    ("10.0.0.1", False),
+])
 def test_loopback_detection(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
 
@@ -110,17 +88,8 @@ def test_non_loopback_vault_keeps_challenge_verification() -> None:
         kv.close()
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        "ab",
-        "x" * 25,
-        "http://kv.vault.azure.net",
-        "https://kv.vault.azure.net/x",
-        "https://kv.vault.azure.net?a=b",
-        "-bad",
-    ],
-)
+@pytest.mark.parametrize("value", ["ab", "x" * 25, "http://kv.vault.azure.net", "https://kv.vault.azure.net/x",
+                                   "https://kv.vault.azure.net?a=b", "-bad"])
 def test_parse_vault_errors(value: str) -> None:
     from mlgate.errors import UsageError
 
@@ -131,44 +100,21 @@ def test_parse_vault_errors(value: str) -> None:
 def test_missing_for_each_identity() -> None:
     opts = IdentityOptions()
     assert any("id-token: write" in m for m in missing_for("github-oidc", opts, {}))
-    assert (
-        missing_for(
-            "github-oidc",
-            IdentityOptions(tenant_id="t", client_id="c"),
-            {"ACTIONS_ID_TOKEN_REQUEST_URL": "u", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t"},
-        )
-        == []
-    )
+    assert missing_for("github-oidc", IdentityOptions(tenant_id="t", client_id="c"),
+                       {"ACTIONS_ID_TOKEN_REQUEST_URL": "u", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "t"}) == []
     need = missing_for("azure-pipelines", opts, {})
     assert len(need) == 5 and any("System.AccessToken" in m for m in need)
-    assert (
-        missing_for(
-            "azure-pipelines",
-            opts,
-            {
-                "AZURESUBSCRIPTION_TENANT_ID": "t",
-                "AZURESUBSCRIPTION_CLIENT_ID": "c",
-                "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "s",
-                "SYSTEM_ACCESSTOKEN": "x",
-                "SYSTEM_OIDCREQUESTURI": "u",
-            },
-        )
-        == []
-    )
+    assert missing_for("azure-pipelines", opts, {
+        "AZURESUBSCRIPTION_TENANT_ID": "t", "AZURESUBSCRIPTION_CLIENT_ID": "c",
+        "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID": "s", "SYSTEM_ACCESSTOKEN": "x", "SYSTEM_OIDCREQUESTURI": "u"}) == []
     assert len(missing_for("environment", opts, {})) == 3
     assert missing_for("managed", opts, {}) == []
 
 
 def test_auto_order_prefers_federation() -> None:
-    env = {
-        "ACTIONS_ID_TOKEN_REQUEST_URL": "https://t/x?api-version=2.0",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "rt",
-        "AZURE_TENANT_ID": "72f988bf-0000-4000-8000-00000000aaaa",
-        "AZURE_CLIENT_ID": "c",
-        "AZURE_CLIENT_SECRET": "s",
-        "IDENTITY_ENDPOINT": "https://x",
-        "IDENTITY_HEADER": "h",
-    }
+    env = {"ACTIONS_ID_TOKEN_REQUEST_URL": "https://t/x?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "rt",
+           "AZURE_TENANT_ID": "72f988bf-0000-4000-8000-00000000aaaa", "AZURE_CLIENT_ID": "c",
+           "AZURE_CLIENT_SECRET": "s", "IDENTITY_ENDPOINT": "https://x", "IDENTITY_HEADER": "h"}
     assert choose(IdentityOptions(), env).kind == "github-oidc"
     del env["ACTIONS_ID_TOKEN_REQUEST_URL"]
     assert choose(IdentityOptions(), env).kind == "environment"
@@ -194,22 +140,15 @@ def test_explicit_managed_needs_no_environment() -> None:
 
 
 def test_env_secrets_registered_for_redaction() -> None:
-    env = {
-        "AZURE_TENANT_ID": "72f988bf-0000-4000-8000-00000000aaaa",
-        "AZURE_CLIENT_ID": "c",
-        "AZURE_CLIENT_SECRET": "very-secret-sp-value",
-    }
+    env = {"AZURE_TENANT_ID": "72f988bf-0000-4000-8000-00000000aaaa", "AZURE_CLIENT_ID": "c",
+           "AZURE_CLIENT_SECRET": "very-secret-sp-value"}
     choose(IdentityOptions(identity="environment"), env)
     assert redact.redact("x very-secret-sp-value y") == "x *** y"
 
 
 def test_loopback_authority_disables_instance_discovery_only_there() -> None:
-    env = {
-        "AZURE_TENANT_ID": "72f988bf-0000-4000-8000-00000000aaaa",
-        "AZURE_CLIENT_ID": "c",
-        "AZURE_CLIENT_SECRET": "s",
-        "AZURE_AUTHORITY_HOST": "https://127.0.0.1:9",
-    }
+    env = {"AZURE_TENANT_ID": "72f988bf-0000-4000-8000-00000000aaaa", "AZURE_CLIENT_ID": "c",
+           "AZURE_CLIENT_SECRET": "s", "AZURE_AUTHORITY_HOST": "https://127.0.0.1:9"}
     assert any("instance discovery is off" in w for w in choose(IdentityOptions(), env).why)
     env["AZURE_AUTHORITY_HOST"] = "https://login.microsoftonline.us"
     assert not any("instance discovery" in w for w in choose(IdentityOptions(), env).why)
@@ -233,14 +172,9 @@ def test_github_id_token_fresh_each_call_with_audience() -> None:
 
 
 @responses.activate
-@pytest.mark.parametrize(
-    ("status", "body", "message"),
-    [
-        (403, {"message": "no"}, "HTTP 403"),
-        (200, {"nope": 1}, "without a token"),
-        (200, {"value": ""}, "without"),
-    ],
-)
+@pytest.mark.parametrize(("status", "body", "message"), [
+    (403, {"message": "no"}, "HTTP 403"), (200, {"nope": 1}, "without a token"), (200, {"value": ""}, "without"),
+])
 def test_github_id_token_errors(status: int, body: dict[str, object], message: str) -> None:
     url = "https://runner.example/idtoken?api-version=2.0"
     responses.get(url.split("?")[0], json=body, status=status)
@@ -288,36 +222,21 @@ class _Response:
         return self._body.encode()
 
 
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (
-            400,
-            {"error": {"code": "BadParameter", "message": "The request URI contains an invalid name: a_b"}},
-            "rejected the name",
-        ),
-        (500, {"error": {"code": "InternalServerError", "message": "boom"}}, "answered HTTP 500"),
-        (
-            403,
-            {"error": {"code": "Forbidden", "message": "x", "innererror": {"code": "ForbiddenByConnection"}}},
-            "firewall",
-        ),
-        (
-            401,
-            {"error": {"code": "Unauthorized", "message": "AKV10032: Invalid issuer."}},
-            "did not accept the token",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("status", "body", "expected"), [
+    (400, {"error": {"code": "BadParameter", "message": "The request URI contains an invalid name: a_b"}},
+     "rejected the name"),
+    (500, {"error": {"code": "InternalServerError", "message": "boom"}}, "answered HTTP 500"),
+    (403, {"error": {"code": "Forbidden", "message": "x", "innererror": {"code": "ForbiddenByConnection"}}},
+     "firewall"),
+    (401, {"error": {"code": "Unauthorized", "message": "AKV10032: Invalid issuer."}}, "did not accept the token"),
+])
 def test_translate_documented_error_bodies(status: int, body: dict[str, object], expected: str) -> None:
     from azure.core.exceptions import HttpResponseError
 
     from mlgate.secrets.credentials import ObservedCredential
     from mlgate.secrets.keyvault import KeyVaultError, KeyVaultSecrets
 
-    kv = KeyVaultSecrets(
-        parse_vault("https://kv.vault.azure.net"), ObservedCredential(object()), identity="me"
-    )
+    kv = KeyVaultSecrets(parse_vault("https://kv.vault.azure.net"), ObservedCredential(object()), identity="me")
     try:
         error = kv.translate(HttpResponseError(response=_Response(status, body)), name="a", operation="get")
     finally:

@@ -14,11 +14,7 @@ from typing import Any
 import pytest
 
 GIT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
-MODEL_TAGS = {
-    "owner": "credit-risk-team",
-    "use_case": "churn scoring",
-    "rollback_plan": "alias back to previous",
-}
+MODEL_TAGS = {"owner": "credit-risk-team", "use_case": "churn scoring", "rollback_plan": "alias back to previous"}
 
 
 @dataclass(frozen=True)
@@ -73,9 +69,7 @@ def build_model(
     exp = mlflow.set_experiment(f"exp-{name}")
     content = files if files is not None else model_files()
     src = write_tree(workdir / name, content)
-    run = client.create_run(
-        exp.experiment_id, tags={"mlflow.source.git.commit": git_commit} if git_commit else {}
-    )
+    run = client.create_run(exp.experiment_id, tags={"mlflow.source.git.commit": git_commit} if git_commit else {})
     run_id = run.info.run_id
     default_metrics = {"auc": 0.91, "demographic_parity_difference": 0.04}
     for key, value in (metrics if metrics is not None else default_metrics).items():
@@ -83,21 +77,16 @@ def build_model(
     if dataset_context:
         with mlflow.start_run(run_id=run_id):
             frame = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
-            mlflow.log_input(
-                mlflow.data.from_pandas(frame, source="s3://bucket/train.parquet", name="train"),
-                context=dataset_context,
-            )
-    logged = mlflow.initialize_logged_model(
-        name="model", source_run_id=run_id, experiment_id=exp.experiment_id
-    )
+            mlflow.log_input(mlflow.data.from_pandas(frame, source="s3://bucket/train.parquet", name="train"),
+                             context=dataset_context)
+    logged = mlflow.initialize_logged_model(name="model", source_run_id=run_id, experiment_id=exp.experiment_id)
     client.log_model_artifacts(logged.model_id, str(src))
     mlflow.finalize_logged_model(logged.model_id, "READY")
     if run_status != "RUNNING":
         client.set_terminated(run_id, status=run_status)
     client.create_registered_model(name, tags=model_tags if model_tags is not None else MODEL_TAGS)
-    mv = client.create_model_version(
-        name, f"models:/{logged.model_id}", run_id=run_id, tags=version_tags or {}, model_id=logged.model_id
-    )
+    mv = client.create_model_version(name, f"models:/{logged.model_id}", run_id=run_id, tags=version_tags or {},
+                                     model_id=logged.model_id)
     if alias:
         client.set_registered_model_alias(name, alias, mv.version)
     return Built(name, str(mv.version), logged.model_id, run_id, content)
@@ -170,12 +159,7 @@ def sealed(mlflow_server: str, models: dict[str, Built]) -> dict[str, Built]:
 @pytest.fixture()
 def tracking(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
-    for name in (
-        "MLFLOW_TRACKING_TOKEN",
-        "MLFLOW_TRACKING_USERNAME",
-        "MLFLOW_TRACKING_PASSWORD",
-        "GITHUB_ACTIONS",
-        "TF_BUILD",
-    ):
+    for name in ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "GITHUB_ACTIONS", "TF_BUILD"):
         monkeypatch.delenv(name, raising=False)
     return mlflow_server

@@ -44,23 +44,18 @@ def _quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     import mlgate.lineage.mlflow as client_module
     from mlgate.http import make_session
 
-    monkeypatch.setattr(
-        client_module, "make_session", lambda: make_session(total_retries=1, backoff_factor=0)
-    )
+    monkeypatch.setattr(client_module, "make_session", lambda: make_session(total_retries=1, backoff_factor=0))
 
 
 def _policy(tmp_path: Path) -> str:
     path = tmp_path / "policy.yaml"
-    path.write_text(
-        "version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n"
-    )
+    path.write_text("version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n")
     return str(path)
 
 
 @pytest.mark.parametrize("command", ["gate", "lineage", "seal", "verify"])
-def test_unreachable_mlflow_is_exit_3(
-    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unreachable_mlflow_is_exit_3(command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     argv = {
         "gate": ["gate", "m/1", "--policy", _policy(tmp_path), "--evidence-dir", str(tmp_path / "ev")],
@@ -74,18 +69,10 @@ def test_unreachable_mlflow_is_exit_3(
 
 
 @pytest.mark.parametrize("command", ["gate", "lineage"])
-def test_garbage_answers_are_exit_3(
-    command: str,
-    garbage_server: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_garbage_answers_are_exit_3(command: str, garbage_server: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", garbage_server)
-    argv = (
-        ["gate", "m@prod", "--policy", _policy(tmp_path), "--evidence-dir", str(tmp_path / "ev")]
-        if command == "gate"
-        else ["lineage", "m@prod"]
-    )
+    argv = ["gate", "m@prod", "--policy", _policy(tmp_path), "--evidence-dir", str(tmp_path / "ev")] \
+        if command == "gate" else ["lineage", "m@prod"]
     assert main([*argv, "--platform", "local"]) == 3
     assert "not JSON" in capsys.readouterr().err

@@ -20,56 +20,28 @@ def files_dir(tmp_path: Path, built: Built) -> Path:
 
 
 def test_fully_traced_model_passes_and_writes_evidence(
-    tracking: str,
-    sealed: dict[str, Built],
-    policy_file: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     traced = sealed["traced"]
     art = files_dir(tmp_path, traced)
     ev = tmp_path / "ev"
-    code = main(
-        [
-            "gate",
-            traced.ref,
-            "--artifacts",
-            str(art),
-            "--policy",
-            str(policy_file),
-            "--evidence-dir",
-            str(ev),
-            "--platform",
-            "local",
-            "--stage",
-            "production",
-        ]
-    )
+    code = main(["gate", traced.ref, "--artifacts", str(art), "--policy", str(policy_file),
+                 "--evidence-dir", str(ev), "--platform", "local", "--stage", "production"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "mlgate gate: PASSED" in printed
     evidence = json.loads((ev / "evidence.json").read_text())
     assert evidence["schema_version"] == "1"
-    assert evidence["decision"] == {
-        "passed": True,
-        "verdict": "passed",
-        "failed_rules": [],
-        "rules_total": len(evidence["rules"]),
-    }
+    assert evidence["decision"] == {"passed": True, "verdict": "passed", "failed_rules": [],
+                                    "rules_total": len(evidence["rules"])}
     assert evidence["evidence_sha256"] == digest(evidence)
     assert evidence["lineage"]["git_commit"] == "0123456789abcdef0123456789abcdef01234567"
     assert evidence["lineage"]["training_datasets"][0]["name"] == "train"
     assert evidence["manifest"]["integrity"]["files_checked"] == len(traced.files)
     assert evidence["requirements"]["approvals"]["min_approvers"] == 2
     ids = {r["id"] for r in evidence["rules"]}
-    assert {
-        "integrity.sealed",
-        "integrity.matches",
-        "lineage.git_commit",
-        "tags.rollback_plan",
-        "metrics.auc",
-        "fairness.demographic_parity_difference",
-    } <= ids
+    assert {"integrity.sealed", "integrity.matches", "lineage.git_commit", "tags.rollback_plan", "metrics.auc",
+            "fairness.demographic_parity_difference"} <= ids
     md = (ev / "evidence.md").read_text()
     assert md.startswith("## mlgate gate: ✅ PASSED")
     assert "### Lineage chain" in md
@@ -82,18 +54,15 @@ def test_alias_ref_and_store_mode(tracking: str, sealed: dict[str, Built], polic
     assert outcome.evidence["manifest"]["integrity"]["mode"] == "store"
 
 
-@pytest.mark.parametrize(
-    ("model", "rule"),
-    [
-        ("no-commit", "lineage.git_commit"),
-        ("no-dataset", "lineage.training_dataset"),
-        ("eval-dataset-only", "lineage.training_dataset"),
-        ("failed-run", "lineage.source_run_finished"),
-        ("no-tag", "tags.rollback_plan"),
-        ("no-fairness", "fairness.demographic_parity_difference"),
-        ("low-auc", "metrics.auc"),
-    ],
-)
+@pytest.mark.parametrize(("model", "rule"), [
+    ("no-commit", "lineage.git_commit"),
+    ("no-dataset", "lineage.training_dataset"),
+    ("eval-dataset-only", "lineage.training_dataset"),
+    ("failed-run", "lineage.source_run_finished"),
+    ("no-tag", "tags.rollback_plan"),
+    ("no-fairness", "fairness.demographic_parity_difference"),
+    ("low-auc", "metrics.auc"),
+])
 def test_each_missing_requirement_is_refused_naming_its_rule(
     tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path, model: str, rule: str
 ) -> None:
@@ -111,33 +80,16 @@ def test_risk_class_from_the_version_tag(tracking: str, sealed: dict[str, Built]
     assert outcome.evidence["risk"] == {"class": "low", "source": "model version tag risk_class"}
 
 
-def test_cli_exit_1_for_refusal(
-    tracking: str,
-    sealed: dict[str, Built],
-    policy_file: Path,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = main(
-        [
-            "gate",
-            sealed["no-commit"].ref,
-            "--policy",
-            str(policy_file),
-            "--evidence-dir",
-            str(tmp_path / "ev"),
-            "--platform",
-            "local",
-        ]
-    )
+def test_cli_exit_1_for_refusal(tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["gate", sealed["no-commit"].ref, "--policy", str(policy_file), "--evidence-dir",
+                 str(tmp_path / "ev"), "--platform", "local"])
     assert code == 1
     assert "lineage.git_commit" in capsys.readouterr().out
     assert json.loads((tmp_path / "ev" / "evidence.json").read_text())["decision"]["passed"] is False
 
 
-def test_unsealed_model_and_manifest_digest_mode(
-    tracking: str, sealed: dict[str, Built], policy_file: Path
-) -> None:
+def test_unsealed_model_and_manifest_digest_mode(tracking: str, sealed: dict[str, Built], policy_file: Path) -> None:
     unsealed = evaluate(sealed["unsealed"].ref, policy_path=str(policy_file))
     assert unsealed.failed_rules == ["integrity.sealed", "integrity.matches"]
     recorded = sealed_digest(tracking, sealed["traced"])
@@ -152,9 +104,8 @@ def sealed_digest(uri: str, built: Built) -> str:
     return {t["key"]: t["value"] for t in version["tags"]}["mlgate.manifest.sha256"]
 
 
-def test_changed_artifacts_dir_is_refused(
-    tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path
-) -> None:
+def test_changed_artifacts_dir_is_refused(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                          tmp_path: Path) -> None:
     art = files_dir(tmp_path, sealed["traced"])
     (art / "data" / "part0" / "w0.bin").write_bytes(b"swapped")
     (art / "extra.py").write_text("print('x')\n")
@@ -165,11 +116,7 @@ def test_changed_artifacts_dir_is_refused(
 
 
 def test_file_replaced_in_the_artifact_store_after_sealing(
-    tracking: str,
-    sealed: dict[str, Built],
-    policy_file: Path,
-    mlflow_artifacts_root: Path,
-    tmp_path: Path,
+    tracking: str, sealed: dict[str, Built], policy_file: Path, mlflow_artifacts_root: Path, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     built = sealed["tamper"]
@@ -187,9 +134,8 @@ def test_file_replaced_in_the_artifact_store_after_sealing(
     assert resealed["new_sha256"] == tags["mlgate.manifest.sha256"] != resealed["previous_sha256"]
 
 
-def test_seal_model_then_verify_model(
-    tracking: str, models: dict[str, Built], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_seal_model_then_verify_model(tracking: str, models: dict[str, Built], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     built = models["seal-me"]
     manifest_out = tmp_path / "manifest.json"
     assert main(["seal", "--model", built.ref, "-o", str(manifest_out), "--platform", "local"]) == 0
@@ -210,9 +156,8 @@ def test_seal_model_then_verify_model(
     assert main(["seal", str(art), "--model", built.ref, "--platform", "local"]) == 1
 
 
-def test_verify_model_on_an_unsealed_version_is_refused(
-    tracking: str, models: dict[str, Built], tmp_path: Path
-) -> None:
+def test_verify_model_on_an_unsealed_version_is_refused(tracking: str, models: dict[str, Built],
+                                                        tmp_path: Path) -> None:
     built = models["unsealed"]
     assert main(["verify", str(files_dir(tmp_path, built)), "--model", built.ref, "--platform", "local"]) == 1
 
@@ -231,30 +176,15 @@ def test_lineage_command(tracking: str, models: dict[str, Built], capsys: pytest
     assert "no such alias @nope" in capsys.readouterr().err
 
 
-def test_github_step_summary_gets_the_evidence(
-    tracking: str,
-    sealed: dict[str, Built],
-    policy_file: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_github_step_summary_gets_the_evidence(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     summary = tmp_path / "summary.md"
     outputs = tmp_path / "outputs"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
-    code = main(
-        [
-            "gate",
-            sealed["no-tag"].ref,
-            "--policy",
-            str(policy_file),
-            "--evidence-dir",
-            str(tmp_path / "ev"),
-            "--platform",
-            "github",
-        ]
-    )
+    code = main(["gate", sealed["no-tag"].ref, "--policy", str(policy_file), "--evidence-dir",
+                 str(tmp_path / "ev"), "--platform", "github"])
     assert code == 1
     assert summary.read_text().startswith("## mlgate gate: ❌ REFUSED")
     assert "gate_passed" in outputs.read_text()

@@ -33,38 +33,18 @@ def fake_azure_server(ca_bundle: tuple[Path, Path]) -> Iterator[FakeAzure]:
 
 
 CLEARED = (
-    "GITHUB_ACTIONS",
-    "TF_BUILD",
-    "GITHUB_OUTPUT",
-    "GITHUB_ENV",
-    "GITHUB_STEP_SUMMARY",
-    "ACTIONS_ID_TOKEN_REQUEST_URL",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
-    "SYSTEM_ACCESSTOKEN",
-    "SYSTEM_OIDCREQUESTURI",
-    "AZURE_TENANT_ID",
-    "AZURE_CLIENT_ID",
-    "AZURE_CLIENT_SECRET",
-    "AZURE_CLIENT_CERTIFICATE_PATH",
-    "AZURE_FEDERATED_TOKEN_FILE",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURESUBSCRIPTION_TENANT_ID",
-    "AZURESUBSCRIPTION_CLIENT_ID",
-    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
-    "AGENT_TEMPDIRECTORY",
-    "CURL_CA_BUNDLE",
-    "AZURE_AUTHORITY_HOST",
+    "GITHUB_ACTIONS", "TF_BUILD", "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY",
+    "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "SYSTEM_ACCESSTOKEN",
+    "SYSTEM_OIDCREQUESTURI", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "IDENTITY_HEADER",
+    "IMDS_ENDPOINT", "MSI_ENDPOINT", "MSI_SECRET", "AZURESUBSCRIPTION_TENANT_ID", "AZURESUBSCRIPTION_CLIENT_ID",
+    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "AGENT_TEMPDIRECTORY", "CURL_CA_BUNDLE", "AZURE_AUTHORITY_HOST",
 )
 
 
 @pytest.fixture
-def azure(
-    fake_azure_server: FakeAzure, ca_bundle: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FakeAzure]:
+def azure(fake_azure_server: FakeAzure, ca_bundle: tuple[Path, Path],
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAzure]:
     """The fake, emptied, with this process trusting its CA and no Azure/CI variables leaking in."""
     from azure.keyvault.secrets._shared import http_challenge_cache
 

@@ -38,12 +38,8 @@ def pipelines_env(azure: FakeAzure) -> dict[str, str]:
 
 def environment_env(azure: FakeAzure, secret: str) -> dict[str, str]:
     app = azure.add_app(client_secret=secret)
-    return {
-        "AZURE_TENANT_ID": azure.tenant,
-        "AZURE_CLIENT_ID": app.client_id,
-        "AZURE_CLIENT_SECRET": secret,
-        "AZURE_AUTHORITY_HOST": azure.login_url,
-    }
+    return {"AZURE_TENANT_ID": azure.tenant, "AZURE_CLIENT_ID": app.client_id, "AZURE_CLIENT_SECRET": secret,
+            "AZURE_AUTHORITY_HOST": azure.login_url}
 
 
 def github_runner(tmp_path: Path) -> dict[str, str]:

@@ -54,17 +54,11 @@ class Case:
     code: int
 
 
-def case(
-    name: str,
-    code: int,
-    argv: list[str],
-    env: Callable[[FakeAzure, Path, str], dict[str, str]],
-    prepare: Callable[[FakeAzure], None] = lambda _a: None,
-) -> Case:
+def case(name: str, code: int, argv: list[str], env: Callable[[FakeAzure, Path, str], dict[str, str]],
+         prepare: Callable[[FakeAzure], None] = lambda _a: None) -> Case:
     def setup(azure: FakeAzure, tmp: Path, client_secret: str) -> tuple[dict[str, str], list[str]]:
         prepare(azure)
         return env(azure, tmp, client_secret), argv
-
     return Case(name, setup, code)
 
 
@@ -112,45 +106,24 @@ CASES = [
     case("local-service-principal", 0, ["--secrets", "canary", "--identity", "environment", "-vv"], local_sp),
     case("allow-partial", 0, ["--secrets", "canary,missing", "--allow-partial", "-v"], gh),
     case("not-found", 3, ["--secrets", "canary,missing", "-vv"], gh),
-    case(
-        "disabled", 3, ["--secrets", "canary,off"], gh, lambda a: a.add_secret("off", "off-v", enabled=False)
-    ),
+    case("disabled", 3, ["--secrets", "canary,off"], gh, lambda a: a.add_secret("off", "off-v", enabled=False)),
     case("rbac-denied", 3, ["--secrets", "canary,plain"], gh, lambda a: a.denied.add("plain")),
-    case(
-        "access-policy-list",
-        3,
-        ["--secrets", "*"],
-        gh,
-        lambda a: (setattr(a, "rbac", False), a.system_identity.permissions.discard("list")),
-    ),
-    case(
-        "throttled",
-        3,
-        ["--secrets", "canary,plain", "-vv"],
-        gh,
-        lambda a: (a.throttle.__setitem__("plain", -1), setattr(a, "retry_after", "0.1")),
-    ),
+    case("access-policy-list", 3, ["--secrets", "*"], gh,
+         lambda a: (setattr(a, "rbac", False), a.system_identity.permissions.discard("list"))),
+    case("throttled", 3, ["--secrets", "canary,plain", "-vv"], gh,
+         lambda a: (a.throttle.__setitem__("plain", -1), setattr(a, "retry_after", "0.1"))),
     case("expired", 3, ["--secrets", "canary", "-v"], gh, expire_canary),
     case("firewall", 3, ["--secrets", "canary"], gh, lambda a: setattr(a, "firewall", True)),
     case("invalid-name", 3, ["--secrets", "canary,bad_name"], gh),
     case("no-credential", 3, ["--secrets", "canary"], nothing),
-    case(
-        "wrong-client-secret", 3, ["--secrets", "canary", "--identity", "environment", "-vv"], local_sp_wrong
-    ),
+    case("wrong-client-secret", 3, ["--secrets", "canary", "--identity", "environment", "-vv"], local_sp_wrong),
     case("ado-reserved-name", 3, ["--secrets", "canary,secret-x"], ado),
 ]
 
 
 def forbidden_values(azure: FakeAzure, canary: str, client_secret: str) -> list[str]:
-    values = [
-        canary,
-        *canary.splitlines(),
-        client_secret,
-        azure.system_access_token,
-        azure.github_request_token,
-        azure.identity_header,
-        *azure.access_tokens,
-    ]
+    values = [canary, *canary.splitlines(), client_secret, azure.system_access_token, azure.github_request_token,
+              azure.identity_header, *azure.access_tokens]
     return [v for v in values if v]
 
 
@@ -161,9 +134,7 @@ def escaped_forms(value: str) -> set[str]:
 
 
 @pytest.mark.parametrize("spec", CASES, ids=[c.name for c in CASES])
-def test_canary_never_leaks(
-    azure: FakeAzure, tmp_path: Path, ca_bundle: tuple[Path, Path], spec: Case
-) -> None:
+def test_canary_never_leaks(azure: FakeAzure, tmp_path: Path, ca_bundle: tuple[Path, Path], spec: Case) -> None:
     unique = uuid.uuid4().hex
     canary = f"CANARY-{spec.name}-{unique}\nCANARY-LINE2-{unique}"
     client_secret = f"SP-SECRET-{unique}"
@@ -183,12 +154,7 @@ def test_canary_never_leaks(
     }
     proc = subprocess.run(
         [sys.executable, "-m", "mlgate", "secrets", "--vault", azure.vault_url, *argv],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == spec.code, proc.stderr
 
@@ -224,34 +190,20 @@ def test_canary_never_leaks(
         assert Path(case_env["GITHUB_ENV"]).read_text() == ""
 
 
-def test_canary_masked_before_anything_else_printed(
-    azure: FakeAzure, tmp_path: Path, ca_bundle: tuple[Path, Path]
-) -> None:
+def test_canary_masked_before_anything_else_printed(azure: FakeAzure, tmp_path: Path,
+                                                    ca_bundle: tuple[Path, Path]) -> None:
     """The mask lines of a value come before any other stdout/stderr output that follows its fetch."""
     unique = uuid.uuid4().hex
     azure.add_secret("canary", f"FIRST-{unique}\nSECOND-{unique}")
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": python_path(),
-        "HOME": str(tmp_path),
-        "REQUESTS_CA_BUNDLE": str(ca_bundle[0]),
-        **managed_env(azure),
-        **azure_agent(tmp_path),
-    }
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": python_path(),
+           "HOME": str(tmp_path), "REQUESTS_CA_BUNDLE": str(ca_bundle[0]),
+           **managed_env(azure), **azure_agent(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "mlgate", "secrets", "--vault", azure.vault_url, "--secrets", "canary"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout
     lines = proc.stdout.splitlines()
-    assert lines[:3] == [
-        f"##vso[task.setsecret]FIRST-{unique}%0ASECOND-{unique}",
-        f"##vso[task.setsecret]FIRST-{unique}",
-        f"##vso[task.setsecret]SECOND-{unique}",
-    ]
+    assert lines[:3] == [f"##vso[task.setsecret]FIRST-{unique}%0ASECOND-{unique}",
+                         f"##vso[task.setsecret]FIRST-{unique}", f"##vso[task.setsecret]SECOND-{unique}"]

@@ -34,9 +34,8 @@ def nothing_handed(env: dict[str, str]) -> bool:
     return Path(env["GITHUB_OUTPUT"]).read_text() == "" and Path(env["GITHUB_ENV"]).read_text() == ""
 
 
-def test_rbac_403_names_identity_and_role(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_rbac_403_names_identity_and_role(azure: FakeAzure, gh: dict[str, str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     azure.system_identity.permissions = set()
     azure.add_secret("a", "x")
     code, _, err = run(capsys, "--vault", azure.vault_url, "--secrets", "a")
@@ -48,9 +47,8 @@ def test_rbac_403_names_identity_and_role(
     assert nothing_handed(gh)
 
 
-def test_access_policy_403_on_list_asks_for_list(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_access_policy_403_on_list_asks_for_list(azure: FakeAzure, gh: dict[str, str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     azure.rbac = False
     azure.system_identity.permissions = {"get"}
     azure.add_secret("a", "x")
@@ -61,9 +59,8 @@ def test_access_policy_403_on_list_asks_for_list(
     assert f"appid={azure.system_identity.client_id};oid={azure.system_identity.oid}" in err
 
 
-def test_firewall_refusal_stops_early(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_firewall_refusal_stops_early(azure: FakeAzure, gh: dict[str, str],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     azure.firewall = True
     for i in range(5):
         azure.add_secret(f"s{i}", "x")
@@ -75,9 +72,8 @@ def test_firewall_refusal_stops_early(
     assert nothing_handed(gh)
 
 
-def test_not_found_hands_over_nothing(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_not_found_hands_over_nothing(azure: FakeAzure, gh: dict[str, str],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("present", "p-1")
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "present,missing-one")
     assert code == 3
@@ -86,9 +82,8 @@ def test_not_found_hands_over_nothing(
     assert "::add-mask::p-1" in out.splitlines()  # fetched values are still masked
 
 
-def test_two_failures_listed_together(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_two_failures_listed_together(azure: FakeAzure, gh: dict[str, str],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("present", "p-1")
     azure.add_secret("off", "x", enabled=False)
     code, _, err = run(capsys, "--vault", azure.vault_url, "--secrets", "present,missing-one,off")
@@ -106,9 +101,7 @@ def test_disabled_secret(azure: FakeAzure, gh: dict[str, str], capsys: pytest.Ca
     assert "enable it in the vault" in err
 
 
-def test_expired_named_secret(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_expired_named_secret(azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("old", "expired-value", expires=int(time.time()) - 60)
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "old")
     assert code == 3
@@ -118,9 +111,8 @@ def test_expired_named_secret(
 
 
 @pytest.mark.parametrize("spec", ["db_password", "a b", "x" * 128, "ok,", "a,A", "a:1BAD", "*,a"])
-def test_invalid_names_fail_before_any_request(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str], spec: str
-) -> None:
+def test_invalid_names_fail_before_any_request(azure: FakeAzure, gh: dict[str, str],
+                                               capsys: pytest.CaptureFixture[str], spec: str) -> None:
     code, _, err = run(capsys, "--vault", azure.vault_url, "--secrets", spec)
     assert code == 3
     assert "error:" in err and "how to fix:" in err
@@ -134,27 +126,24 @@ def test_variable_collision(azure: FakeAzure, gh: dict[str, str], capsys: pytest
     assert azure.hits == []
 
 
-def test_reserved_azure_devops_prefix_checked_before_fetch(
-    azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_reserved_azure_devops_prefix_checked_before_fetch(azure: FakeAzure, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     apply(monkeypatch, managed_env(azure), azure_agent(tmp_path))
     azure.add_secret("secret-key", "sk")
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "secret-key")
     assert code == 3
     assert "reserves" in err
     assert not any(h.path.startswith("/secrets/") and "authorization" in h.headers for h in azure.hits)
-    assert out.splitlines() == [
-        "##vso[task.logissue type=error;]mlgate secrets: pipeline variable name "
-        "'SECRET_KEY' starts with a prefix Azure DevOps reserves"
-    ]
+    assert out.splitlines() == ["##vso[task.logissue type=error;]mlgate secrets: pipeline variable name "
+                                "'SECRET_KEY' starts with a prefix Azure DevOps reserves"]
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "secret-key:SK")
     assert code == 0, err
     assert "##vso[task.setvariable variable=SK;issecret=true;isOutput=false;]sk" in out.splitlines()
 
 
-def test_throttled_once_is_retried_after_retry_after(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_throttled_once_is_retried_after_retry_after(azure: FakeAzure, gh: dict[str, str],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("busy", "b-1")
     azure.throttle["busy"] = 1
     azure.retry_after = "1"
@@ -166,9 +155,8 @@ def test_throttled_once_is_retried_after_retry_after(
     assert parse_file_command(Path(gh["GITHUB_OUTPUT"]).read_text()) == {"BUSY": "b-1"}
 
 
-def test_throttled_forever_is_bounded(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_throttled_forever_is_bounded(azure: FakeAzure, gh: dict[str, str],
+                                      capsys: pytest.CaptureFixture[str]) -> None:
     from mlgate.secrets.keyvault import RETRIES
 
     azure.add_secret("busy", "b-1")
@@ -182,9 +170,8 @@ def test_throttled_forever_is_bounded(
     assert nothing_handed(gh)
 
 
-def test_retry_after_beyond_limit_is_not_waited_for(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_retry_after_beyond_limit_is_not_waited_for(azure: FakeAzure, gh: dict[str, str],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("busy", "b-1")
     azure.throttle["busy"] = -1
     azure.retry_after = "3600"
@@ -193,35 +180,24 @@ def test_retry_after_beyond_limit_is_not_waited_for(
     assert code == 3
     assert "Retry-After 3600 s" in err
     assert time.monotonic() - started < 60
-    assert (
-        len([h for h in azure.hits if h.path.rstrip("/") == "/secrets/busy" and "authorization" in h.headers])
-        == 1
-    )
+    assert len([h for h in azure.hits if h.path.rstrip("/") == "/secrets/busy" and "authorization" in h.headers]) == 1
 
 
-def test_no_credential_lists_every_option(
-    azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_no_credential_lists_every_option(azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     apply(monkeypatch, github_runner(tmp_path))
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "a")
     assert code == 3
     assert out.splitlines() == ["::error::mlgate secrets: no Azure credential is available:"]
-    for needed in (
-        "--identity github-oidc",
-        "permissions: id-token: write",
-        "--identity azure-pipelines",
-        "SYSTEM_ACCESSTOKEN",
-        "--identity environment",
-        "AZURE_CLIENT_SECRET",
-        "--identity managed",
-    ):
+    for needed in ("--identity github-oidc", "permissions: id-token: write", "--identity azure-pipelines",
+                   "SYSTEM_ACCESSTOKEN", "--identity environment", "AZURE_CLIENT_SECRET", "--identity managed"):
         assert needed in err
     assert azure.hits == []
 
 
-def test_explicit_github_oidc_without_id_token_permission(
-    azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_explicit_github_oidc_without_id_token_permission(azure: FakeAzure, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     env = github_oidc_env(azure)
     del env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
     apply(monkeypatch, env, github_runner(tmp_path))
@@ -231,9 +207,9 @@ def test_explicit_github_oidc_without_id_token_permission(
     assert "permissions: id-token: write" in err
 
 
-def test_github_oidc_not_federated_names_the_app(
-    azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_github_oidc_not_federated_names_the_app(azure: FakeAzure, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     env = apply(monkeypatch, github_oidc_env(azure), github_runner(tmp_path))
     azure.apps[env["AZURE_CLIENT_ID"]].federated = set()
     azure.add_secret("a", "x")
@@ -244,9 +220,8 @@ def test_github_oidc_not_federated_names_the_app(
     assert "internal error" not in err
 
 
-def test_github_id_token_endpoint_refuses(
-    azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_github_id_token_endpoint_refuses(azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     env = github_oidc_env(azure)
     env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "wrong-request-token"
     apply(monkeypatch, env, github_runner(tmp_path))
@@ -258,29 +233,18 @@ def test_github_id_token_endpoint_refuses(
     assert "internal error" not in err
 
 
-def test_unknown_user_assigned_identity(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_unknown_user_assigned_identity(azure: FakeAzure, gh: dict[str, str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("a", "x")
-    code, _, err = run(
-        capsys,
-        "--vault",
-        azure.vault_url,
-        "--secrets",
-        "a",
-        "--identity",
-        "managed",
-        "--client-id",
-        "11111111-2222-3333-4444-555555555555",
-    )
+    code, _, err = run(capsys, "--vault", azure.vault_url, "--secrets", "a", "--identity", "managed",
+                       "--client-id", "11111111-2222-3333-4444-555555555555")
     assert code == 3
     assert "user-assigned managed identity (client id 11111111-2222-3333-4444-555555555555)" in err
     assert "internal error" not in err
 
 
-def test_pipelines_wrong_service_connection(
-    azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_pipelines_wrong_service_connection(azure: FakeAzure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     from tests.integration.secrets.helpers import pipelines_env
 
     env = pipelines_env(azure)
@@ -305,37 +269,24 @@ def test_vault_unreachable(azure: FakeAzure, gh: dict[str, str], capsys: pytest.
     assert "could not reach Key Vault" in err
 
 
-def test_allow_partial_hands_over_the_rest_with_a_warning(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_allow_partial_hands_over_the_rest_with_a_warning(azure: FakeAzure, gh: dict[str, str],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     azure.add_secret("present", "p-1")
-    code, out, err = run(
-        capsys, "--vault", azure.vault_url, "--secrets", "present,missing-one", "--allow-partial"
-    )
+    code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "present,missing-one", "--allow-partial")
     assert code == 0, err
     assert parse_file_command(Path(gh["GITHUB_OUTPUT"]).read_text()) == {"PRESENT": "p-1"}
-    assert any(
-        line.startswith("::warning::mlgate secrets: missing-one not handed over") for line in out.splitlines()
-    )
+    assert any(line.startswith("::warning::mlgate secrets: missing-one not handed over") for line in out.splitlines())
 
 
-def test_allow_partial_with_nothing_fetched_still_fails(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_allow_partial_with_nothing_fetched_still_fails(azure: FakeAzure, gh: dict[str, str],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     code, _, _ = run(capsys, "--vault", azure.vault_url, "--secrets", "missing-one", "--allow-partial")
     assert code == 3
     assert nothing_handed(gh)
 
 
-def test_bad_vault_name_and_url(
-    azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    for vault in (
-        "x",
-        "http://127.0.0.1:1",
-        "https://v.vault.azure.net/secrets/a",
-        "https://u:p@v.vault.azure.net",
-    ):
+def test_bad_vault_name_and_url(azure: FakeAzure, gh: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    for vault in ("x", "http://127.0.0.1:1", "https://v.vault.azure.net/secrets/a", "https://u:p@v.vault.azure.net"):
         code, _, err = run(capsys, "--vault", vault, "--secrets", "a")
         assert code == 3, vault
         assert "how to fix:" in err

@@ -195,9 +195,7 @@ class FakeAzureDevOps(FakeServer):
             self._check_common(request, operation)
             consumes = operation.get("consumes", ["application/json"])[0]
             content_type = request.headers.get("content-type", "").split(";")[0].strip()
-            assert content_type == consumes, (
-                f"Content-Type {content_type!r}, the operation consumes {consumes!r}"
-            )
+            assert content_type == consumes, f"Content-Type {content_type!r}, the operation consumes {consumes!r}"
             if consumes == "application/json":
                 body = request.json()
                 schema = specs.ado_body_schema(operation_id)
@@ -237,9 +235,7 @@ class FakeAzureDevOps(FakeServer):
         for parameter in operation["parameters"]:
             if parameter.get("in") == "path" and parameter.get("format") == "uuid":
                 value = request.params[parameter["name"]]
-                assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", value), (
-                    f"{parameter['name']}"
-                )
+                assert re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", value), f"{parameter['name']}"
             if parameter.get("in") == "path" and parameter.get("type") == "integer":
                 assert request.params[parameter["name"]].isdigit(), parameter["name"]
 
@@ -267,16 +263,10 @@ class FakeGitHub(FakeServer):
         self.installation_token: str = token_answer["token"]
         self._token_answer = token_answer
         self.routes += [
-            Route(
-                "POST", specs.path_regex(TOKENS_PATH), "apps/create-installation-access-token", self._token
-            ),
-            Route(
-                "POST", specs.path_regex(CALLBACK_PATH), "actions/review-custom-gates-for-run", self._callback
-            ),
+            Route("POST", specs.path_regex(TOKENS_PATH), "apps/create-installation-access-token", self._token),
+            Route("POST", specs.path_regex(CALLBACK_PATH), "actions/review-custom-gates-for-run", self._callback),
         ]
-        self._token_schema = specs.github_response("POST", TOKENS_PATH, "201")["content"]["application/json"][
-            "schema"
-        ]
+        self._token_schema = specs.github_response("POST", TOKENS_PATH, "201")["content"]["application/json"]["schema"]
         self._token_request = specs.github_validator(specs.github_request_schema("POST", TOKENS_PATH))
         self._callback_request = specs.github_validator(specs.github_request_schema("POST", CALLBACK_PATH))
 
@@ -292,9 +282,7 @@ class FakeGitHub(FakeServer):
             specs.assert_valid(self._token_request, request.json(), "installation token request")
         answer = copy.deepcopy(self._token_answer)
         # The recorded example expired in 2016; a live fake hands out a token valid for an hour.
-        answer["expires_at"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        answer["expires_at"] = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         specs.assert_valid(specs.github_validator(self._token_schema), answer, "installation token answer")
         return 201, answer
 

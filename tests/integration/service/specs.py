@@ -112,9 +112,7 @@ def github_operation(method: str, path: str) -> dict[str, Any]:
 
 
 def github_request_schema(method: str, path: str) -> dict[str, Any]:
-    schema: dict[str, Any] = github_operation(method, path)["requestBody"]["content"]["application/json"][
-        "schema"
-    ]
+    schema: dict[str, Any] = github_operation(method, path)["requestBody"]["content"]["application/json"]["schema"]
     return schema
 
 

@@ -143,9 +143,7 @@ def test_a_crashing_gate_fails_the_check(start_service: StartService, fake_ado: 
         raise RuntimeError("boom")
 
     service = start_service(ScriptedEvaluator(crash))
-    assert (
-        call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), BODY).status_code == 200
-    )
+    assert call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), BODY).status_code == 200
     fake_ado.wait_for("Events_Post Event")
     assert fake_ado.results() == ["failed"]
     assert "internal error in the gate (RuntimeError)" in fake_ado.log_text()
@@ -250,9 +248,7 @@ def test_bad_plan_headers_are_400_and_nothing_is_evaluated(
         ({"model": "models:/m/1", "manifest_sha256": "xyz"}, "manifest_sha256"),
     ],
 )
-def test_bad_bodies_are_400(
-    start_service: StartService, fake_ado: FakeAzureDevOps, body: Any, message: str
-) -> None:
+def test_bad_bodies_are_400(start_service: StartService, fake_ado: FakeAzureDevOps, body: Any, message: str) -> None:
     service = start_service(ScriptedEvaluator())
     response = call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), body)
     assert response.status_code == 400
@@ -277,9 +273,7 @@ def test_when_the_log_cannot_be_written_a_passing_gate_still_fails_the_check(
 ) -> None:
     fake_ado.fail["Logs_Create"] = 403
     service = start_service(ScriptedEvaluator())
-    assert (
-        call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), BODY).status_code == 200
-    )
+    assert call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), BODY).status_code == 200
     fake_ado.wait_for("Events_Post Event")
     assert fake_ado.results() == ["failed"]
     events = [line for line in service.log_lines() if line["event"] == "azure_devops_log_failed"]

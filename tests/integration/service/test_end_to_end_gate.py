@@ -91,9 +91,7 @@ def test_github_rule_with_the_real_gate(
 ) -> None:
     for scenario in ("passing", "refused"):
         payload = rule_payload(
-            fake_github,
-            environment=f"prod-{scenario}",
-            deployment_payload={"model": service_models[scenario].ref},
+            fake_github, environment=f"prod-{scenario}", deployment_payload={"model": service_models[scenario].ref}
         )
         assert deliver(gate_service, payload).status_code == 200
 
@@ -127,9 +125,7 @@ def test_mlflow_down_fails_and_rejects_with_the_reason(
         ).status_code
         == 200
     )
-    assert (
-        deliver(gate_service, rule_payload(fake_github, deployment_payload={"model": ref})).status_code == 200
-    )
+    assert deliver(gate_service, rule_payload(fake_github, deployment_payload={"model": ref})).status_code == 200
 
     fake_ado.wait_for("Events_Post Event", timeout=180)
     review = fake_github.wait_for("actions/review-custom-gates-for-run", timeout=180)[0].json()

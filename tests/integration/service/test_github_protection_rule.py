@@ -133,9 +133,7 @@ def test_passing_model_is_approved_with_the_evidence_summary(
     assert_no_secret_in_logs(service, fake_github, app_key[0])
 
 
-def test_refused_model_is_rejected_with_the_failing_rules(
-    start_service: StartService, fake_github: FakeGitHub
-) -> None:
+def test_refused_model_is_rejected_with_the_failing_rules(start_service: StartService, fake_github: FakeGitHub) -> None:
     service = start_service(ScriptedEvaluator(refused_outcome))
     assert deliver(service, rule_payload(fake_github, deployment_payload=MODEL)).status_code == 200
     body = fake_github.wait_for("actions/review-custom-gates-for-run")[0].json()
@@ -175,9 +173,7 @@ def test_bad_or_missing_signature_is_401_and_nothing_is_evaluated(
     assert fake_github.requests == []
 
 
-def test_a_signature_over_a_different_body_is_401(
-    start_service: StartService, fake_github: FakeGitHub
-) -> None:
+def test_a_signature_over_a_different_body_is_401(start_service: StartService, fake_github: FakeGitHub) -> None:
     evaluator = ScriptedEvaluator()
     service = start_service(evaluator)
     payload = rule_payload(fake_github, deployment_payload=MODEL)
@@ -222,14 +218,10 @@ def test_model_from_the_environment_mapping(start_service: StartService, fake_gi
     assert fake_github.reviews()[0]["state"] == "approved"
 
 
-def test_a_string_deployment_payload_names_the_model(
-    start_service: StartService, fake_github: FakeGitHub
-) -> None:
+def test_a_string_deployment_payload_names_the_model(start_service: StartService, fake_github: FakeGitHub) -> None:
     evaluator = ScriptedEvaluator()
     service = start_service(evaluator)
-    assert (
-        deliver(service, rule_payload(fake_github, deployment_payload=json.dumps(MODEL))).status_code == 200
-    )
+    assert deliver(service, rule_payload(fake_github, deployment_payload=json.dumps(MODEL))).status_code == 200
     fake_github.wait_for("actions/review-custom-gates-for-run")
     assert evaluator.calls[0]["ref"] == "models:/fraud-detector/3"
 
@@ -266,9 +258,7 @@ def test_long_evidence_is_cut_to_githubs_limit_with_a_link_to_the_full_pack(
     assert full == long_markdown
 
 
-def test_ping_is_answered_and_other_events_ignored(
-    start_service: StartService, fake_github: FakeGitHub
-) -> None:
+def test_ping_is_answered_and_other_events_ignored(start_service: StartService, fake_github: FakeGitHub) -> None:
     evaluator = ScriptedEvaluator()
     service = start_service(evaluator)
     assert deliver(service, {"zen": "Keep it logically awesome."}, event="ping").json() == {"status": "pong"}
@@ -276,9 +266,7 @@ def test_ping_is_answered_and_other_events_ignored(
     assert evaluator.calls == []
 
 
-def test_a_callback_url_outside_the_github_api_is_refused(
-    start_service: StartService, fake_github: FakeGitHub
-) -> None:
+def test_a_callback_url_outside_the_github_api_is_refused(start_service: StartService, fake_github: FakeGitHub) -> None:
     evaluator = ScriptedEvaluator()
     service = start_service(evaluator)
     payload = rule_payload(

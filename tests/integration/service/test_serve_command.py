@@ -156,11 +156,7 @@ def test_sigterm_lets_acknowledged_evaluations_finish(tmp_path: Path, fake_ado: 
 
 
 def test_the_wsgi_entry_point_for_other_servers(policy_file: Path) -> None:
-    env = {
-        **os.environ,
-        "MLGATE_SERVE_POLICY": str(policy_file),
-        "MLGATE_SERVE_AZURE_DEVOPS_KEY": "wsgi-canary",
-    }
+    env = {**os.environ, "MLGATE_SERVE_POLICY": str(policy_file), "MLGATE_SERVE_AZURE_DEVOPS_KEY": "wsgi-canary"}
     code = (
         "from io import BytesIO\n"
         "from mlgate.service.wsgi import application\n"

@@ -21,16 +21,9 @@ def build(**kwargs: object) -> dict[str, object]:
     lin = lineage(tags={"owner": "a|b", "use_case": "uc"}, metrics=GOOD_METRICS)
     integrity = IntegrityResult("directory", "a" * 64, files_checked=3, changed=[f"f{i}" for i in range(500)])
     evaluation = evaluate(policy, lin, integrity)
-    return pack.build(
-        ref=ModelRef.parse("m@prod"),
-        lineage=lin,
-        evaluation=evaluation,
-        integrity=integrity,
-        policy=policy,
-        ci=CIContext(platform="github", run_url="https://ci/run/1", requester="dev"),
-        stage=None,
-        now=NOW,
-    )
+    return pack.build(ref=ModelRef.parse("m@prod"), lineage=lin, evaluation=evaluation, integrity=integrity,
+                      policy=policy, ci=CIContext(platform="github", run_url="https://ci/run/1", requester="dev"),
+                      stage=None, now=NOW)
 
 
 def test_evidence_digest_covers_everything_but_itself() -> None:

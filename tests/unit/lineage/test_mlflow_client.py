@@ -19,11 +19,7 @@ BASE = "http://mlflow.test"
 API = BASE + "/api/2.0/mlflow"
 
 VERSION = {
-    "name": "churn",
-    "version": "3",
-    "source": "models:/m-abc",
-    "run_id": "r1",
-    "status": "READY",
+    "name": "churn", "version": "3", "source": "models:/m-abc", "run_id": "r1", "status": "READY",
     "tags": [{"key": "risk_class", "value": "high"}],
 }
 
@@ -35,16 +31,10 @@ def client(**kwargs: Any) -> MlflowClient:
 
 @responses.activate
 def test_model_version_by_version_and_alias() -> None:
-    responses.get(
-        API + "/model-versions/get",
-        json={"model_version": VERSION},
-        match=[responses.matchers.query_param_matcher({"name": "churn", "version": "3"})],
-    )
-    responses.get(
-        API + "/registered-models/alias",
-        json={"model_version": VERSION},
-        match=[responses.matchers.query_param_matcher({"name": "churn", "alias": "champion"})],
-    )
+    responses.get(API + "/model-versions/get", json={"model_version": VERSION},
+                  match=[responses.matchers.query_param_matcher({"name": "churn", "version": "3"})])
+    responses.get(API + "/registered-models/alias", json={"model_version": VERSION},
+                  match=[responses.matchers.query_param_matcher({"name": "churn", "alias": "champion"})])
     c = client()
     assert c.resolve(ModelRef.parse("models:/churn/3"))["source"] == "models:/m-abc"
     assert c.resolve("churn@champion")["version"] == "3"
@@ -54,11 +44,8 @@ def test_model_version_by_version_and_alias() -> None:
 
 @responses.activate
 def test_missing_alias_is_reported_as_no_such_alias() -> None:
-    responses.get(
-        API + "/registered-models/alias",
-        status=400,
-        json={"error_code": "INVALID_PARAMETER_VALUE", "message": "Registered model alias nope not found."},
-    )
+    responses.get(API + "/registered-models/alias", status=400, json={
+        "error_code": "INVALID_PARAMETER_VALUE", "message": "Registered model alias nope not found."})
     with pytest.raises(NotFound, match="no such alias @nope") as info:
         client().get_model_version_by_alias("churn", "nope")
     assert info.value.exit_code == 1
@@ -66,11 +53,8 @@ def test_missing_alias_is_reported_as_no_such_alias() -> None:
 
 @responses.activate
 def test_not_found_is_exit_1_and_names_the_thing() -> None:
-    responses.get(
-        API + "/runs/get",
-        status=404,
-        json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=r9 not found"},
-    )
+    responses.get(API + "/runs/get", status=404, json={
+        "error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=r9 not found"})
     with pytest.raises(NotFound, match="run r9") as info:
         client().get_run("r9")
     assert info.value.exit_code == 1
@@ -105,16 +89,10 @@ def test_unreachable_is_network_error() -> None:
 @responses.activate
 def test_logged_model_listing_follows_pages() -> None:
     url = API + "/logged-models/m-abc/artifacts/directories"
-    responses.get(
-        url,
-        json={"files": [{"path": "a", "is_dir": False, "file_size": 1}], "next_page_token": "p2"},
-        match=[responses.matchers.query_param_matcher({})],
-    )
-    responses.get(
-        url,
-        json={"files": [{"path": "b", "is_dir": True}]},
-        match=[responses.matchers.query_param_matcher({"page_token": "p2"})],
-    )
+    responses.get(url, json={"files": [{"path": "a", "is_dir": False, "file_size": 1}], "next_page_token": "p2"},
+                  match=[responses.matchers.query_param_matcher({})])
+    responses.get(url, json={"files": [{"path": "b", "is_dir": True}]},
+                  match=[responses.matchers.query_param_matcher({"page_token": "p2"})])
     c = client()
     assert [f["path"] for f in c.list_logged_model_artifacts("m-abc")] == ["a", "b"]
     assert c.request_counts["/logged-models/{id}/artifacts/directories"] == 2
@@ -123,16 +101,10 @@ def test_logged_model_listing_follows_pages() -> None:
 @responses.activate
 def test_proxied_listing_follows_pages_and_download_streams() -> None:
     url = BASE + "/api/2.0/mlflow-artifacts/artifacts"
-    responses.get(
-        url,
-        json={"files": [{"path": "x.bin", "is_dir": False, "file_size": 3}], "next_page_token": "t"},
-        match=[responses.matchers.query_param_matcher({"path": "1/m"})],
-    )
-    responses.get(
-        url,
-        json={"files": [{"path": "y.bin", "is_dir": False, "file_size": 3}]},
-        match=[responses.matchers.query_param_matcher({"path": "1/m", "page_token": "t"})],
-    )
+    responses.get(url, json={"files": [{"path": "x.bin", "is_dir": False, "file_size": 3}], "next_page_token": "t"},
+                  match=[responses.matchers.query_param_matcher({"path": "1/m"})])
+    responses.get(url, json={"files": [{"path": "y.bin", "is_dir": False, "file_size": 3}]},
+                  match=[responses.matchers.query_param_matcher({"path": "1/m", "page_token": "t"})])
     responses.get(url + "/1/m/dir%20a/x.bin", body=b"abc")
     c = client()
     assert [f["path"] for f in c.list_proxied_artifacts("1/m")] == ["x.bin", "y.bin"]
@@ -142,20 +114,11 @@ def test_proxied_listing_follows_pages_and_download_streams() -> None:
 @responses.activate
 def test_search_model_versions_pages() -> None:
     url = API + "/model-versions/search"
-    responses.get(
-        url,
-        json={"model_versions": [{"version": "2"}], "next_page_token": "n"},
-        match=[responses.matchers.query_param_matcher({"filter": "name='churn'", "max_results": "1000"})],
-    )
-    responses.get(
-        url,
-        json={"model_versions": [{"version": "1"}]},
-        match=[
-            responses.matchers.query_param_matcher(
-                {"filter": "name='churn'", "max_results": "1000", "page_token": "n"}
-            )
-        ],
-    )
+    responses.get(url, json={"model_versions": [{"version": "2"}], "next_page_token": "n"},
+                  match=[responses.matchers.query_param_matcher({"filter": "name='churn'", "max_results": "1000"})])
+    responses.get(url, json={"model_versions": [{"version": "1"}]},
+                  match=[responses.matchers.query_param_matcher(
+                      {"filter": "name='churn'", "max_results": "1000", "page_token": "n"})])
     assert [v["version"] for v in client().search_model_versions("churn")] == ["2", "1"]
 
 
@@ -192,13 +155,8 @@ def test_token_auth_is_bearer_and_never_printed() -> None:
 @responses.activate
 def test_basic_auth() -> None:
     responses.get(API + "/runs/get", json={"run": {"info": {}}})
-    c = MlflowClient.from_env(
-        environ={
-            "MLFLOW_TRACKING_URI": BASE + "/",
-            "MLFLOW_TRACKING_USERNAME": "u",
-            "MLFLOW_TRACKING_PASSWORD": "pw-CANARY",
-        }
-    )
+    c = MlflowClient.from_env(environ={"MLFLOW_TRACKING_URI": BASE + "/", "MLFLOW_TRACKING_USERNAME": "u",
+                                       "MLFLOW_TRACKING_PASSWORD": "pw-CANARY"})
     c.get_run("r1")
     assert responses.calls[0].request.headers["Authorization"].startswith("Basic ")
     assert redact.redact("pw-CANARY") == "***"
@@ -222,13 +180,10 @@ class _Credential:
 @responses.activate
 def test_azureml_uri_is_rewritten_and_uses_an_azure_token() -> None:
     ws = "/mlflow/v1.0/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/w"
-    responses.get(
-        "https://westeurope.api.azureml.ms" + ws + "/api/2.0/mlflow/runs/get", json={"run": {"info": {}}}
-    )
+    responses.get("https://westeurope.api.azureml.ms" + ws + "/api/2.0/mlflow/runs/get", json={"run": {"info": {}}})
     cred = _Credential()
-    c = MlflowClient.from_env(
-        environ={"MLFLOW_TRACKING_URI": "azureml://westeurope.api.azureml.ms" + ws}, credential=cred
-    )
+    c = MlflowClient.from_env(environ={"MLFLOW_TRACKING_URI": "azureml://westeurope.api.azureml.ms" + ws},
+                              credential=cred)
     c.get_run("r1")
     c.get_run("r1")
     assert cred.scopes == ["https://management.azure.com/.default"]  # fetched once, cached

@@ -46,39 +46,23 @@ def test_design_policy_loads_and_stage_adds_requirements() -> None:
     assert len(policy.sha256) == 64
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            "version: 1\nrisk_classes:\n  high:\n    metrics: {auc: 'at least 0.8'}\n",
-            "line 4, key risk_classes.high.metrics.auc: 'at least 0.8' is not a threshold",
-        ),
-        (
-            "version: 1\nrisk_classes:\n  high:\n    lineage: [git_commit, gitcommit]\n",
-            "line 4, key risk_classes.high.lineage[1]: 'gitcommit' is not a lineage link",
-        ),
-        ("version: 2\nrisk_classes: {high: {}}\n", "line 1, key version"),
-        (
-            "version: 1\nrisk_classes:\n  high:\n    tags_requried: [owner]\n",
-            "line 3, key risk_classes.high: Additional properties are not allowed ('tags_requried'",
-        ),
-        (
-            "version: 1\ndefault_risk: medium\nrisk_classes: {high: {}}\n",
-            "line 2, key default_risk: 'medium' is not one of risk_classes (high)",
-        ),
-        (
-            "version: 1\nrisk_classes:\n  high: {}\n  high: {}\n",
-            "line 4, key risk_classes.high: duplicate key",
-        ),
-        (
-            "version: 1\nrisk_classes:\n  high:\n    approvals: {min_approvers: -1}\n",
-            "line 4, key risk_classes.high.approvals.min_approvers",
-        ),
-        ("version: 1\n", "key (top level): 'risk_classes' is a required property"),
-        ("version: [1\n", "invalid YAML: line 2"),
-        ("- 1\n", "must be a YAML mapping"),
-    ],
-)
+@pytest.mark.parametrize(("text", "expected"), [
+    ("version: 1\nrisk_classes:\n  high:\n    metrics: {auc: 'at least 0.8'}\n",
+     "line 4, key risk_classes.high.metrics.auc: 'at least 0.8' is not a threshold"),
+    ("version: 1\nrisk_classes:\n  high:\n    lineage: [git_commit, gitcommit]\n",
+     "line 4, key risk_classes.high.lineage[1]: 'gitcommit' is not a lineage link"),
+    ("version: 2\nrisk_classes: {high: {}}\n", "line 1, key version"),
+    ("version: 1\nrisk_classes:\n  high:\n    tags_requried: [owner]\n",
+     "line 3, key risk_classes.high: Additional properties are not allowed ('tags_requried'"),
+    ("version: 1\ndefault_risk: medium\nrisk_classes: {high: {}}\n",
+     "line 2, key default_risk: 'medium' is not one of risk_classes (high)"),
+    ("version: 1\nrisk_classes:\n  high: {}\n  high: {}\n", "line 4, key risk_classes.high: duplicate key"),
+    ("version: 1\nrisk_classes:\n  high:\n    approvals: {min_approvers: -1}\n",
+     "line 4, key risk_classes.high.approvals.min_approvers"),
+    ("version: 1\n", "key (top level): 'risk_classes' is a required property"),
+    ("version: [1\n", "invalid YAML: line 2"),
+    ("- 1\n", "must be a YAML mapping"),
+])
 def test_invalid_policies_name_line_and_key(text: str, expected: str) -> None:
     with pytest.raises(InvalidInputError) as info:
         parse_policy(text, source="p.yaml")
@@ -93,64 +77,27 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "metrics.auc" in info.value.message and "fairness.dpd" in info.value.message
 
 
-@pytest.mark.parametrize(
-    ("text", "value", "ok"),
-    [
-        (">= 0.80", 0.80, True),
-        (">= 0.80", 0.79, False),
-        ("> 1", 1.0, False),
-        ("<= 0.1", 0.1, True),
-        ("< 0.1", 0.1, False),
-        ("== 3", 3.0, True),
-        (">=1e-3", 0.002, True),
-    ],
-)
+@pytest.mark.parametrize(("text", "value", "ok"), [
+    (">= 0.80", 0.80, True), (">= 0.80", 0.79, False), ("> 1", 1.0, False), ("<= 0.1", 0.1, True),
+    ("< 0.1", 0.1, False), ("== 3", 3.0, True), (">=1e-3", 0.002, True),
+])
 def test_thresholds(text: str, value: float, ok: bool) -> None:
     assert Threshold.parse(text).check(value) is ok
 
 
-def lineage(
-    *,
-    tags: dict[str, str] | None = None,
-    version_tags: dict[str, str] | None = None,
-    metrics: dict[str, float] | None = None,
-    missing: tuple[str, ...] = (),
-    run: bool = True,
-) -> Lineage:
-    links = [
-        Link(i, i not in missing, "why" if i in missing else "ok")
-        for i in (
-            "logged_model",
-            "source_run",
-            "source_run_finished",
-            "experiment",
-            "git_commit",
-            "training_dataset",
-            "owner",
-            "use_case",
-        )
-    ]
-    run_doc: dict[str, Any] | None = (
-        {
-            "info": {"run_id": "r"},
-            "data": {"metrics": [{"key": k, "value": v} for k, v in (metrics or {}).items()]},
-        }
-        if run
-        else None
-    )
+def lineage(*, tags: dict[str, str] | None = None, version_tags: dict[str, str] | None = None,
+            metrics: dict[str, float] | None = None, missing: tuple[str, ...] = (), run: bool = True) -> Lineage:
+    links = [Link(i, i not in missing, "why" if i in missing else "ok") for i in (
+        "logged_model", "source_run", "source_run_finished", "experiment", "git_commit", "training_dataset",
+        "owner", "use_case")]
+    run_doc: dict[str, Any] | None = {"info": {"run_id": "r"}, "data": {"metrics": [
+        {"key": k, "value": v} for k, v in (metrics or {}).items()]}} if run else None
     return Lineage(
-        ref="models:/m/1",
-        name="m",
-        version="1",
-        model_version={
-            "name": "m",
-            "version": "1",
-            "tags": [{"key": k, "value": v} for k, v in (version_tags or {}).items()],
-        },
+        ref="models:/m/1", name="m", version="1",
+        model_version={"name": "m", "version": "1", "tags": [{"key": k, "value": v}
+                                                             for k, v in (version_tags or {}).items()]},
         registered_model={"name": "m", "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
-        run=run_doc,
-        datasets=[Dataset("train", "d1", "s3://x", "s3")],
-        links=links,
+        run=run_doc, datasets=[Dataset("train", "d1", "s3://x", "s3")], links=links,
     )
 
 
@@ -172,14 +119,8 @@ def test_engine_reports_every_failure_not_just_the_first() -> None:
         IntegrityResult("directory", None, "the model version was never sealed"),
     )
     assert [r.id for r in result.failed] == [
-        "integrity.sealed",
-        "integrity.matches",
-        "lineage.git_commit",
-        "lineage.training_dataset",
-        "tags.use_case",
-        "tags.rollback_plan",
-        "metrics.auc",
-        "fairness.demographic_parity_difference",
+        "integrity.sealed", "integrity.matches", "lineage.git_commit", "lineage.training_dataset",
+        "tags.use_case", "tags.rollback_plan", "metrics.auc", "fairness.demographic_parity_difference",
     ]
     fairness = result.failed[-1]
     assert fairness.actual == "missing" and "logged no metric" in fairness.message

@@ -112,9 +112,7 @@ def test_inline_secrets_in_the_file_are_refused(tmp_path: Path, policy: Path) ->
         ),
     ],
 )
-def test_configuration_errors_name_the_setting(
-    policy: Path, environ: dict[str, str], text: str | None
-) -> None:
+def test_configuration_errors_name_the_setting(policy: Path, environ: dict[str, str], text: str | None) -> None:
     env = {k: v.replace("{policy}", str(policy)) for k, v in environ.items()}
     if text is None:
         assert load_config(env).azure_devops_key == "k"  # the variable wins over the file
