@@ -29,10 +29,21 @@ def build(path: Path, n: int) -> None:
     with path.open("wb") as stream:
         for i in range(1, n + 1):
             draft = Draft(
-                event="approved" if i % 3 else "gated", model=f"models:/credit-risk/{i}", stage="production",
-                actor="pipeline", evidence_sha256=f"{i:064x}", run_url=f"https://ci.example/runs/{i}",
-                approvers=[{"name": "Approver One", "id": f"u{i % 7}", "comment": "evidence reviewed",
-                            "time": "2026-01-01T00:00:00Z", "source": "azure-devops"}],
+                event="approved" if i % 3 else "gated",
+                model=f"models:/credit-risk/{i}",
+                stage="production",
+                actor="pipeline",
+                evidence_sha256=f"{i:064x}",
+                run_url=f"https://ci.example/runs/{i}",
+                approvers=[
+                    {
+                        "name": "Approver One",
+                        "id": f"u{i % 7}",
+                        "comment": "evidence reviewed",
+                        "time": "2026-01-01T00:00:00Z",
+                        "source": "azure-devops",
+                    }
+                ],
                 key=f"azure-devops:run/{i}:approved:credit-risk/{i}:production",
             )
             previous = chain(draft, previous, time="2026-01-01T00:00:00.000Z")
@@ -69,17 +80,23 @@ def main() -> int:
             rows.append((n, path.stat().st_size / (1 << 20), wall, max(wall - startup, 1e-9), rss, ref))
         base_per_entry = rows[0][3] / rows[0][0]
         print(f"start-up (mlgate --version): {startup:.3f} s, peak RSS {startup_rss:.1f} MiB")
-        print(f"{'entries':>8} {'file MiB':>9} {'wall s':>7} {'net s':>7} {'us/entry':>9} {'vs 25k':>7} "
-              f"{'peak RSS MiB':>13} {'sha256sum s':>12} {'x sha256sum':>12}")
+        print(
+            f"{'entries':>8} {'file MiB':>9} {'wall s':>7} {'net s':>7} {'us/entry':>9} {'vs 25k':>7} "
+            f"{'peak RSS MiB':>13} {'sha256sum s':>12} {'x sha256sum':>12}"
+        )
         for n, mib, wall, net, rss, ref in rows:
             per = net / n
-            print(f"{n:>8} {mib:>9.1f} {wall:>7.3f} {net:>7.3f} {per * 1e6:>9.2f} "
-                  f"{per / base_per_entry:>7.2f} {rss:>13.1f} {ref:>12.3f} {wall / ref:>12.1f}")
+            print(
+                f"{n:>8} {mib:>9.1f} {wall:>7.3f} {net:>7.3f} {per * 1e6:>9.2f} "
+                f"{per / base_per_entry:>7.2f} {rss:>13.1f} {ref:>12.3f} {wall / ref:>12.1f}"
+            )
         largest = rows[-1]
         verdict = "within" if largest[2] < 2.0 else "OVER"
-        print(f"100,000 entries: {largest[2]:.2f} s wall ({verdict} the 2 s budget); peak RSS grows "
-              f"{rows[-1][4] - rows[0][4]:+.1f} MiB from 25k to 100k entries while the file grows "
-              f"{rows[-1][1] - rows[0][1]:+.1f} MiB (streaming)")
+        print(
+            f"100,000 entries: {largest[2]:.2f} s wall ({verdict} the 2 s budget); peak RSS grows "
+            f"{rows[-1][4] - rows[0][4]:+.1f} MiB from 25k to 100k entries while the file grows "
+            f"{rows[-1][1] - rows[0][1]:+.1f} MiB (streaming)"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -16,8 +16,10 @@ from mlgate.ledger.export import Anchors
 def describe_result(result: VerifyResult, where: str) -> str:
     if result.head is None:
         return f"ledger {where} verified: empty (no entries)"
-    text = (f"ledger {where} verified: {result.entries} entries, chain intact, "
-            f"head seq {result.head.seq} sha256 {result.head.hash}")
+    text = (
+        f"ledger {where} verified: {result.entries} entries, chain intact, "
+        f"head seq {result.head.seq} sha256 {result.head.hash}"
+    )
     if result.anchors_checked:
         text += f"; {result.anchors_checked} anchor(s) on model versions match"
     return text
@@ -35,8 +37,10 @@ def load_anchors(args: argparse.Namespace) -> Anchors:
 def _open_existing(args: argparse.Namespace) -> Ledger:
     ledger = open_ledger(args.ledger)
     if not ledger.exists():
-        raise UsageError(f"no ledger at {ledger.location}",
-                         hint="point --ledger (or MLGATE_LEDGER) at the ledger that `mlgate record` writes")
+        raise UsageError(
+            f"no ledger at {ledger.location}",
+            hint="point --ledger (or MLGATE_LEDGER) at the ledger that `mlgate record` writes",
+        )
     return ledger
 
 

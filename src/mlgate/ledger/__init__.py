@@ -51,7 +51,9 @@ def open_ledger(spec: str | None) -> Ledger:
         from mlgate.ledger.azure_blob import open_azure_blob
 
         account, container, blob = parse_azure_blob(text)
-        return open_azure_blob(account, container, blob, location=f"azure-blob://{account}/{container}/{blob}")
+        return open_azure_blob(
+            account, container, blob, location=f"azure-blob://{account}/{container}/{blob}"
+        )
     if text.startswith("file:"):
         path = text[len("file:") :]
         if path.startswith("//"):

@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 MAX_ATTEMPTS = 40
 _TAIL = 64 << 10
 CLIENT_OPTIONS: dict[str, Any] = {
-    "connection_timeout": 10, "read_timeout": 30, "retry_total": 2, "initial_backoff": 1, "increment_base": 2,
+    "connection_timeout": 10,
+    "read_timeout": 30,
+    "retry_total": 2,
+    "initial_backoff": 1,
+    "increment_base": 2,
 }
-
 
 
 def open_azure_blob(account_url: str, container: str, blob: str, *, location: str) -> AzureBlobLedger:
@@ -208,7 +211,9 @@ class AzureBlobLedger(Ledger):
             entry = chain(draft, last)
             try:
                 self.blob.append_block(
-                    entry.line(), appendpos_condition=size, etag=etag,
+                    entry.line(),
+                    appendpos_condition=size,
+                    etag=etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
             except HttpResponseError as exc:

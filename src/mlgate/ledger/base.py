@@ -200,7 +200,8 @@ def parse_line(raw: bytes, *, line: int) -> Entry:
     if actual != claimed:
         raise TamperedError(
             f"line {line} (seq {seq}): content does not match its hash (expected {claimed}, got {actual})",
-            line=line, seq=seq_i,
+            line=line,
+            seq=seq_i,
         )
     return Entry(data)
 
@@ -231,14 +232,16 @@ def verify_lines(
             raise TamperedError(
                 f"line {number} (seq {entry.seq}): expected seq {expected_seq} "
                 "(an entry was removed, inserted or reordered)",
-                line=number, seq=entry.seq,
+                line=number,
+                seq=entry.seq,
             )
         expected_prev = previous.hash if previous else GENESIS
         if entry.prev != expected_prev:
             raise TamperedError(
                 f"line {number} (seq {entry.seq}): prev does not match the previous entry's hash "
                 f"(expected {expected_prev}, got {entry.prev})",
-                line=number, seq=entry.seq,
+                line=number,
+                seq=entry.seq,
             )
         for where, digest in pending.pop(entry.seq, ()):
             checked += 1
@@ -246,7 +249,8 @@ def verify_lines(
                 raise TamperedError(
                     f"line {number} (seq {entry.seq}): anchor on {where} says hash {digest}, "
                     f"the ledger has {entry.hash} (the ledger was rewritten)",
-                    line=number, seq=entry.seq,
+                    line=number,
+                    seq=entry.seq,
                 )
         previous = entry
         count = number
@@ -256,7 +260,8 @@ def verify_lines(
         raise TamperedError(
             f"anchor on {where} names entry seq {seq}, but the ledger ends at seq {count} "
             "(entries were removed)",
-            line=count + 1, seq=seq,
+            line=count + 1,
+            seq=seq,
         )
     return VerifyResult(entries=count, head=previous, anchors_checked=checked)
 
@@ -297,7 +302,8 @@ class Ledger(abc.ABC):
             ):
                 raise TamperedError(
                     f"line {number} (seq {entry.seq}): broken chain; run `mlgate audit verify`",
-                    line=number, seq=entry.seq,
+                    line=number,
+                    seq=entry.seq,
                 )
             previous = entry
             yield entry

@@ -29,8 +29,11 @@ Anchors = Mapping[int, list[tuple[str, str]]]
 
 
 def anchors_to_list(anchors: Anchors) -> list[dict[str, Any]]:
-    return [{"where": where, "seq": seq, "hash": digest}
-            for seq in sorted(anchors) for where, digest in anchors[seq]]
+    return [
+        {"where": where, "seq": seq, "hash": digest}
+        for seq in sorted(anchors)
+        for where, digest in anchors[seq]
+    ]
 
 
 def anchors_from_list(items: object, *, source: str) -> dict[int, list[tuple[str, str]]]:
@@ -38,8 +41,12 @@ def anchors_from_list(items: object, *, source: str) -> dict[int, list[tuple[str
         raise InvalidInputError(f"{source}: header anchors must be a list")
     result: dict[int, list[tuple[str, str]]] = {}
     for i, item in enumerate(items):
-        if (not isinstance(item, dict) or not isinstance(item.get("seq"), int)
-                or not isinstance(item.get("hash"), str) or not isinstance(item.get("where"), str)):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("seq"), int)
+            or not isinstance(item.get("hash"), str)
+            or not isinstance(item.get("where"), str)
+        ):
             raise InvalidInputError(
                 f"{source}: header anchors[{i}] needs where (string), seq (int), hash (string)"
             )
@@ -99,8 +106,9 @@ def verify_file(path: str) -> tuple[VerifyResult, dict[str, Any] | None]:
     try:
         stream = open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}",
-                         hint="pass the file written by `mlgate audit export -o`") from exc
+        raise UsageError(
+            f"cannot read {path}: {exc.strerror}", hint="pass the file written by `mlgate audit export -o`"
+        ) from exc
     with stream:
         first = stream.readline()
         header: dict[str, Any] | None = None
@@ -135,7 +143,8 @@ def verify_file(path: str) -> tuple[VerifyResult, dict[str, Any] | None]:
                 f"{path}: the header says {header.get('entries')} entries ending with {expected_hash}, "
                 f"the file holds {result.entries} ending with {result.head.hash if result.head else None} "
                 "(entries were removed or added)",
-                line=result.entries + 2, seq=None,
+                line=result.entries + 2,
+                seq=None,
             )
     return result, header
 

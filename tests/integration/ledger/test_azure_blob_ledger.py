@@ -18,9 +18,15 @@ pytestmark = pytest.mark.integration
 
 
 def draft(i: int, who: str = "w", key: str | None = None) -> Draft:
-    return Draft(event="approved", model=f"models:/m/{i}", stage="production", actor=who,
-                 approvers=[{"name": who, "comment": f"entry {i}", "source": "local"}],
-                 run_url=f"https://ci.example/{who}/{i}", key=key)
+    return Draft(
+        event="approved",
+        model=f"models:/m/{i}",
+        stage="production",
+        actor=who,
+        approvers=[{"name": who, "comment": f"entry {i}", "source": "local"}],
+        run_url=f"https://ci.example/{who}/{i}",
+        key=key,
+    )
 
 
 @pytest.fixture
@@ -79,8 +85,10 @@ def test_two_concurrent_recorders_neither_lose_nor_fork(azurite: Azurite, spec: 
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
     count = 12
-    procs = [ctx.Process(target=_recorder, args=(azurite.connection_string, spec, who, count, barrier))
-             for who in ("pipeline-a", "pipeline-b")]
+    procs = [
+        ctx.Process(target=_recorder, args=(azurite.connection_string, spec, who, count, barrier))
+        for who in ("pipeline-a", "pipeline-b")
+    ]
     for p in procs:
         p.start()
     for p in procs:

@@ -18,10 +18,22 @@ from mlgate.ledger.file import FileLedger
 
 def draft(i: int, *, key: str | None = None) -> Draft:
     return Draft(
-        event="approved", model=f"models:/fraud/{i}", stage="production", actor="ci-bot",
-        approvers=[{"name": "Ana Müller", "id": "u1", "comment": f"ok {i} ✓", "time": "2026-01-01T00:00:00Z",
-                    "source": "local"}],
-        evidence_sha256="ab" * 32, run_url=f"https://ci.example/run/{i}", key=key,
+        event="approved",
+        model=f"models:/fraud/{i}",
+        stage="production",
+        actor="ci-bot",
+        approvers=[
+            {
+                "name": "Ana Müller",
+                "id": "u1",
+                "comment": f"ok {i} ✓",
+                "time": "2026-01-01T00:00:00Z",
+                "source": "local",
+            }
+        ],
+        evidence_sha256="ab" * 32,
+        run_url=f"https://ci.example/run/{i}",
+        key=key,
     )
 
 
@@ -51,8 +63,18 @@ def test_each_line_is_canonical_json(ledger: FileLedger) -> None:
         data = json.loads(raw)
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert raw == canonical.encode() + b"\n"
-        assert {"seq", "prev", "time", "event", "model", "actor", "approvers", "evidence_sha256",
-                "run_url", "hash"} <= set(data)
+        assert {
+            "seq",
+            "prev",
+            "time",
+            "event",
+            "model",
+            "actor",
+            "approvers",
+            "evidence_sha256",
+            "run_url",
+            "hash",
+        } <= set(data)
 
 
 def test_every_one_byte_change_is_detected(ledger: FileLedger) -> None:
@@ -110,9 +132,16 @@ def test_rewritten_chain_is_caught_by_anchors(ledger: FileLedger) -> None:
     rewritten = FileLedger(ledger.path.with_name("rewritten.jsonl"))
     for e in entries:
         d = dict(e.data)
-        d_draft = Draft(event=d["event"], model=d["model"], stage=d["stage"], actor=d["actor"],
-                        approvers=d["approvers"] if e.seq != 3 else [], evidence_sha256=d["evidence_sha256"],
-                        run_url=d["run_url"], key=d["key"])
+        d_draft = Draft(
+            event=d["event"],
+            model=d["model"],
+            stage=d["stage"],
+            actor=d["actor"],
+            approvers=d["approvers"] if e.seq != 3 else [],
+            evidence_sha256=d["evidence_sha256"],
+            run_url=d["run_url"],
+            key=d["key"],
+        )
         rewritten.append(d_draft)
     assert rewritten.verify().entries == 5
     with pytest.raises(TamperedError, match=r"seq 3.*anchor on models:/fraud/3"):
@@ -214,9 +243,15 @@ def test_ledger_spec_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert isinstance(led, FileLedger) and led.path == Path(".mlgate/ledger.jsonl")
     assert isinstance(open_ledger("file:x/y.jsonl"), FileLedger)
     assert parse_azure_blob("azure-blob://acct.blob.core.windows.net/audit/ledger.jsonl") == (
-        "https://acct.blob.core.windows.net", "audit", "ledger.jsonl")
+        "https://acct.blob.core.windows.net",
+        "audit",
+        "ledger.jsonl",
+    )
     assert parse_azure_blob("azure-blob://http://127.0.0.1:10000/devstoreaccount1/c/b.jsonl") == (
-        "http://127.0.0.1:10000/devstoreaccount1", "c", "b.jsonl")
+        "http://127.0.0.1:10000/devstoreaccount1",
+        "c",
+        "b.jsonl",
+    )
     from mlgate.errors import UsageError
 
     for bad in ("azure-blob://acct.blob.core.windows.net/onlycontainer", "s3://bucket/x"):
