@@ -45,18 +45,19 @@ def _command_module(name: str) -> ModuleType:
 
 
 def _common_options(*, top: bool) -> argparse.ArgumentParser:
-    """Options accepted both before and after the command name."""
+    """Options accepted both before and after the command name.
+
+    After the command name the defaults are suppressed, so they never overwrite a value
+    given before it.
+    """
     parent = argparse.ArgumentParser(add_help=False)
-    default = {} if top else {"default": argparse.SUPPRESS}
     parent.add_argument(
-        "-v", "--verbose", action="count", help="explain each step (repeat for debug output)",
-        **({"default": 0} if top else default),
+        "-v", "--verbose", action="count", default=0 if top else argparse.SUPPRESS,
+        help="explain each step (repeat for debug output)",
     )
     parent.add_argument(
-        "--platform", choices=PLATFORMS, metavar="{" + ",".join(PLATFORMS) + "}",
-        help="CI platform for masking, outputs and summaries (default: detected from "
-        "GITHUB_ACTIONS / TF_BUILD)",
-        **({"default": "auto"} if top else default),
+        "--platform", choices=PLATFORMS, default="auto" if top else argparse.SUPPRESS,
+        help="CI platform for masking, outputs and summaries (default: detected from GITHUB_ACTIONS / TF_BUILD)",
     )
     return parent
 

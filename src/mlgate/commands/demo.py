@@ -26,7 +26,7 @@ def _sample_model(root: Any) -> None:
     import random
 
     root.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 -- reproducible sample bytes, not a secret
     (root / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: demo\n")
     (root / "model.bin").write_bytes(rng.randbytes(4 << 20))
     (root / "params.json").write_text(json.dumps({"C": 1.0, "max_iter": 200}))

@@ -5,20 +5,60 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlgate.commands._common import add_ref, command_parser, not_built
+from mlgate.commands._common import add_ref, command_parser
 
 HELP = "integrity + lineage + policy -> evidence pack and a decision"
 DESCRIPTION = """\
 Verify the artifacts against the sealed manifest, trace lineage, evaluate the release policy and
 write evidence.json and evidence.md. Exit 0 pass, 1 refused, 2 bad policy, 3 could not evaluate.
+
+Without --artifacts, the version's files in the MLflow artifact store are re-hashed (streamed)
+and compared with the sealed manifest instead. In GitHub Actions evidence.md is appended to the
+job summary; in Azure DevOps it is uploaded as the run summary.
 """
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser = command_parser(sub, common, "gate", help=HELP, description=DESCRIPTION)
     add_ref(parser)
+    parser.add_argument("--artifacts", metavar="DIR", help="the model files about to be deployed")
+    parser.add_argument("--policy", metavar="FILE", required=True, help="the release policy (YAML)")
+    parser.add_argument("--evidence-dir", metavar="D", default="evidence",
+                        help="where to write evidence.json and evidence.md (default: evidence)")
+    parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
+                        "(adds the policy's stages.NAME requirements)")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    return not_built("gate")
+    import json
+    import os
+
+    from mlgate.commands.seal import write_atomically
+    from mlgate.console import out
+    from mlgate.errors import UsageError
+    from mlgate.gate import evaluate
+    from mlgate.platforms import detect_platform
+
+    platform = detect_platform(args.platform)
+    outcome = evaluate(args.ref, policy_path=args.policy, artifacts_dir=args.artifacts, ci=platform.context(),
+                       stage=args.stage)
+    try:
+        os.makedirs(args.evidence_dir, exist_ok=True)
+        write_atomically(os.path.join(args.evidence_dir, "evidence.json"),
+                         (json.dumps(outcome.evidence, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+                         .encode("utf-8"))
+        write_atomically(os.path.join(args.evidence_dir, "evidence.md"), outcome.markdown.encode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot write evidence to {args.evidence_dir}: {exc.strerror}",
+                         hint="pass a writable --evidence-dir") from None
+    out(outcome.summary)
+    out(f"evidence: {os.path.join(args.evidence_dir, 'evidence.json')} and evidence.md")
+    if platform.is_ci:
+        platform.summary(outcome.markdown)
+        platform.set_output("evidence_sha256", outcome.evidence_sha256)
+        platform.set_output("gate_passed", "true" if outcome.passed else "false")
+    if not outcome.passed:
+        platform.annotate("error", f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
+        return 1
+    return 0

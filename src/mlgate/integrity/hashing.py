@@ -11,6 +11,7 @@ O_NOFOLLOW/O_NONBLOCK on open and an fstat check, so the loop is written here.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -43,6 +44,8 @@ def hash_file(entry: FileEntry, advance: Callable[[int], None] | None = None) ->
             hint="give the pipeline's user read access to every model file; an unreadable file is never a pass",
         ) from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP and entry.nofollow:
+            raise RefusedError(f"{display(entry.name)} was replaced by a symlink after the scan") from exc
         raise EvaluationError(f"cannot open {display(entry.name)}: {exc.strerror}") from exc
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -82,3 +85,20 @@ def hash_entries(
         return {futures[f].name: f.result() for f in as_completed(futures)}
     finally:  # on the first failure, do not start hashing the files still queued
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def hash_chunks(chunks: Iterable[bytes], advance: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a byte stream (a download), hashed as it arrives.
+
+    The same digest as :func:`hash_file` gives for a file with these bytes.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        if not chunk:
+            continue
+        digest.update(chunk)
+        size += len(chunk)
+        if advance is not None:
+            advance(len(chunk))
+    return digest.hexdigest(), size

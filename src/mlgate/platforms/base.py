@@ -34,8 +34,11 @@ class Platform(abc.ABC):
 
         Must be called before anything else is printed once a secret is known.
         """
+        masked: set[str] = self.__dict__.setdefault("_masked", set())
         for part in redact.register(value):
-            self._emit_mask(part)
+            if part not in masked:
+                self._emit_mask(part)
+                masked.add(part)
 
     @abc.abstractmethod
     def _emit_mask(self, value: str) -> None:
@@ -61,6 +64,28 @@ class Platform(abc.ABC):
     def context(self) -> CIContext:
         """Run URL, commit and requester of the current run, where the CI says them."""
 
+    def fail(self, message: str) -> None:
+        """Report that this step failed with ``message`` (the exit code still decides)."""
+        self.annotate("error", message)
+
     @property
     def is_ci(self) -> bool:
         return self.name != "local"
+
+
+SUMMARY_LIMIT = 1024 * 1024  # GitHub's documented per-step summary limit (1 MiB); applied on every CI
+
+
+def truncate_utf8(text: str, budget: int, note: str) -> str:
+    """``text`` if it fits in ``budget`` UTF-8 bytes, else its longest prefix that fits with ``note`` appended.
+
+    Returns ``""`` when not even the note fits. Never splits a character.
+    """
+    data = text.encode("utf-8")
+    if len(data) <= budget:
+        return text
+    tail = note.encode("utf-8")
+    room = budget - len(tail)
+    if room < 0:
+        return ""
+    return data[:room].decode("utf-8", errors="ignore") + note

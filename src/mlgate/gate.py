@@ -1,0 +1,140 @@
+"""The gate engine: integrity + lineage + policy -> a decision and its evidence.
+
+Used by ``mlgate gate`` and by the approval-check service. :func:`evaluate` never returns a pass
+when unsure: a policy that does not validate raises :class:`InvalidInputError` (exit 2), MLflow
+unreachable or answering garbage raises :class:`NetworkError` (exit 3), a model version that does
+not exist raises :class:`mlgate.lineage.mlflow.NotFound` (exit 1). Everything else -- an unsealed
+or altered model, a missing lineage link, tag or metric -- is a failed rule in the outcome.
+
+Integrity has three modes:
+
+* ``artifacts_dir``: re-hash that directory and compare it with the sealed manifest (the files
+  about to be deployed);
+* ``manifest_sha256`` only (a service with no files): the digest must equal the one recorded on
+  the version;
+* neither: re-hash the version's files in the MLflow artifact store (streamed, nothing written)
+  and compare them with the sealed manifest, which catches a store altered after sealing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlgate.errors import InvalidInputError, RefusedError
+from mlgate.evidence import markdown, pack
+from mlgate.lineage import artifacts
+from mlgate.lineage.chain import trace
+from mlgate.lineage.mlflow import MlflowClient
+from mlgate.platforms.base import CIContext
+from mlgate.policy.engine import evaluate as evaluate_policy
+from mlgate.policy.loader import load_policy
+from mlgate.policy.rules import IntegrityResult
+from mlgate.refs import ModelRef
+
+SUMMARY_LIMIT = 60 * 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+__all__ = ["CIContext", "GateOutcome", "evaluate"]
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    passed: bool
+    evidence: dict[str, Any]
+    evidence_sha256: str
+    markdown: str
+    failed_rules: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+def _integrity(
+    client: MlflowClient, model_version: dict[str, Any], *, artifacts_dir: str | None, manifest_sha256: str | None,
+    ci: bool,
+) -> IntegrityResult:
+    from mlgate.integrity import verify_directory
+    from mlgate.integrity.manifest import compare
+
+    recorded = artifacts.recorded_digest(model_version)
+    if manifest_sha256 is not None and artifacts_dir is None:
+        given = manifest_sha256.strip().lower().removeprefix("sha256:")
+        if not _SHA256.match(given):
+            raise InvalidInputError(f"manifest digest {manifest_sha256!r} is not a SHA-256 (64 hex characters)")
+        return IntegrityResult("digest", recorded, None if recorded else "the model version was never sealed",
+                               compared_sha256=given)
+    mode = "directory" if artifacts_dir is not None else "store"
+    try:
+        manifest = artifacts.load_manifest(client, model_version)
+    except (RefusedError, InvalidInputError) as exc:
+        return IntegrityResult(mode, recorded, exc.message)
+    try:
+        if artifacts_dir is not None:
+            comparison = verify_directory(artifacts_dir, manifest, ci=ci)
+        else:
+            current, _ = artifacts.seal_from_store(client, model_version)
+            comparison = compare(manifest.subjects, current.subjects)
+    except RefusedError as exc:
+        return IntegrityResult(mode, recorded, compare_problem=exc.message)
+    problem = None
+    if manifest_sha256 is not None and manifest_sha256.strip().lower().removeprefix("sha256:") != recorded:
+        problem = f"the manifest digest given ({manifest_sha256}) is not the one sealed (sha256:{recorded})"
+    return IntegrityResult(
+        mode, recorded, files_checked=comparison.checked, compare_problem=problem,
+        changed=[n for n, _, _ in comparison.changed], missing=[n for n, _ in comparison.missing],
+        extra=[n for n, _ in comparison.extra],
+    )
+
+
+def summarize(evidence: dict[str, Any], limit: int = SUMMARY_LIMIT) -> str:
+    """A short plain-text verdict and the failing rules (for a check log or a PR comment)."""
+    decision = evidence["decision"]
+    risk = (evidence.get("risk") or {}).get("class") or "unknown"
+    verdict = "PASSED" if decision["passed"] else "REFUSED"
+    lines = [
+        f"mlgate gate: {verdict} {evidence['model']['ref']} (risk class {risk}): "
+        f"{len(decision['failed_rules'])} of {decision['rules_total']} rules failed",
+    ]
+    for rule in evidence["rules"]:
+        if not rule["passed"]:
+            lines.append(f"- {rule['id']}: {rule['message']} (expected {rule['expected']}; got {rule['actual']})")
+    lines.append(f"evidence sha256:{evidence['evidence_sha256']}")
+    text = "\n".join(lines)
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    note = "\n… (truncated; see evidence.md)"
+    return data[: limit - len(note.encode())].decode("utf-8", errors="ignore") + note
+
+
+def evaluate(
+    ref: str,
+    *,
+    policy_path: str,
+    artifacts_dir: str | None = None,
+    manifest_sha256: str | None = None,
+    client: MlflowClient | None = None,
+    ci: CIContext | None = None,
+    stage: str | None = None,
+) -> GateOutcome:
+    """Gate ``ref``: integrity, lineage and the policy's rules. See the module docstring for errors."""
+    policy = load_policy(policy_path)
+    if stage is not None:
+        policy.requirements(policy.risk_classes[0], stage)  # an unknown stage fails before any request
+    parsed = ModelRef.parse(ref)
+    mlflow = client or MlflowClient.from_env()
+    model_version = mlflow.resolve(parsed)
+    lineage = trace(mlflow, parsed, model_version=model_version)
+    integrity = _integrity(mlflow, model_version, artifacts_dir=artifacts_dir, manifest_sha256=manifest_sha256,
+                           ci=bool(ci and ci.platform != "local"))
+    evaluation = evaluate_policy(policy, lineage, integrity, stage=stage)
+    evidence = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
+                          ci=ci, stage=stage)
+    return GateOutcome(
+        passed=evaluation.passed,
+        evidence=evidence,
+        evidence_sha256=evidence[pack.DIGEST_KEY],
+        markdown=markdown.render(evidence),
+        failed_rules=[r.id for r in evaluation.failed],
+        summary=summarize(evidence),
+    )

@@ -1,0 +1,187 @@
+"""A model version's files in the MLflow artifact store: list them, hash them while streaming,
+and keep the sealed manifest where it can be fetched again.
+
+Listing costs one request per directory page (never one per file); each file is then one
+streamed download, hashed as it arrives (nothing is written to disk).
+
+Where the manifest lives (and why): MLflow stores no content hash of model files, and tag
+values are size-limited (100,000 characters on open-source MLflow, less on some hosted
+services) while a manifest grows with the file count (about 130 bytes per file). So the
+manifest's canonical bytes are stored as an artifact next to -- never inside -- the model
+directory, at ``<parent of the model root>/mlgate-manifests/<sha256>.json`` (content addressed,
+so a re-seal never overwrites an older one), and the version gets small tags:
+``mlgate.manifest.sha256`` (the digest every check compares with), ``mlgate.manifest.uri``,
+``mlgate.manifest.files`` and ``mlgate.manifest.bytes``. A fetched manifest is only trusted when
+its digest equals the tag.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from mlgate.errors import EvaluationError, RefusedError
+from mlgate.integrity.hashing import hash_chunks
+from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest, check_name
+from mlgate.lineage.chain import logged_model_id, tag_map
+from mlgate.lineage.mlflow import MlflowClient, NotFound, proxied_path
+
+TAG_SHA256 = "mlgate.manifest.sha256"
+TAG_URI = "mlgate.manifest.uri"
+TAG_FILES = "mlgate.manifest.files"
+TAG_BYTES = "mlgate.manifest.bytes"
+TAG_SEALED_AT = "mlgate.sealed_at"
+TAG_SEALED_BY = "mlgate.sealed_by"
+TAG_RESEALED = "mlgate.resealed"
+MANIFEST_DIR = "mlgate-manifests"
+DOWNLOAD_WORKERS = 8
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_RUNS_SOURCE = re.compile(r"^runs:/([^/]+)/?(.*)$")
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """Where a version's files are: the proxied root and, for MLflow 3, the logged model."""
+
+    root: str  # path under the mlflow-artifacts proxy
+    model_id: str | None
+
+    @property
+    def manifest_dir(self) -> str:
+        parent = posixpath.dirname(self.root.rstrip("/"))
+        return f"{parent}/{MANIFEST_DIR}" if parent else MANIFEST_DIR
+
+
+def locate(client: MlflowClient, model_version: dict[str, Any]) -> ModelFiles:
+    """Find the version's artifact root on the ``mlflow-artifacts`` proxy."""
+    source = str(model_version.get("source", ""))
+    mid = logged_model_id(model_version)
+    if mid:
+        uri = str(client.get_logged_model(mid).get("info", {}).get("artifact_uri", ""))
+    elif match := _RUNS_SOURCE.match(source):
+        run_uri = str(client.get_run(match.group(1)).get("info", {}).get("artifact_uri", ""))
+        uri = run_uri.rstrip("/") + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
+    else:
+        uri = source
+    root = proxied_path(uri)
+    if not root:
+        raise EvaluationError(
+            f"the files of {model_version.get('name')}/{model_version.get('version')} are at {uri or 'no location'}, "
+            "which this MLflow server does not proxy",
+            hint="run the tracking server with --serve-artifacts (mlflow-artifacts:/ locations), or seal the "
+            "downloaded directory with `mlgate seal DIR` and verify with --manifest",
+        )
+    return ModelFiles(root=root, model_id=mid)
+
+
+def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
+    """``{relative name: size}`` of every file, one listing request per directory page."""
+    files: dict[str, int] = {}
+    pending = [""]
+    while pending:
+        directory = pending.pop()
+        if where.model_id:
+            entries = [(str(e["path"]), bool(e.get("is_dir")), e.get("file_size"))
+                       for e in client.list_logged_model_artifacts(where.model_id, directory or None)]
+        else:
+            base = f"{where.root}/{directory}".rstrip("/")
+            entries = [(posixpath.join(directory, str(e["path"])), bool(e.get("is_dir")), e.get("file_size"))
+                       for e in client.list_proxied_artifacts(base)]
+        for path, is_dir, size in entries:
+            why = check_name(path)
+            if why:
+                raise RefusedError(f"MLflow lists an unsafe artifact name {path!r}: {why}")
+            if is_dir:
+                pending.append(path)
+            else:
+                files[path] = int(size) if isinstance(size, int) else -1
+    return files
+
+
+def hash_files(
+    client: MlflowClient, where: ModelFiles, names: list[str], *, workers: int = DOWNLOAD_WORKERS,
+    advance: Callable[[int], None] | None = None,
+) -> tuple[dict[str, str], int]:
+    """Stream and hash every file (in parallel); ``({name: sha256}, total bytes)``."""
+
+    def one(name: str) -> tuple[str, str, int]:
+        digest, size = hash_chunks(client.stream_artifact(f"{where.root}/{name}"), advance)
+        return name, digest, size
+
+    digests: dict[str, str] = {}
+    total = 0
+    if not names:
+        return digests, 0
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, len(names))), thread_name_prefix="mlgate-dl")
+    try:
+        futures = [pool.submit(one, n) for n in names]
+        for future in as_completed(futures):
+            name, digest, size = future.result()
+            digests[name] = digest
+            total += size
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return digests, total
+
+
+def seal_from_store(client: MlflowClient, model_version: dict[str, Any]) -> tuple[Manifest, ModelFiles]:
+    """The manifest of the version's files as the artifact store holds them now."""
+    where = locate(client, model_version)
+    listing = list_files(client, where)
+    if not listing:
+        raise RefusedError(
+            f"model version {model_version.get('name')}/{model_version.get('version')} has no files in MLflow",
+            hint="log the model's files before registering it",
+        )
+    digests, total = hash_files(client, where, sorted(listing))
+    return Manifest.build(digests, total, follow_internal_symlinks=False), where
+
+
+def recorded_digest(model_version: dict[str, Any]) -> str | None:
+    """The manifest digest recorded on the version, or None when it was never sealed."""
+    value = tag_map(model_version).get(TAG_SHA256, "").strip()
+    return value or None
+
+
+def store_manifest(client: MlflowClient, where: ModelFiles, manifest: Manifest) -> str:
+    """Upload the manifest's canonical bytes; return its ``mlflow-artifacts:/`` URI."""
+    path = f"{where.manifest_dir}/{manifest.digest}.json"
+    client.upload_artifact(path, manifest.canonical())
+    return f"mlflow-artifacts:/{path}"
+
+
+def load_manifest(client: MlflowClient, model_version: dict[str, Any]) -> Manifest:
+    """The manifest recorded on the version, checked against its digest tag.
+
+    Not sealed, or a stored manifest that is missing or differs from the digest tag: refused (exit 1).
+    """
+    tags = tag_map(model_version)
+    label = f"{model_version.get('name')}/{model_version.get('version')}"
+    digest = tags.get(TAG_SHA256, "").strip()
+    if not digest:
+        raise RefusedError(f"model version {label} was never sealed (no {TAG_SHA256} tag)",
+                           hint=f"run `mlgate seal --model models:/{label}` when the model is registered")
+    if not _SHA256.match(digest):
+        raise RefusedError(f"model version {label}: tag {TAG_SHA256} is not a SHA-256 digest")
+    uri = tags.get(TAG_URI, "")
+    path = proxied_path(uri) if uri else None
+    if not path:
+        raise RefusedError(f"model version {label} has no retrievable manifest ({TAG_URI} is missing or not an "
+                           "mlflow-artifacts URI)", hint="re-seal it with `mlgate seal --model`")
+    try:
+        data = client.download_artifact(path, max_bytes=MAX_MANIFEST_BYTES)
+    except NotFound:
+        raise RefusedError(f"the sealed manifest of {label} is missing from the artifact store ({uri})",
+                           hint="the store was altered after sealing; investigate before releasing") from None
+    manifest = Manifest.parse(data, source=f"manifest of {label}")
+    if manifest.digest != digest:
+        raise RefusedError(
+            f"the stored manifest of {label} does not match its seal: expected sha256:{digest}, "
+            f"got sha256:{manifest.digest}",
+            hint="the manifest was altered after sealing; investigate before releasing",
+        )
+    return manifest

@@ -1,0 +1,467 @@
+"""A small MLflow REST client (``requests``; the product never imports the ``mlflow`` package).
+
+Only the calls mlgate needs: model versions (by version or alias), registered models, runs,
+experiments, MLflow 3 logged models, artifact listings (with pagination) and streamed
+downloads through the tracking server's ``mlflow-artifacts`` proxy, uploads of the sealed
+manifest, model-version tags and aliases.
+
+Errors:
+
+* :class:`NotFound` (exit 1): the thing asked for does not exist -- for a release, an
+  untraceable model. A missing alias is answered by MLflow with ``400 INVALID_PARAMETER_VALUE``,
+  not 404; it is reported as "no such alias".
+* :class:`mlgate.errors.NetworkError` (exit 3): MLflow unreachable, timing out, answering 5xx
+  after bounded retries, refusing our credentials, or answering something that is not the
+  JSON it documents. Never a pass.
+
+Connection settings are MLflow's own: ``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_TOKEN``
+(bearer), ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic),
+``MLFLOW_TRACKING_SERVER_CERT_PATH`` (CA bundle). An ``azureml://`` tracking URI is rewritten
+to its ``https://`` REST host and authenticated with an azure-identity token for
+``https://management.azure.com/.default``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import requests
+
+from mlgate import redact
+from mlgate.errors import NetworkError, RefusedError, UsageError
+from mlgate.http import make_session
+from mlgate.refs import ModelRef
+
+log = logging.getLogger(__name__)
+
+API = "/api/2.0/mlflow"
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+AZURE_SCOPE = "https://management.azure.com/.default"
+MAX_JSON_BYTES = 64 << 20
+DOWNLOAD_CHUNK = 1 << 20
+MAX_PAGES = 100_000
+
+
+class NotFound(RefusedError):
+    """MLflow says the model version, alias, run, experiment or logged model does not exist (exit 1)."""
+
+
+def _host(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` without credentials, safe to print."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}" if parts.scheme else host
+
+
+def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
+    """The REST base URL for ``uri`` and whether it is an Azure ML workspace.
+
+    ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...`` becomes
+    ``https://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...`` (what azureml-mlflow does).
+    """
+    text = uri.strip()
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme == "azureml":
+        if not parts.netloc:
+            raise UsageError(f"not an Azure ML tracking URI: {_host(text)}",
+                             hint="copy the workspace's MLflow tracking URI (azureml://<region>.api.azureml.ms/...)")
+        return urllib.parse.urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", "")), True
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"MLFLOW_TRACKING_URI must be an http(s):// or azureml:// URI, got scheme {parts.scheme or 'none'!r}",
+            hint="point MLFLOW_TRACKING_URI at the MLflow tracking server, e.g. http://127.0.0.1:5000",
+        )
+    if parts.username or parts.password:
+        raise UsageError(
+            "MLFLOW_TRACKING_URI must not embed credentials",
+            hint="put them in MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN",
+        )
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")), False
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+class _AzureAuth(requests.auth.AuthBase):
+    """Bearer token from azure-identity, refreshed five minutes before it expires."""
+
+    def __init__(self, credential: Any, scope: str = AZURE_SCOPE) -> None:
+        self._credential = credential
+        self._scope = scope
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+
+    def _get(self) -> str:
+        with self._lock:
+            if self._token is None or time.time() > self._expires - 300:
+                try:
+                    token = self._credential.get_token(self._scope)
+                except Exception as exc:  # azure-identity raises several unrelated types
+                    raise NetworkError(
+                        f"could not get an Azure token for the Azure ML workspace ({type(exc).__name__})",
+                        hint="give the pipeline an Azure identity (managed identity, workload identity "
+                        "federation or AZURE_CLIENT_ID/AZURE_TENANT_ID/...) with access to the workspace",
+                    ) from None
+                redact.register(token.token)
+                self._token, self._expires = token.token, float(token.expires_on)
+            return self._token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._get()}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_AzureAuth(***)"
+
+
+def _error_detail(response: requests.Response) -> tuple[str, str]:
+    """(error_code, message) of an MLflow error answer; empty strings when it has none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", ""
+    if not isinstance(body, dict):
+        return "", ""
+    code, message = body.get("error_code", ""), body.get("message", "")
+    return (code if isinstance(code, str) else ""), (message[:500] if isinstance(message, str) else "")
+
+
+class MlflowClient:
+    """MLflow tracking/registry REST client. Build it with :meth:`from_env`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: requests.auth.AuthBase | tuple[str, str] | None = None,
+        session: requests.Session | None = None,
+        verify: str | bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.host = _host(self.base_url)
+        self.session = session or make_session()
+        if auth is not None:
+            self.session.auth = auth
+        self.session.verify = verify
+        self._count_lock = threading.Lock()
+        #: requests made, by endpoint (path template); read by the benchmark
+        self.request_counts: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_env(
+        cls,
+        tracking_uri: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        credential: Any = None,
+    ) -> MlflowClient:
+        """A client for ``tracking_uri`` (default ``MLFLOW_TRACKING_URI``) with MLflow's auth variables."""
+        env = os.environ if environ is None else environ
+        uri = tracking_uri or env.get("MLFLOW_TRACKING_URI", "")
+        if not uri:
+            raise UsageError(
+                "no MLflow tracking server: MLFLOW_TRACKING_URI is not set",
+                hint="export MLFLOW_TRACKING_URI=http(s)://your-mlflow-server (or an azureml:// workspace URI)",
+            )
+        base, azure = rewrite_tracking_uri(uri)
+        auth: requests.auth.AuthBase | tuple[str, str] | None = None
+        token = env.get("MLFLOW_TRACKING_TOKEN", "")
+        user, password = env.get("MLFLOW_TRACKING_USERNAME", ""), env.get("MLFLOW_TRACKING_PASSWORD", "")
+        if token:
+            redact.register(token)
+            auth = _BearerAuth(token)
+        elif user or password:
+            if password:
+                redact.register(password)
+            auth = (user, password)
+        elif azure:
+            if credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
+            auth = _AzureAuth(credential)
+        verify: str | bool = env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+        return cls(base, auth=auth, verify=verify)
+
+    # ------------------------------------------------------------------ transport
+    def _count(self, endpoint: str) -> None:
+        with self._count_lock:
+            self.request_counts[endpoint] += 1
+
+    def _send(self, method: str, url: str, endpoint: str, **kwargs: Any) -> requests.Response:
+        self._count(endpoint)
+        try:
+            return self.session.request(method, url, **kwargs)
+        except requests.exceptions.RetryError:
+            raise NetworkError(
+                f"MLflow at {self.host} kept failing ({endpoint}) after bounded retries",
+                hint="check the tracking server's health; nothing was passed",
+            ) from None
+        except requests.exceptions.Timeout:
+            raise NetworkError(f"MLflow at {self.host} timed out ({endpoint})",
+                               hint="check the tracking server and the network; nothing was passed") from None
+        except requests.exceptions.SSLError:
+            raise NetworkError(
+                f"TLS failure talking to MLflow at {self.host}",
+                hint="set MLFLOW_TRACKING_SERVER_CERT_PATH (or REQUESTS_CA_BUNDLE) to the server's CA bundle",
+            ) from None
+        except requests.exceptions.RequestException as exc:
+            raise NetworkError(
+                f"cannot reach MLflow at {self.host} ({type(exc).__name__})",
+                hint="check MLFLOW_TRACKING_URI and that the tracking server is up; nothing was passed",
+            ) from None
+
+    def _check(self, response: requests.Response, endpoint: str, what: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        code, message = _error_detail(response)
+        if status == 404 or code == "RESOURCE_DOES_NOT_EXIST":
+            raise NotFound(f"{what}: not found in MLflow at {self.host}" + (f" ({message})" if message else ""))
+        if status in (401, 403):
+            raise NetworkError(
+                f"MLflow at {self.host} refused our credentials ({status}) for {endpoint}",
+                hint="check MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD, or the identity's "
+                "role on the workspace",
+            )
+        raise NetworkError(
+            f"MLflow at {self.host} answered {status}{' ' + code if code else ''} for {endpoint}"
+            + (f": {message}" if message else ""),
+            hint="check the tracking server; nothing was passed",
+        )
+
+    def _json(self, response: requests.Response, endpoint: str) -> dict[str, Any]:
+        data = response.content
+        if len(data) > MAX_JSON_BYTES:
+            raise NetworkError(f"MLflow at {self.host} answered more than {MAX_JSON_BYTES >> 20} MiB for {endpoint}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise NetworkError(
+                f"MLflow at {self.host} answered something that is not JSON for {endpoint}",
+                hint="check that MLFLOW_TRACKING_URI points at an MLflow tracking server, not a proxy or "
+                "login page; nothing was passed",
+            ) from None
+        if not isinstance(body, dict):
+            raise NetworkError(f"MLflow at {self.host} answered unexpected JSON for {endpoint}")
+        return body
+
+    def _call(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        what: str,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        path: str | None = None,
+        api: str = API,
+    ) -> dict[str, Any]:
+        url = f"{self.base_url}{api}{path if path is not None else endpoint}"
+        response = self._send(method, url, endpoint, params=params, json=body)
+        self._check(response, endpoint, what)
+        return self._json(response, endpoint)
+
+    @staticmethod
+    def _field(body: Mapping[str, Any], key: str, endpoint: str, host: str) -> dict[str, Any]:
+        value = body.get(key)
+        if not isinstance(value, dict):
+            raise NetworkError(f"MLflow at {host} answered without '{key}' for {endpoint}",
+                               hint="check that the server is MLflow 2.x/3.x; nothing was passed")
+        return value
+
+    # ------------------------------------------------------------------ registry
+    def get_model_version(self, name: str, version: str) -> dict[str, Any]:
+        ep = "/model-versions/get"
+        body = self._call("GET", ep, what=f"model version {name}/{version}", params={"name": name, "version": version})
+        return self._field(body, "model_version", ep, self.host)
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:
+        ep = "/registered-models/alias"
+        url = f"{self.base_url}{API}{ep}"
+        response = self._send("GET", url, ep, params={"name": name, "alias": alias})
+        if response.status_code == 400:
+            code, _ = _error_detail(response)
+            if code == "INVALID_PARAMETER_VALUE":
+                raise NotFound(f"registered model {name} has no such alias @{alias} (MLflow at {self.host})")
+        self._check(response, ep, f"model {name}@{alias}")
+        return self._field(self._json(response, ep), "model_version", ep, self.host)
+
+    def resolve(self, ref: ModelRef | str) -> dict[str, Any]:
+        """The ``model_version`` object a reference points at."""
+        parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
+        if parsed.alias:
+            return self.get_model_version_by_alias(parsed.name, parsed.alias)
+        assert parsed.version is not None
+        return self.get_model_version(parsed.name, parsed.version)
+
+    def get_registered_model(self, name: str) -> dict[str, Any]:
+        ep = "/registered-models/get"
+        body = self._call("GET", ep, what=f"registered model {name}", params={"name": name})
+        return self._field(body, "registered_model", ep, self.host)
+
+    def search_model_versions(self, name: str, *, max_results: int = 1000) -> list[dict[str, Any]]:
+        """Every version of registered model ``name`` (paged), newest first as MLflow orders them."""
+        ep = "/model-versions/search"
+        escaped = name.replace("'", "\\'")
+        versions: list[dict[str, Any]] = []
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"filter": f"name='{escaped}'", "max_results": min(max_results, 1000)}
+            if token:
+                params["page_token"] = token
+            body = self._call("GET", ep, what=f"versions of {name}", params=params)
+            page = body.get("model_versions", [])
+            if not isinstance(page, list):
+                raise NetworkError(f"MLflow at {self.host} answered a malformed page for {ep}")
+            versions.extend(v for v in page if isinstance(v, dict))
+            token = body.get("next_page_token") or None
+            if not token or len(versions) >= max_results:
+                return versions[:max_results]
+        raise NetworkError(f"MLflow at {self.host} kept paging {ep}")
+
+    def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self._call("POST", "/model-versions/set-tag", what=f"model version {name}/{version}",
+                   body={"name": name, "version": version, "key": key, "value": value})
+
+    def delete_model_version_tag(self, name: str, version: str, key: str) -> None:
+        self._call("DELETE", "/model-versions/delete-tag", what=f"tag {key} of model version {name}/{version}",
+                   body={"name": name, "version": version, "key": key})
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str) -> None:
+        self._call("POST", "/registered-models/alias", what=f"registered model {name}",
+                   body={"name": name, "alias": alias, "version": version})
+
+    # ------------------------------------------------------------------ tracking
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        ep = "/runs/get"
+        body = self._call("GET", ep, what=f"run {run_id}", params={"run_id": run_id})
+        return self._field(body, "run", ep, self.host)
+
+    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+        ep = "/experiments/get"
+        body = self._call("GET", ep, what=f"experiment {experiment_id}", params={"experiment_id": experiment_id})
+        return self._field(body, "experiment", ep, self.host)
+
+    def get_logged_model(self, model_id: str) -> dict[str, Any]:
+        """The MLflow 3 logged model ``{"info": {...}, "data": {...}}``."""
+        ep = "/logged-models/{id}"
+        body = self._call("GET", ep, what=f"logged model {model_id}",
+                          path=f"/logged-models/{urllib.parse.quote(model_id, safe='')}")
+        return self._field(body, "model", ep, self.host)
+
+    # ------------------------------------------------------------------ artifacts
+    def _paged_files(
+        self, fetch: Callable[[str | None], dict[str, Any]], endpoint: str
+    ) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            body = fetch(token)
+            files = body.get("files", [])
+            if not isinstance(files, list):
+                raise NetworkError(f"MLflow at {self.host} answered a malformed listing for {endpoint}")
+            for item in files:
+                if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                    raise NetworkError(f"MLflow at {self.host} answered a malformed file entry for {endpoint}")
+                yield item
+            token = body.get("next_page_token") or None
+            if not token:
+                return
+        raise NetworkError(f"MLflow at {self.host} kept paging {endpoint}")
+
+    def list_logged_model_artifacts(self, model_id: str, path: str | None = None) -> Iterator[dict[str, Any]]:
+        """One directory of a logged model's artifacts (every page); ``path`` is relative to its root."""
+        ep = "/logged-models/{id}/artifacts/directories"
+        url_path = f"/logged-models/{urllib.parse.quote(model_id, safe='')}/artifacts/directories"
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            params: dict[str, Any] = {}
+            if path:
+                params["artifact_directory_path"] = path
+            if token:
+                params["page_token"] = token
+            return self._call("GET", ep, what=f"artifacts of logged model {model_id}", params=params, path=url_path)
+
+        return self._paged_files(fetch, ep)
+
+    def list_proxied_artifacts(self, path: str) -> Iterator[dict[str, Any]]:
+        """One directory of the ``mlflow-artifacts`` proxy (every page); entries carry base names."""
+        ep = "mlflow-artifacts list"
+
+        def fetch(token: str | None) -> dict[str, Any]:
+            params: dict[str, Any] = {"path": path}
+            if token:
+                params["page_token"] = token
+            return self._call("GET", ep, what=f"artifact directory {path}", params=params, path="",
+                              api=ARTIFACTS_API)
+
+        return self._paged_files(fetch, ep)
+
+    def _artifact_url(self, path: str) -> str:
+        return f"{self.base_url}{ARTIFACTS_API}/{urllib.parse.quote(path.lstrip('/'), safe='/')}"
+
+    def stream_artifact(self, path: str, *, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
+        """The bytes of one artifact through the ``mlflow-artifacts`` proxy, streamed in chunks."""
+        ep = "mlflow-artifacts download"
+        response = self._send("GET", self._artifact_url(path), ep, stream=True)
+        try:
+            self._check(response, ep, f"artifact {path}")
+            try:
+                yield from response.iter_content(chunk_size=chunk_size)
+            except requests.exceptions.RequestException:
+                raise NetworkError(f"download of artifact {path} from MLflow at {self.host} was cut off",
+                                   hint="re-run; nothing was passed") from None
+        finally:
+            response.close()
+
+    def upload_artifact(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path`` of the ``mlflow-artifacts`` proxy."""
+        ep = "mlflow-artifacts upload"
+        response = self._send("PUT", self._artifact_url(path), ep, data=data)
+        self._check(response, ep, f"artifact {path}")
+
+    def download_artifact(self, path: str, *, max_bytes: int) -> bytes:
+        """A small artifact in memory (refusing more than ``max_bytes``)."""
+        buffer = bytearray()
+        for chunk in self.stream_artifact(path):
+            buffer += chunk
+            if len(buffer) > max_bytes:
+                raise NetworkError(f"artifact {path} is larger than {max_bytes} bytes")
+        return bytes(buffer)
+
+
+def proxied_path(uri: str) -> str | None:
+    """The path under the ``mlflow-artifacts`` proxy of an artifact URI, or None when it is not proxied.
+
+    ``mlflow-artifacts:/1/models/m-x/artifacts`` and
+    ``http(s)://host/api/2.0/mlflow-artifacts/artifacts/1/models/...`` both give ``1/models/m-x/artifacts``.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme == "mlflow-artifacts":
+        return parts.path.strip("/")
+    if parts.scheme in ("http", "https"):
+        anchor = ARTIFACTS_API + "/"
+        index = parts.path.find(anchor)
+        if index >= 0:
+            return parts.path[index + len(anchor):].strip("/")
+    return None

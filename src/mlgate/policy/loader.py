@@ -1,0 +1,245 @@
+"""Load and validate a policy file; errors name the line and the key path.
+
+A policy is YAML (DESIGN §3). It is checked against :data:`mlgate.policy.schema.SCHEMA` and
+a few rules a schema cannot say (``default_risk`` names a risk class, no duplicate keys).
+Every problem is reported at once as :class:`InvalidInputError` (exit 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlgate.errors import InvalidInputError, UsageError
+
+MAX_POLICY_BYTES = 1 << 20
+HINT = "fix the policy file; see the README section 'Policy reference'"
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+}
+_THRESHOLD = re.compile(r"^\s*(>=|<=|==|>|<)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    op: str
+    value: float
+
+    @classmethod
+    def parse(cls, text: str) -> Threshold:
+        match = _THRESHOLD.match(text)
+        if not match:
+            raise ValueError(f"not a threshold: {text!r}")
+        return cls(match.group(1), float(match.group(2)))
+
+    def check(self, actual: float) -> bool:
+        return _OPS[self.op](actual, self.value)
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class Approvals:
+    min_approvers: int = 0
+    approver_not_author: bool = False
+    approver_not_requester: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_approvers": self.min_approvers, "approver_not_author": self.approver_not_author,
+                "approver_not_requester": self.approver_not_requester}
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What one risk class (plus the stage, if any) requires of a model version."""
+
+    risk_class: str
+    stage: str | None = None
+    lineage: tuple[str, ...] = ()
+    tags_required: tuple[str, ...] = ()
+    metrics: Mapping[str, Threshold] = field(default_factory=dict)
+    fairness: Mapping[str, Threshold] = field(default_factory=dict)
+    approvals: Approvals = field(default_factory=Approvals)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "risk_class": self.risk_class, "stage": self.stage, "lineage": list(self.lineage),
+            "tags_required": list(self.tags_required),
+            "metrics": {k: str(v) for k, v in self.metrics.items()},
+            "fairness": {k: str(v) for k, v in self.fairness.items()},
+            "approvals": self.approvals.to_dict(),
+        }
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stage's requirements on top of a risk class's: lists are joined, maps merged (stage wins)."""
+    out = dict(base)
+    for key, value in (extra or {}).items():
+        if isinstance(value, list):
+            out[key] = list(dict.fromkeys([*out.get(key, []), *value]))
+        elif isinstance(value, dict):
+            out[key] = {**out.get(key, {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Policy:
+    document: Mapping[str, Any]
+    sha256: str
+    source: str = "policy"
+
+    @property
+    def default_risk(self) -> str | None:
+        value = self.document.get("default_risk")
+        return str(value) if value else None
+
+    @property
+    def risk_classes(self) -> tuple[str, ...]:
+        return tuple(self.document["risk_classes"])
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return tuple(self.document.get("stages") or {})
+
+    def requirements(self, risk_class: str, stage: str | None = None) -> Requirements:
+        """Requirements of ``risk_class`` with ``stage``'s added. Unknown names: :class:`UsageError`."""
+        classes = self.document["risk_classes"]
+        if risk_class not in classes:
+            raise UsageError(f"{self.source}: no risk class {risk_class!r} (has: {', '.join(classes)})", hint=HINT)
+        merged = dict(classes[risk_class] or {})
+        if stage is not None:
+            stages = self.document.get("stages") or {}
+            if stage not in stages:
+                raise UsageError(
+                    f"{self.source}: no stage {stage!r} under 'stages' (has: {', '.join(stages) or 'none'})",
+                    hint="add the stage to the policy's 'stages' map (an empty map {} adds nothing)",
+                )
+            merged = _merge(merged, stages[stage])
+        approvals = merged.get("approvals") or {}
+        return Requirements(
+            risk_class=risk_class,
+            stage=stage,
+            lineage=tuple(merged.get("lineage", [])),
+            tags_required=tuple(merged.get("tags_required", [])),
+            metrics={k: Threshold.parse(v) for k, v in (merged.get("metrics") or {}).items()},
+            fairness={k: Threshold.parse(v) for k, v in (merged.get("fairness") or {}).items()},
+            approvals=Approvals(**approvals),
+        )
+
+
+def _key_line(node: Any, path: list[str | int]) -> int | None:
+    """1-based line of the YAML node at ``path`` (the deepest one that exists)."""
+    import yaml
+
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    child, line = value, key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _duplicate_keys(node: Any, where: str = "") -> list[str]:
+    import yaml
+
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = str(key.value)
+            path = f"{where}.{name}" if where else name
+            if name in seen:
+                problems.append(f"line {key.start_mark.line + 1}, key {path}: duplicate key")
+            seen.add(name)
+            problems += _duplicate_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{where}[{i}]")
+    return problems
+
+
+def _dotted(path: list[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_policy(text: str, *, source: str = "policy") -> Policy:
+    """Validate policy YAML text. Every problem at once, each with line and key path."""
+    import jsonschema
+    import yaml
+    from jsonschema.exceptions import best_match
+
+    from mlgate.policy.schema import SCHEMA
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        document = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise InvalidInputError(f"{source}: invalid YAML: {where}{exc.problem or exc}", hint=HINT) from None
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{source}: invalid YAML ({type(exc).__name__})", hint=HINT) from None
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"{source}: the policy must be a YAML mapping (version: 1, risk_classes: ...)",
+                                hint=HINT)
+    problems = _duplicate_keys(root)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
+        if error.context:
+            error = best_match(error.context) or error
+        path = list(error.absolute_path)
+        line = _key_line(root, path)
+        message = error.message
+        parent = path[-2] if len(path) >= 2 else None
+        if error.validator == "pattern" and parent in ("metrics", "fairness"):
+            message = f"{error.instance!r} is not a threshold (write e.g. \">= 0.80\"; operators >=, >, <=, <, ==)"
+        elif error.validator == "enum" and parent == "lineage":
+            message = f"{error.instance!r} is not a lineage link (one of: {', '.join(map(str, error.validator_value))})"
+        problems.append(f"line {line}, key {_dotted(path)}: {message}")
+    if not problems:
+        default = document.get("default_risk")
+        if default is not None and default not in document["risk_classes"]:
+            line = _key_line(root, ["default_risk"])
+            problems.append(f"line {line}, key default_risk: {default!r} is not one of risk_classes "
+                            f"({', '.join(document['risk_classes'])})")
+    if problems:
+        listing = "\n  ".join(problems[:50])
+        raise InvalidInputError(f"{source}: invalid policy ({len(problems)} problem(s))\n  {listing}", hint=HINT)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Policy(document=document, sha256=digest, source=source)
+
+
+def load_policy(path: str) -> Policy:
+    """Read and validate the policy at ``path``."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read policy {path}: {exc.strerror}", hint="pass --policy FILE") from None
+    if len(data) > MAX_POLICY_BYTES:
+        raise InvalidInputError(f"{path}: larger than {MAX_POLICY_BYTES >> 20} MiB", hint=HINT)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: not UTF-8 (byte {exc.start})", hint=HINT) from None
+    return parse_policy(text, source=path)

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlgate import __version__
+from mlgate.cli import COMMANDS, main
+
+
+def _model(root: Path) -> Path:
+    (root / "weights").mkdir(parents=True)
+    (root / "weights" / "shard-0.bin").write_bytes(b"\x00" * 4096)
+    (root / "MLmodel").write_text("flavors: {}\n")
+    return root
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"mlgate {__version__}"
+
+
+def test_help_lists_every_command_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in COMMANDS:
+        assert name in out
+    assert "could not evaluate" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: mlgate {command}")
+    assert "--verbose" in out
+
+
+def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["no-such-command"]) == 2
+    assert main(["verify"]) == 2
+    assert "required" in capsys.readouterr().err
+
+
+def test_seal_writes_canonical_manifest_and_prints_digest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _model(tmp_path / "m")
+    out_file = tmp_path / "manifest.json"
+    assert main(["seal", str(model), "-o", str(out_file)]) == 0
+    data = out_file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    assert f"manifest sha256:{digest}" in capsys.readouterr().out
+    doc = json.loads(data)
+    assert [s["name"] for s in doc["subject"]] == ["MLmodel", "weights/shard-0.bin"]
+    assert doc["subject"][1]["digest"]["sha256"] == hashlib.sha256(b"\x00" * 4096).hexdigest()
+
+
+def test_seal_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["seal", str(_model(tmp_path))]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["predicate"]["files"] == 2
+    assert "sealed 2 files" in captured.err
+
+
+def test_verify_match_and_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _model(tmp_path / "m")
+    manifest = tmp_path / "manifest.json"
+    assert main(["seal", str(model), "-o", str(manifest)]) == 0
+    assert main(["verify", str(model), "--manifest", str(manifest)]) == 0
+    assert "verified: 2 files match" in capsys.readouterr().out
+    (model / "MLmodel").write_text("tampered")
+    (model / "extra.py").write_text("x")
+    (model / "weights" / "shard-0.bin").unlink()
+    assert main(["verify", str(model), "--manifest", str(manifest)]) == 1
+    out = capsys.readouterr().out
+    assert "changed  MLmodel" in out
+    assert "missing  weights/shard-0.bin" in out
+    assert "extra    extra.py" in out
+    assert out.strip().splitlines()[-1].startswith("MISMATCH: 1 changed, 1 missing, 1 extra")
+
+
+def test_verify_rejects_bad_manifest_before_hashing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model(tmp_path / "m")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"_type": ')
+    import mlgate.integrity as integrity
+
+    monkeypatch.setattr(integrity, "scan_tree", lambda *a, **k: pytest.fail("hashed before validating"))
+    assert main(["verify", str(model), "--manifest", str(bad)]) == 2
+    assert "invalid JSON at line 1, column 11" in capsys.readouterr().err
+
+
+def test_verify_missing_manifest_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(tmp_path), "--manifest", str(tmp_path / "nope.json")]) == 2
+    assert "cannot read manifest" in capsys.readouterr().err
+
+
+def test_hostile_tree_exit_1_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _model(tmp_path / "m")
+    (model / "out").symlink_to("/etc/passwd")
+    assert main(["seal", str(model), "-o", str(tmp_path / "x.json")]) == 1
+    err = capsys.readouterr().err
+    assert "out: symlink leaves the directory" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_env_defaults_map_onto_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model(tmp_path / "m")
+    manifest = tmp_path / "manifest.json"
+    assert main(["seal", str(model), "-o", str(manifest)]) == 0
+    monkeypatch.setenv("MLGATE_MANIFEST", str(manifest))
+    assert main(["verify", str(model)]) == 0
+
+
+def test_python_dash_m_entry_point(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "mlgate", "--version"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"mlgate {__version__}"
