@@ -77,9 +77,9 @@ def run_export(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from mlgate.ledger.show import audit_answer, render_text
 
-    answer: dict[str, Any] = audit_answer(args.ref, open_ledger(args.ledger))
+    answer: dict[str, Any] = audit_answer(args.ref, _open_existing(args))
     if args.json:
         out(json.dumps(answer, indent=2, sort_keys=True, ensure_ascii=False))
     else:
         out(render_text(answer))
-    return 0
+    return 0 if answer["recorded"] else 1

@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlgate.errors import NotBuiltError
+if TYPE_CHECKING:
+    from mlgate.lineage.mlflow import MlflowClient
+
 
 HEAD_TAG = "mlgate.ledger.head"
+MAX_PAGES = 1000
 _ANCHOR = re.compile(r"^([1-9][0-9]*):([0-9a-f]{64})$")
 
 
@@ -45,11 +48,37 @@ def collect(versions: Iterable[Mapping[str, Any]]) -> dict[int, list[tuple[str, 
     return anchors
 
 
-def read_anchors() -> dict[int, list[tuple[str, str]]]:
-    """Anchors from the MLflow named by MLFLOW_TRACKING_URI; none when it is not set."""
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        return {}
-    raise NotBuiltError(
-        "reading ledger anchors from MLflow is not built in this version",
-        hint="pass --no-anchors to check the chain only",
-    )
+def read_anchors(client: MlflowClient | None = None) -> dict[int, list[tuple[str, str]]]:
+    """Anchors from every model version carrying the tag (none when MLFLOW_TRACKING_URI is not set).
+
+    One ``model-versions/search`` with a tag filter, paged: a constant number of requests per
+    1,000 tagged versions.
+    """
+    if client is None:
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            return {}
+        from mlgate.lineage.mlflow import MlflowClient
+
+        client = MlflowClient.from_env()
+    return collect(search_tagged_versions(client))
+
+
+def search_tagged_versions(client: MlflowClient) -> list[dict[str, Any]]:
+    from mlgate.errors import NetworkError
+
+    ep = "/model-versions/search"
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        params: dict[str, Any] = {"filter": f"tags.`{HEAD_TAG}` LIKE '%'", "max_results": 1000}
+        if token:
+            params["page_token"] = token
+        body = client._call("GET", ep, what="model versions carrying ledger anchors", params=params)
+        page = body.get("model_versions", [])
+        if not isinstance(page, list):
+            raise NetworkError(f"MLflow at {client.host} answered a malformed page for {ep}")
+        found.extend(v for v in page if isinstance(v, dict))
+        token = body.get("next_page_token") or None
+        if not token:
+            return found
+    raise NetworkError(f"MLflow at {client.host} kept paging {ep}")

@@ -7,9 +7,8 @@ import pytest
 
 from mlgate.approvals import ApprovalReport, azure_devops, local
 from mlgate.errors import EvaluationError, NetworkError, RefusedError, UsageError
+from tests.fakes.ci import ADO_TOKEN, APPROVED_ID, GH_TOKEN, PENDING_ID, STAGE, FakeAzureDevOps, FakeGitHub
 from tests.fakes.server import Reply, Request
-
-from .conftest import ADO_TOKEN, APPROVED_ID, GH_TOKEN, PENDING_ID, STAGE, FakeAzureDevOps, FakeGitHub
 
 pytestmark = pytest.mark.integration
 
@@ -91,9 +90,7 @@ def test_azure_devops_garbage_answer_fails_closed(ado: FakeAzureDevOps) -> None:
 
 def test_github_reads_the_environment_reviewer(github: FakeGitHub) -> None:
     report = _github(github, "staging")
-    assert [(a.approver, a.comment, a.source) for a in report.approvals] == [
-        ("octocat", "Ship it!", "github")
-    ]
+    assert [(a.approver, a.comment, a.source) for a in report.approvals] == [("octocat", "Ship it!", "github")]
     assert report.approvals[0].approver_id == "1"
     assert report.approvals[0].time is None
     assert "octocat" in report.requesters
