@@ -25,13 +25,13 @@ def describe_result(result: VerifyResult, where: str) -> str:
     return text
 
 
-def load_anchors(args: argparse.Namespace) -> Anchors:
+def load_anchors(args: argparse.Namespace, ledger: Ledger) -> Anchors:
     """The mlgate.ledger.head anchors from MLflow (empty without MLFLOW_TRACKING_URI or with --no-anchors)."""
     if getattr(args, "no_anchors", False):
         return {}
     from mlgate.ledger.anchors import read_anchors
 
-    return read_anchors()
+    return read_anchors(ledger.location)
 
 
 def _open_existing(args: argparse.Namespace) -> Ledger:
@@ -57,7 +57,7 @@ def run_verify(args: argparse.Namespace) -> int:
         out(text)
         return 0
     ledger = _open_existing(args)
-    anchors = load_anchors(args)
+    anchors = load_anchors(args, ledger)
     result = ledger.verify(anchors=anchors)
     out(describe_result(result, ledger.location))
     return 0
@@ -67,7 +67,7 @@ def run_export(args: argparse.Namespace) -> int:
     from mlgate.ledger.export import export_ledger
 
     ledger = _open_existing(args)
-    anchors = load_anchors(args)
+    anchors = load_anchors(args, ledger)
     result = export_ledger(ledger, args.output, anchors=anchors)
     out(describe_result(result, ledger.location))
     out(f"exported to {args.output}; check it offline with `mlgate audit verify --file {args.output}`")

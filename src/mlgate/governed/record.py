@@ -31,6 +31,7 @@ from mlgate.governed import (
     TAG_APPROVED_BY,
     TAG_DEPLOYMENT,
     TAG_EVIDENCE,
+    TAG_LEDGER,
     TAG_LEDGER_HEAD,
     TAG_ROLLBACK_AT,
     TAG_ROLLBACK_BY,
@@ -238,7 +239,7 @@ def record(
     )
     if not created:  # a re-run: the entry's own facts are the record
         previous = entry.get("details", {}).get("previous_version")
-    write_record_tags(client, name, version, entry)
+    write_record_tags(client, name, version, entry, ledger.location)
     client.set_registered_model_alias(name, stage, version)
     return Outcome(entry, created, name, version, stage, [], report, previous)
 
@@ -256,13 +257,14 @@ def _comments(entry: Entry) -> str:
     return "\n".join(f"{a.get('name')}: {a.get('comment') or ''}" for a in entry.get("approvers") or [])
 
 
-def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entry) -> None:
+def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entry, location: str) -> None:
     tags = {
         TAG_APPROVED_BY: clip(_names(entry)),
         TAG_APPROVED_AT: _approved_at(entry),
         TAG_APPROVAL_COMMENT: clip(_comments(entry)),
         TAG_EVIDENCE: str(entry.get("evidence_sha256") or ""),
         TAG_DEPLOYMENT: str(entry.get("run_url") or f"{entry.get('details', {}).get('platform', 'local')} run"),
+        TAG_LEDGER: location,
         TAG_LEDGER_HEAD: entry.anchor,
     }
     for key, value in tags.items():
@@ -395,6 +397,7 @@ def rollback(
         TAG_ROLLBACK_AT: _approved_at(entry),
         TAG_ROLLBACK_COMMENT: clip(_comments(entry)),
         TAG_DEPLOYMENT: str(entry.get("run_url") or f"{ci.platform} run"),
+        TAG_LEDGER: ledger.location,
         TAG_LEDGER_HEAD: entry.anchor,
     }
     for key, value in tags.items():

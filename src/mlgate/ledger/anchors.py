@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 HEAD_TAG = "mlgate.ledger.head"
+LEDGER_TAG = "mlgate.ledger"  # which ledger the anchor belongs to (its location)
 MAX_PAGES = 1000
 _ANCHOR = re.compile(r"^([1-9][0-9]*):([0-9a-f]{64})$")
 
@@ -48,11 +49,12 @@ def collect(versions: Iterable[Mapping[str, Any]]) -> dict[int, list[tuple[str, 
     return anchors
 
 
-def read_anchors(client: MlflowClient | None = None) -> dict[int, list[tuple[str, str]]]:
-    """Anchors from every model version carrying the tag (none when MLFLOW_TRACKING_URI is not set).
+def read_anchors(location: str, client: MlflowClient | None = None) -> dict[int, list[tuple[str, str]]]:
+    """Anchors of the ledger at ``location`` (none when MLFLOW_TRACKING_URI is not set).
 
-    One ``model-versions/search`` with a tag filter, paged: a constant number of requests per
-    1,000 tagged versions.
+    Model versions carry ``mlgate.ledger`` (the ledger's location) next to the head, so
+    several ledgers (a developer's file, the pipelines' blob) can share one MLflow. One
+    ``model-versions/search`` with a tag filter, paged: one request per 1,000 tagged versions.
     """
     if client is None:
         if not os.environ.get("MLFLOW_TRACKING_URI"):
@@ -60,17 +62,19 @@ def read_anchors(client: MlflowClient | None = None) -> dict[int, list[tuple[str
         from mlgate.lineage.mlflow import MlflowClient
 
         client = MlflowClient.from_env()
-    return collect(search_tagged_versions(client))
+    return collect(search_tagged_versions(client, location))
 
 
-def search_tagged_versions(client: MlflowClient) -> list[dict[str, Any]]:
+def search_tagged_versions(client: MlflowClient, location: str) -> list[dict[str, Any]]:
     from mlgate.errors import NetworkError
 
     ep = "/model-versions/search"
     found: list[dict[str, Any]] = []
     token: str | None = None
     for _ in range(MAX_PAGES):
-        params: dict[str, Any] = {"filter": f"tags.`{HEAD_TAG}` LIKE '%'", "max_results": 1000}
+        escaped = location.replace("\\", "\\\\").replace("'", "\\'")
+        query = f"tags.`{LEDGER_TAG}` = '{escaped}' AND tags.`{HEAD_TAG}` LIKE '%'"
+        params: dict[str, Any] = {"filter": query, "max_results": 1000}
         if token:
             params["page_token"] = token
         body = client._call("GET", ep, what="model versions carrying ledger anchors", params=params)

@@ -47,7 +47,7 @@ class FileLedger(Ledger):
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
-        self.location = f"file:{self.path}"
+        self.location = f"file:{self.path.resolve()}"
 
     def exists(self) -> bool:
         return self.path.is_file()

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlgate.errors import RefusedError
-from mlgate.ledger.anchors import HEAD_TAG, parse_anchor
+from mlgate.errors import RefusedError, UsageError
+from mlgate.ledger.anchors import HEAD_TAG, LEDGER_TAG, parse_anchor
 from mlgate.ledger.base import Entry, Ledger, TamperedError
 
 if TYPE_CHECKING:
@@ -51,6 +51,12 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
     name, version = parsed.name, str(mv.get("version"))
     tags = _tags(mv)
     model = f"models:/{name}/{version}"
+    recorded_in = tags.get(LEDGER_TAG)
+    if recorded_in and recorded_in != ledger.location:
+        raise UsageError(
+            f"{model} was recorded in the ledger {recorded_in}, not {ledger.location}",
+            hint=f"pass --ledger {recorded_in} (or set MLGATE_LEDGER)",
+        )
     anchor_text = tags.get(HEAD_TAG)
     anchor = parse_anchor(anchor_text) if anchor_text else None
     if anchor_text and anchor is None:
