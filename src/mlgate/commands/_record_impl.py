@@ -108,6 +108,7 @@ def run_record(args: argparse.Namespace) -> int:
     out(f"  evidence sha256 {outcome.entry.get('evidence_sha256')}; duties checked against {source}")
     out(_ledger_line(outcome, ledger.location))
     if platform.is_ci:
+        platform.set_output("approver", ", ".join(str(a.get("name")) for a in outcome.entry.get("approvers") or []))
         platform.set_output("ledger_head", outcome.entry.anchor)
         platform.summary(
             _summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} -> {outcome.stage}")

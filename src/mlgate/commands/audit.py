@@ -17,8 +17,8 @@ verify: stream the ledger, recompute its hash chain and check its anchors (the
 export -o FILE: write a self-contained file an auditor can check with `audit verify --file`.
 """
 LEDGER_HELP = (
-    "where the ledger lives: file:PATH (default file:.mlgate/ledger.jsonl) or "
-    "azure-blob://ACCOUNT_URL/CONTAINER/BLOB"
+    "where the ledger lives: file:PATH (default file:.mlgate/ledger.jsonl), "
+    "azure-blob://ACCOUNT_URL/CONTAINER/BLOB or https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"
 )
 
 

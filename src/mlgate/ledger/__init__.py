@@ -5,7 +5,8 @@
 * ``file:PATH`` (or a bare path): the embedded default, ``.mlgate/ledger.jsonl`` under the
   working directory when nothing is given;
 * ``azure-blob://ACCOUNT_URL/CONTAINER/BLOB`` (``ACCOUNT_URL`` without ``https://`` means
-  https; ``azure-blob://http://127.0.0.1:10000/devstoreaccount1/c/b`` reaches Azurite).
+  https; ``azure-blob://http://127.0.0.1:10000/devstoreaccount1/c/b`` reaches Azurite), or the
+  blob's plain URL ``https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from mlgate.errors import UsageError
 from mlgate.ledger.base import Draft, Entry, Ledger, LedgerUnavailable, TamperedError, VerifyResult
 
 DEFAULT_LEDGER = "file:.mlgate/ledger.jsonl"
-_HINT = "use --ledger file:PATH or --ledger azure-blob://ACCOUNT_URL/CONTAINER/BLOB (or MLGATE_LEDGER)"
+_HINT = (
+    "use --ledger file:PATH, --ledger azure-blob://ACCOUNT_URL/CONTAINER/BLOB or the blob's https URL "
+    "(or MLGATE_LEDGER)"
+)
 
 __all__ = [
     "DEFAULT_LEDGER",
@@ -47,6 +51,8 @@ def parse_azure_blob(spec: str) -> tuple[str, str, str]:
 def open_ledger(spec: str | None) -> Ledger:
     """The ledger named by ``spec`` (None or empty: the embedded default)."""
     text = (spec or "").strip() or DEFAULT_LEDGER
+    if text.startswith(("https://", "http://")):
+        text = "azure-blob://" + text
     if text.startswith("azure-blob://"):
         from mlgate.ledger.azure_blob import open_azure_blob
 

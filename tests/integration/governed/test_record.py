@@ -175,7 +175,9 @@ def test_github_triggering_actor_approving_own_run_is_refused(
     captured = capsys.readouterr()
     assert GH_TOKEN not in captured.out + captured.err
     assert version_tags(env["uri"], model.name, model.versions[0])["mlgate.approved_by"] == "hubot"
-    assert "ledger_head<<" in Path(env["tmp"], "gh-output").read_text()
+    outputs = Path(env["tmp"], "gh-output").read_text()
+    assert "ledger_head<<" in outputs and "\nhubot\n" in outputs
+    assert "| hubot | github |" in Path(env["tmp"], "gh-summary").read_text()
 
 
 def test_rollback_moves_alias_back_with_its_own_entry(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -252,8 +252,22 @@ def test_ledger_spec_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "c",
         "b.jsonl",
     )
+    from mlgate.ledger.azure_blob import AzureBlobLedger
+
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    blob = open_ledger("https://acct.blob.core.windows.net/audit/ledger.jsonl")
+    assert isinstance(blob, AzureBlobLedger)
+    assert blob.location == "azure-blob://https://acct.blob.core.windows.net/audit/ledger.jsonl"
     from mlgate.errors import UsageError
 
     for bad in ("azure-blob://acct.blob.core.windows.net/onlycontainer", "s3://bucket/x"):
         with pytest.raises(UsageError):
             open_ledger(bad)
+
+
+def test_mlgate_ledger_environment_default(
+    ledger: FileLedger, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLGATE_LEDGER", f"file:{ledger.path}")
+    assert main(["audit", "verify", "--no-anchors"]) == 0
+    assert f"file:{ledger.path.resolve()} verified: 5 entries" in capsys.readouterr().out
