@@ -189,3 +189,20 @@ def test_github_step_summary_gets_the_evidence(tracking: str, sealed: dict[str, 
     assert summary.read_text().startswith("## mlgate gate: ❌ REFUSED")
     assert "gate_passed" in outputs.read_text()
     assert "::error::mlgate gate refused" in capsys.readouterr().out
+
+
+def test_a_model_downloaded_with_mlflows_client_passes(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                                       tmp_path: Path) -> None:
+    import mlflow
+
+    traced = sealed["traced"]
+    mlflow.set_tracking_uri(tracking)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=traced.ref, dst_path=str(tmp_path / "dl")))
+    assert (local / "registered_model_meta").exists()  # MLflow's client adds it on download
+    outcome = evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local))
+    assert outcome.passed, outcome.summary
+    assert outcome.evidence["manifest"]["integrity"]["tolerated"][0].startswith("registered_model_meta")
+    # the same file naming another version, or carrying anything else, is an extra file
+    (local / "registered_model_meta").write_text("model_name: traced\nmodel_version: 2\n")
+    assert evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local)).failed_rules == [
+        "integrity.matches"]
