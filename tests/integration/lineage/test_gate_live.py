@@ -206,3 +206,18 @@ def test_a_model_downloaded_with_mlflows_client_passes(tracking: str, sealed: di
     (local / "registered_model_meta").write_text("model_name: traced\nmodel_version: 2\n")
     assert evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local)).failed_rules == [
         "integrity.matches"]
+
+
+def test_tracking_credentials_never_reach_output_or_evidence(
+    tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    canary = "mlflow-token-CANARY-8c1f2d"
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", canary)  # the local server ignores it; we still send it
+    ev = tmp_path / "ev"
+    code = main(["gate", sealed["no-tag"].ref, "--policy", str(policy_file), "--evidence-dir", str(ev),
+                 "--platform", "local", "-vv"])
+    assert code == 1
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err, (ev / "evidence.json").read_text(), (ev / "evidence.md").read_text()):
+        assert canary not in text
