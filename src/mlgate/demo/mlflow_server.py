@@ -44,7 +44,9 @@ class LocalMlflow:
     Started in its own process session so the whole group (it spawns workers) is stopped together.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], *, port: int | None = None, startup_timeout: float = 120) -> None:
+    def __init__(
+        self, workdir: str | os.PathLike[str], *, port: int | None = None, startup_timeout: float = 120
+    ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
@@ -78,7 +80,9 @@ class LocalMlflow:
                 pass
             time.sleep(0.3)
         self.stop()
-        raise EvaluationError(f"the local MLflow server did not start within {self.startup_timeout:.0f} s; see {self._log}")
+        raise EvaluationError(
+            f"the local MLflow server did not start within {self.startup_timeout:.0f} s; see {self._log}"
+        )
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

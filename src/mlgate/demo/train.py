@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     import mlflow
+    import mlflow.sklearn
     import pandas as pd
     from mlflow import MlflowClient
+    from mlflow.data.pandas_dataset import from_pandas
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
 
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with mlflow.start_run(run_name="credit-risk-train") as run:
         mlflow.set_tag("mlflow.source.git.commit", args.commit)
-        mlflow.log_input(mlflow.data.from_pandas(frame.iloc[:split], name="loans-2026q3", targets="label"),
+        mlflow.log_input(from_pandas(frame.iloc[:split], name="loans-2026q3", targets="label"),
                          context="training")
         model = LogisticRegression(max_iter=500).fit(x[:split], y[:split])
         scores = model.predict_proba(x[split:])[:, 1]
