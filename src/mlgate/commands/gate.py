@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
         platform.set_output("evidence_sha256", outcome.evidence_sha256)
         platform.set_output("gate_passed", "true" if outcome.passed else "false")
     if not outcome.passed:
-        platform.annotate("error", f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
+        platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1
     return 0

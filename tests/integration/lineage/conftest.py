@@ -109,6 +109,7 @@ def models(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         "tamper": {},
         "seal-me": {},
         "unsealed": {},
+        "manifest-tamper": {},
         "low-risk": {"git_commit": None, "dataset_context": None, "version_tags": {"risk_class": "low"}},
     }
     return {name: build_model(mlflow_server, work, name, **spec) for name, spec in specs.items()}
