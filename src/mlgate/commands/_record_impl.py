@@ -33,9 +33,7 @@ def _refused(platform: object, outcome: Outcome, what: str, location: str) -> in
         err(f"  {v.rule}: {v.message}")
     err("  nothing was promoted; the refusal is in the ledger")
     out(_ledger_line(outcome, location))
-    platform.annotate(
-        "error", f"mlgate {what} refused (separation of duties): " + "; ".join(v.message for v in outcome.violations)
-    )
+    platform.fail(f"mlgate {what} refused (separation of duties): " + "; ".join(v.message for v in outcome.violations))
     return 1
 
 
