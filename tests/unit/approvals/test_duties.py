@@ -29,9 +29,7 @@ def report(
     return ApprovalReport("azure-devops", approvals, min_required, requesters, authors, where="stage prod")
 
 
-STRICT = DutyRules.from_policy(
-    {"min_approvers": 2, "approver_not_author": True, "approver_not_requester": True}
-)
+STRICT = DutyRules.from_policy({"min_approvers": 2, "approver_not_author": True, "approver_not_requester": True})
 
 
 def test_two_independent_approvers_pass() -> None:
