@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 MAX_ATTEMPTS = 40
 _TAIL = 64 << 10
+_RANGE = 4 << 20  # below the SDK's single-GET size, so one request per range
 CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 10,
     "read_timeout": 30,
@@ -115,18 +116,28 @@ class AzureBlobLedger(Ledger):
             raise self._unavailable(exc, "read") from exc
 
     def lines(self) -> Iterator[bytes]:
+        """Stream the blob as it was when reading started, in bounded range reads.
+
+        An append blob only grows, so the bytes below its length at the start never change:
+        reading ranges up to that length is consistent even while pipelines keep appending
+        (a whole-blob download would be cut off by the first concurrent append's new ETag).
+        """
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            downloader = self.blob.download_blob()
+            size = int(self.blob.get_blob_properties().size)
         except ResourceNotFoundError:
             return
         except Exception as exc:
             raise self._unavailable(exc, "read") from exc
-        try:
-            yield from split_lines(downloader.chunks())
-        except Exception as exc:
-            raise self._unavailable(exc, "read") from exc
+        yield from split_lines(self._ranges(size))
+
+    def _ranges(self, size: int) -> Iterator[bytes]:
+        for offset in range(0, size, _RANGE):
+            try:
+                yield self.blob.download_blob(offset=offset, length=min(_RANGE, size - offset)).readall()
+            except Exception as exc:
+                raise self._unavailable(exc, "read") from exc
 
     def _read_tail(self, size: int, etag: str) -> bytes | None:
         from azure.core import MatchConditions

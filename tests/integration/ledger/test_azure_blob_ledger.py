@@ -115,3 +115,20 @@ def test_unreachable_store_is_exit_3_and_key_never_printed(
     assert code == 3
     assert "could not read the ledger" in captured.err
     assert DEV_KEY not in captured.err + captured.out
+
+
+def test_reads_in_ranges_and_ignores_appends_made_while_reading(spec: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlgate.ledger.azure_blob as module
+
+    ledger = open_ledger(spec)
+    for i in range(1, 4):
+        ledger.append(draft(i))
+    monkeypatch.setattr(module, "_RANGE", 97)  # lines straddle range boundaries
+    stream = ledger.lines()
+    first = next(stream)
+    ledger.append(draft(4))  # a pipeline appends while an auditor reads
+    rest = list(stream)
+    from mlgate.ledger.base import verify_lines
+
+    assert verify_lines([first, *rest]).entries == 3  # the blob as it was when reading started
+    assert ledger.verify().entries == 4
