@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,6 @@ from mlgate.integrity.manifest import canonical_json
 GENESIS = "0" * 64
 FORMAT_VERSION = 1
 EVENTS = ("sealed", "gated", "approved", "deployed", "rolled_back", "refused")
-_HEX = frozenset("0123456789abcdef")
 
 
 def utc_now() -> str:
@@ -37,8 +37,12 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_HASH_MATCH = re.compile(r"[0-9a-f]{64}").fullmatch
+_DECODE = json.JSONDecoder().decode
+
+
 def _is_hash(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value)
+    return isinstance(value, str) and _HASH_MATCH(value) is not None
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def parse_line(raw: bytes, *, line: int) -> Entry:
     if not raw.endswith(b"\n"):
         raise TamperedError(f"line {line}: incomplete last line (no newline)", line=line, seq=None)
     try:
-        data = json.loads(raw)
+        data = _DECODE(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise TamperedError(f"line {line}: not valid JSON ({exc})", line=line, seq=None) from exc
     if not isinstance(data, dict):
@@ -225,35 +229,37 @@ def verify_lines(
     checked = 0
     previous: Entry | None = None
     count = 0
+    expected_seq, expected_prev = 1, GENESIS
     for number, raw in enumerate(lines, start=1):
         entry = parse_line(raw, line=number)
-        expected_seq = previous.seq + 1 if previous else 1
-        if entry.seq != expected_seq:
+        data = entry.data
+        if data["seq"] != expected_seq:
             raise TamperedError(
                 f"line {number} (seq {entry.seq}): expected seq {expected_seq} "
                 "(an entry was removed, inserted or reordered)",
                 line=number,
                 seq=entry.seq,
             )
-        expected_prev = previous.hash if previous else GENESIS
-        if entry.prev != expected_prev:
+        if data["prev"] != expected_prev:
             raise TamperedError(
                 f"line {number} (seq {entry.seq}): prev does not match the previous entry's hash "
                 f"(expected {expected_prev}, got {entry.prev})",
                 line=number,
                 seq=entry.seq,
             )
-        for where, digest in pending.pop(entry.seq, ()):
-            checked += 1
-            if digest != entry.hash:
-                raise TamperedError(
-                    f"line {number} (seq {entry.seq}): anchor on {where} says hash {digest}, "
-                    f"the ledger has {entry.hash} (the ledger was rewritten)",
-                    line=number,
-                    seq=entry.seq,
-                )
+        if pending:
+            for where, digest in pending.pop(expected_seq, ()):
+                checked += 1
+                if digest != entry.hash:
+                    raise TamperedError(
+                        f"line {number} (seq {entry.seq}): anchor on {where} says hash {digest}, "
+                        f"the ledger has {entry.hash} (the ledger was rewritten)",
+                        line=number,
+                        seq=entry.seq,
+                    )
         previous = entry
         count = number
+        expected_seq, expected_prev = expected_seq + 1, data["hash"]
     if pending:
         seq = min(pending)
         where = pending[seq][0][0]
