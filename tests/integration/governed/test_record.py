@@ -12,7 +12,7 @@ from mlgate.cli import main
 from mlgate.ledger import open_ledger
 from tests.fakes.ci import ADO_TOKEN, GH_TOKEN, FakeAzureDevOps, FakeGitHub
 
-from .conftest import AUTHOR, alias_of, register, version_tags, write_evidence
+from .helpers import AUTHOR, alias_of, register, version_tags, write_evidence
 
 pytestmark = pytest.mark.integration
 
