@@ -40,8 +40,15 @@ def parse_azure_blob(spec: str) -> tuple[str, str, str]:
     rest = spec[len("azure-blob://") :]
     url = rest if rest.startswith(("https://", "http://")) else "https://" + rest
     parts = urlsplit(url)
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        # never echo it: a query may be a SAS token, a user part a key
+        raise UsageError(
+            "the azure-blob ledger URL carries a query, fragment or credentials, which are not accepted",
+            hint="give ACCOUNT_URL/CONTAINER/BLOB only; authenticate with a managed/workload identity "
+            "or AZURE_STORAGE_CONNECTION_STRING",
+        )
     segments = [s for s in parts.path.split("/") if s]
-    if not parts.netloc or len(segments) < 2 or parts.query or parts.fragment:
+    if not parts.netloc or len(segments) < 2:
         raise UsageError(f"not an azure-blob ledger: {spec!r} (need ACCOUNT_URL/CONTAINER/BLOB)", hint=_HINT)
     account_path = "/".join(segments[:-2])
     account = f"{parts.scheme}://{parts.netloc}" + (f"/{account_path}" if account_path else "")
@@ -65,7 +72,7 @@ def open_ledger(spec: str | None) -> Ledger:
         if path.startswith("//"):
             path = path[2:]
     elif "://" in text:
-        raise UsageError(f"unknown ledger scheme in {text!r}", hint=_HINT)
+        raise UsageError(f"unknown ledger scheme {text.split('://', 1)[0]!r}://", hint=_HINT)
     else:
         path = text
     if not path:

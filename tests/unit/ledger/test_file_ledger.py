@@ -263,6 +263,10 @@ def test_ledger_spec_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     for bad in ("azure-blob://acct.blob.core.windows.net/onlycontainer", "s3://bucket/x"):
         with pytest.raises(UsageError):
             open_ledger(bad)
+    sas = "https://acct.blob.core.windows.net/c/b.jsonl?sv=2024&sig=SECRETSIGNATURE"
+    with pytest.raises(UsageError) as info:
+        open_ledger(sas)
+    assert "SECRETSIGNATURE" not in info.value.diagnostics()
 
 
 def test_mlgate_ledger_environment_default(
