@@ -204,6 +204,22 @@ def logged_model_id(model_version: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+def _source_text(raw: object) -> str:
+    """MLflow stores a dataset's source as JSON (``{"uri": ...}``); show its location when it has one."""
+    import json
+
+    text = "" if raw is None else str(raw)
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(doc, dict):
+        for key in ("uri", "url", "path", "table_name", "repo_id"):
+            if isinstance(doc.get(key), str) and doc[key]:
+                return str(doc[key])
+    return text
+
+
 def _datasets(run: dict[str, Any]) -> list[Dataset]:
     inputs = run.get("inputs")
     items = inputs.get("dataset_inputs", []) if isinstance(inputs, dict) else []
@@ -217,7 +233,7 @@ def _datasets(run: dict[str, Any]) -> list[Dataset]:
             continue
         found.append(Dataset(
             name=str(dataset.get("name", "")), digest=str(dataset.get("digest", "")),
-            source=str(dataset.get("source", "")), source_type=str(dataset.get("source_type", "")),
+            source=_source_text(dataset.get("source")), source_type=str(dataset.get("source_type", "")),
         ))
     return found
 

@@ -166,7 +166,7 @@ def test_lineage_command(tracking: str, models: dict[str, Built], capsys: pytest
     assert main(["lineage", "traced@champion", "--platform", "local"]) == 0
     printed = capsys.readouterr().out
     assert "[ok ] git commit: 0123456789abcdef0123456789abcdef01234567" in printed
-    assert "train digest=" in printed
+    assert "train digest=" in printed and "source=s3://bucket/train.parquet" in printed
     assert main(["lineage", models["no-commit"].ref, "--platform", "local"]) == 1
     printed = capsys.readouterr().out
     assert "UNTRACEABLE: 1 missing link(s): git commit" in printed
