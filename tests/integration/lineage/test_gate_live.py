@@ -255,3 +255,16 @@ def test_stored_manifest_altered_after_sealing_is_refused(
     assert "does not match its seal" in outcome.evidence["manifest"]["integrity"]["sealed_problem"]
     assert main(["verify", str(files_dir(tmp_path / "v", built)), "--model", built.ref, "--platform", "local"]) == 1
     assert "does not match its seal" in capsys.readouterr().err
+
+
+def test_mlflow2_run_artifact_source(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                     tmp_path: Path) -> None:
+    built = sealed["run-source"]  # sealed through the mlflow-artifacts proxy listing, not a logged model
+    version = MlflowClient.from_env(tracking).resolve(built.ref)
+    assert version["source"] == f"runs:/{built.run_id}/model"
+    store = evaluate(built.ref, policy_path=str(policy_file))
+    assert store.passed, store.summary
+    assert store.evidence["manifest"]["integrity"]["files_checked"] == len(built.files)
+    assert store.evidence["lineage"]["logged_model"] is None
+    local = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
+    assert local.passed, local.summary
