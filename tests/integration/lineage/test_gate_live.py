@@ -187,7 +187,7 @@ def test_github_step_summary_gets_the_evidence(tracking: str, sealed: dict[str, 
                  str(tmp_path / "ev"), "--platform", "github"])
     assert code == 1
     assert summary.read_text().startswith("## mlgate gate: ❌ REFUSED")
-    assert "gate_passed" in outputs.read_text()
+    assert "gate_passed" in outputs.read_text() and "manifest_sha256" in outputs.read_text()
     assert "::error::mlgate gate refused" in capsys.readouterr().out
 
 
