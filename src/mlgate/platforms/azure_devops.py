@@ -74,6 +74,9 @@ class AzureDevOps(Platform):
     def _emit_mask(self, value: str) -> None:
         _write_stdout_raw(logging_command("task.setsecret", value))
 
+    def check_name(self, name: str, *, output: bool = False) -> None:
+        check_variable_name(name)
+
     def _set_variable(self, name: str, value: str, *, secret: bool, output: bool) -> None:
         check_variable_name(name)
         if secret:

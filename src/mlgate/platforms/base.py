@@ -64,6 +64,10 @@ class Platform(abc.ABC):
     def context(self) -> CIContext:
         """Run URL, commit and requester of the current run, where the CI says them."""
 
+    def check_name(self, name: str, *, output: bool = False) -> None:
+        """Raise :class:`~mlgate.errors.UsageError` if ``name`` cannot be an output (or env variable) here."""
+        return None
+
     def fail(self, message: str) -> None:
         """Report that this step failed with ``message`` (the exit code still decides)."""
         self.annotate("error", message)

@@ -97,17 +97,14 @@ class GitHubActions(Platform):
                 hint="the runner's file command is not writable; check the job's filesystem",
             ) from None
 
-    def set_output(self, name: str, value: str, *, secret: bool = False) -> None:
-        if not OUTPUT_NAME.match(name):
-            raise UsageError(
-                f"invalid step output name {name!r}",
-                hint="output names start with a letter or _ and contain only letters, digits, - and _",
-            )
-        if secret:
-            self.mask(value)
-        self._file_command("GITHUB_OUTPUT", name, value)
-
-    def set_env(self, name: str, value: str, *, secret: bool = False) -> None:
+    def check_name(self, name: str, *, output: bool = False) -> None:
+        if output:
+            if not OUTPUT_NAME.match(name):
+                raise UsageError(
+                    f"invalid step output name {name!r}",
+                    hint="output names start with a letter or _ and contain only letters, digits, - and _",
+                )
+            return
         if not ENV_NAME.match(name):
             raise UsageError(
                 f"invalid environment variable name {name!r}",
@@ -117,6 +114,15 @@ class GitHubActions(Platform):
         if name.upper() in FORBIDDEN_ENV:
             raise UsageError(f"GitHub Actions does not allow setting {name} through $GITHUB_ENV",
                              hint="choose another variable name")
+
+    def set_output(self, name: str, value: str, *, secret: bool = False) -> None:
+        self.check_name(name, output=True)
+        if secret:
+            self.mask(value)
+        self._file_command("GITHUB_OUTPUT", name, value)
+
+    def set_env(self, name: str, value: str, *, secret: bool = False) -> None:
+        self.check_name(name, output=False)
         if secret:
             self.mask(value)
         self._file_command("GITHUB_ENV", name, value)

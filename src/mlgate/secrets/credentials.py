@@ -1,0 +1,382 @@
+"""Which azure-identity credential reaches Key Vault, and why (``--identity``, explained with ``-v``).
+
+Four ways, each with no secret on the command line:
+
+``managed``
+    ``ManagedIdentityCredential``: the agent's own Azure identity (a VM or scale-set agent through
+    IMDS, App Service / Container Apps through ``IDENTITY_ENDPOINT``). System-assigned by default;
+    user-assigned with ``--client-id``.
+``azure-pipelines``
+    ``AzurePipelinesCredential``: an Azure DevOps service connection using workload identity
+    federation. Needs the tenant, the app's client id, the service connection id,
+    ``SYSTEM_ACCESSTOKEN`` (map it in ``env:``) and ``SYSTEM_OIDCREQUESTURI`` (set by the agent).
+``github-oidc``
+    ``ClientAssertionCredential`` whose callback asks the runner for a *fresh* GitHub ID token
+    (audience ``api://AzureADTokenExchange``) every time Entra ID needs an assertion. A token
+    fetched once expires after a few minutes, which breaks long jobs; a callback does not.
+    Needs ``permissions: id-token: write``, the tenant and the federated app's client id.
+``environment``
+    ``EnvironmentCredential``: a service principal from ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` and
+    ``AZURE_CLIENT_SECRET`` or ``AZURE_CLIENT_CERTIFICATE_PATH``; meant for local runs.
+
+``auto`` picks the first one whose requirements the environment meets, in that order:
+github-oidc, azure-pipelines, environment, managed (only where a managed-identity endpoint
+variable is set; an Azure VM's IMDS has none, so choose ``--identity managed`` there).
+
+Sovereign clouds and test authorities are set with azure-identity's own ``AZURE_AUTHORITY_HOST``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from mlgate import redact
+from mlgate.errors import EvaluationError
+
+IDENTITIES = ("auto", "managed", "azure-pipelines", "github-oidc", "environment")
+GITHUB_AUDIENCE = "api://AzureADTokenExchange"
+TIMEOUTS: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30}
+
+
+class CredentialError(EvaluationError):
+    """No usable credential, or the identity provider refused (exit 3)."""
+
+
+@dataclass(frozen=True)
+class IdentityOptions:
+    identity: str = "auto"
+    client_id: str | None = None
+    tenant_id: str | None = None
+    service_connection_id: str | None = None
+
+
+@dataclass
+class Choice:
+    """The chosen credential, a description naming the identity, and why it was chosen."""
+
+    kind: str
+    credential: Any
+    identity: str
+    why: list[str] = field(default_factory=list)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    host = host.strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _first(env: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _tenant(opts: IdentityOptions, env: Mapping[str, str], *extra: str) -> str | None:
+    return opts.tenant_id or _first(env, "AZURE_TENANT_ID", *extra)
+
+
+def _client(opts: IdentityOptions, env: Mapping[str, str], *extra: str) -> str | None:
+    return opts.client_id or _first(env, "AZURE_CLIENT_ID", *extra)
+
+
+# -- what each option needs ------------------------------------------------------------------------
+
+def missing_for(kind: str, opts: IdentityOptions, env: Mapping[str, str]) -> list[str]:
+    """What is missing for ``kind`` in this environment (empty: usable)."""
+    need: list[str] = []
+    if kind == "github-oidc":
+        if not (env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")):
+            need.append("ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN (give the job `permissions: id-token: write`)")
+        if not _tenant(opts, env):
+            need.append("the tenant id (--tenant-id or AZURE_TENANT_ID)")
+        if not _client(opts, env):
+            need.append("the federated app's client id (--client-id or AZURE_CLIENT_ID)")
+    elif kind == "azure-pipelines":
+        if not _tenant(opts, env, "AZURESUBSCRIPTION_TENANT_ID"):
+            need.append("the tenant id (--tenant-id, AZURE_TENANT_ID or AZURESUBSCRIPTION_TENANT_ID)")
+        if not _client(opts, env, "AZURESUBSCRIPTION_CLIENT_ID"):
+            need.append("the service connection's client id (--client-id, AZURE_CLIENT_ID or "
+                        "AZURESUBSCRIPTION_CLIENT_ID)")
+        if not (opts.service_connection_id or _first(env, "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")):
+            need.append("the service connection id (--service-connection-id or "
+                        "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)")
+        if not env.get("SYSTEM_ACCESSTOKEN"):
+            need.append("SYSTEM_ACCESSTOKEN (map it: `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`)")
+        if not env.get("SYSTEM_OIDCREQUESTURI"):
+            need.append("SYSTEM_OIDCREQUESTURI (set by the Azure Pipelines agent)")
+    elif kind == "environment":
+        if not env.get("AZURE_TENANT_ID"):
+            need.append("AZURE_TENANT_ID")
+        if not env.get("AZURE_CLIENT_ID"):
+            need.append("AZURE_CLIENT_ID")
+        if not (env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")):
+            need.append("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH")
+    elif kind == "managed":
+        pass  # IMDS needs nothing in the environment; it fails at the first token if unreachable
+    return need
+
+
+def _managed_endpoint(env: Mapping[str, str]) -> str | None:
+    if env.get("IDENTITY_ENDPOINT") and env.get("IDENTITY_HEADER"):
+        return "the App Service / Container Apps identity endpoint (IDENTITY_ENDPOINT)"
+    if env.get("IDENTITY_ENDPOINT") and env.get("IMDS_ENDPOINT"):
+        return "the Azure Arc identity endpoint (IDENTITY_ENDPOINT, IMDS_ENDPOINT)"
+    if env.get("MSI_ENDPOINT"):
+        return "the Azure ML / Cloud Shell identity endpoint (MSI_ENDPOINT)"
+    return None
+
+
+def no_credential_error(opts: IdentityOptions, env: Mapping[str, str], *, chosen: str | None = None) -> CredentialError:
+    kinds = [chosen] if chosen else ["github-oidc", "azure-pipelines", "environment", "managed"]
+    lines = []
+    for kind in kinds:
+        need = missing_for(kind, opts, env)
+        if kind == "managed" and not chosen:
+            need = ["a managed-identity endpoint variable; on an Azure VM or scale-set agent (IMDS) choose "
+                    "--identity managed explicitly"]
+        lines.append(f"  --identity {kind}: needs " + "; ".join(need))
+    what = f"--identity {chosen} cannot be used here" if chosen else "no Azure credential is available"
+    return CredentialError(
+        f"{what}:\n" + "\n".join(lines),
+        hint="provide what the identity you mean to use needs (identifiers only: no secret is ever a flag)",
+    )
+
+
+# -- GitHub OIDC ---------------------------------------------------------------------------------------
+
+def _with_audience(url: str, audience: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "audience"]
+    query.append(("audience", audience))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+class GitHubIdToken:
+    """Assertion callback: a fresh GitHub Actions ID token for Entra ID on every call."""
+
+    def __init__(self, request_url: str, request_token: str, *, on_token: Callable[[str], None],
+                 audience: str = GITHUB_AUDIENCE) -> None:
+        self._url = _with_audience(request_url, audience)
+        self._request_token = request_token
+        self._on_token = on_token
+        self._session: Any = None
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def __repr__(self) -> str:  # never show the request token
+        return "GitHubIdToken(audience=...)"
+
+    def __call__(self) -> str:
+        import requests
+
+        from mlgate.http import make_session
+
+        with self._lock:
+            if self._session is None:
+                self._session = make_session(total_retries=3, retry_methods=frozenset({"GET"}))
+            self.calls += 1
+        try:
+            response = self._session.get(
+                self._url,
+                headers={"Authorization": f"bearer {self._request_token}", "Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            raise CredentialError(
+                f"could not reach the GitHub ID token endpoint ({type(exc).__name__})",
+                hint="the runner's ACTIONS_ID_TOKEN_REQUEST_URL must be reachable from this step",
+            ) from None
+        if response.status_code != 200:
+            raise CredentialError(
+                f"the GitHub ID token endpoint answered HTTP {response.status_code}",
+                hint="give the job `permissions: id-token: write` and run it on a GitHub-hosted or "
+                "self-hosted runner of this repository",
+            )
+        try:
+            value = response.json()["value"]
+            if not isinstance(value, str) or not value:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise CredentialError("the GitHub ID token endpoint answered without a token",
+                                  hint="retry the job; if it persists, check the runner") from None
+        self._on_token(value)
+        return value
+
+
+# -- observing tokens ------------------------------------------------------------------------------------
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The unverified payload of a JWT access token (to *name* the identity in errors), or ``{}``."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+class ObservedCredential:
+    """Wraps a credential: registers every access token for redaction and remembers who it names."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.claims: dict[str, Any] = {}
+        self.tokens = 0
+        self._lock = threading.Lock()
+
+    def _seen(self, token: str) -> None:
+        redact.register(token)
+        claims = token_claims(token)
+        with self._lock:
+            self.tokens += 1
+            if claims:
+                self.claims = claims
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        result = self._inner.get_token(*scopes, **kwargs)
+        self._seen(result.token)
+        return result
+
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        if not hasattr(self._inner, "get_token_info"):
+            from azure.core.credentials import AccessTokenInfo
+
+            opts = dict(options or {})
+            token = self.get_token(*scopes, claims=opts.get("claims"), tenant_id=opts.get("tenant_id"),
+                                   enable_cae=bool(opts.get("enable_cae", False)))
+            return AccessTokenInfo(token.token, token.expires_on)
+        result = self._inner.get_token_info(*scopes, options=options)
+        self._seen(result.token)
+        return result
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+    def who(self) -> str | None:
+        """``appid=...;oid=...`` of the identity the last token was issued to, if the token says."""
+        bits = [f"{key}={self.claims[key]}" for key in ("appid", "oid") if self.claims.get(key)]
+        return ";".join(bits) or None
+
+
+# -- choosing ---------------------------------------------------------------------------------------------
+
+def _auto(opts: IdentityOptions, env: Mapping[str, str]) -> tuple[str, str]:
+    for kind in ("github-oidc", "azure-pipelines", "environment"):
+        if not missing_for(kind, opts, env):
+            return kind, f"auto: chose {kind}, the first option whose requirements this environment meets"
+    endpoint = _managed_endpoint(env)
+    if endpoint:
+        return "managed", f"auto: chose managed identity through {endpoint}"
+    raise no_credential_error(opts, env)
+
+
+def choose(opts: IdentityOptions, environ: Mapping[str, str] | None = None, *,
+           on_id_token: Callable[[str], None] = lambda _t: None) -> Choice:
+    """Build the credential for ``opts.identity`` (``auto``: detect it); never reads a secret from argv."""
+    env = dict(os.environ if environ is None else environ)
+    if opts.identity not in IDENTITIES:
+        raise CredentialError(f"unknown identity {opts.identity!r}", hint="use one of: " + ", ".join(IDENTITIES))
+    why: list[str] = []
+    kind = opts.identity
+    if kind == "auto":
+        kind, reason = _auto(opts, env)
+        why.append(reason)
+    elif missing_for(kind, opts, env):
+        raise no_credential_error(opts, env, chosen=kind)
+    # Values the CI already treats as secret: never print them even by accident.
+    for name in ("SYSTEM_ACCESSTOKEN", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "IDENTITY_HEADER", "MSI_SECRET"):
+        if env.get(name):
+            redact.register(env[name])
+    try:
+        return _build(kind, opts, env, why, on_id_token)
+    except ValueError as exc:  # azure-identity validates ids and authority URLs
+        raise CredentialError(f"cannot set up the {kind} credential: {exc}",
+                              hint="check --tenant-id/--client-id and AZURE_AUTHORITY_HOST") from None
+
+
+def _build(kind: str, opts: IdentityOptions, env: Mapping[str, str], why: list[str],
+           on_id_token: Callable[[str], None]) -> Choice:
+    from azure import identity
+
+    authority = env.get("AZURE_AUTHORITY_HOST")
+    msal_options: dict[str, Any] = {}
+    if authority:
+        why.append(f"Entra ID authority from AZURE_AUTHORITY_HOST: {authority}")
+        host = urlsplit(authority if "://" in authority else f"https://{authority}").hostname or ""
+        if _is_loopback(host):
+            # Instance discovery asks the public cloud whether an authority is known; a loopback
+            # emulator never is. Only loopback authorities skip it, like Key Vault's challenge check.
+            msal_options["disable_instance_discovery"] = True
+            why.append("loopback authority: MSAL instance discovery is off")
+    if kind == "managed":
+        endpoint = _managed_endpoint(env) or "the VM instance metadata service (IMDS)"
+        client_id = opts.client_id
+        who = f"user-assigned managed identity (client id {client_id})" if client_id else \
+            "system-assigned managed identity of this agent"
+        why.append(f"ManagedIdentityCredential: the {who}, through {endpoint}; no secret is stored anywhere")
+        credential: Any = identity.ManagedIdentityCredential(client_id=client_id, **TIMEOUTS)
+        return Choice(kind, credential, who, why)
+    if kind == "azure-pipelines":
+        tenant = _tenant(opts, env, "AZURESUBSCRIPTION_TENANT_ID")
+        client = _client(opts, env, "AZURESUBSCRIPTION_CLIENT_ID")
+        connection = opts.service_connection_id or _first(env, "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")
+        assert tenant and client and connection
+        who = f"app {client} of Azure DevOps service connection {connection} (tenant {tenant})"
+        why.append("AzurePipelinesCredential: the agent's OIDC token for the service connection "
+                   "(SYSTEM_OIDCREQUESTURI, authorised by SYSTEM_ACCESSTOKEN) is exchanged for an Entra "
+                   f"token of {who}; workload identity federation, no client secret")
+        credential = identity.AzurePipelinesCredential(
+            tenant_id=tenant, client_id=client, service_connection_id=connection,
+            system_access_token=env["SYSTEM_ACCESSTOKEN"], **TIMEOUTS,
+        )
+        return Choice(kind, credential, who, why)
+    if kind == "github-oidc":
+        tenant = _tenant(opts, env)
+        client = _client(opts, env)
+        assert tenant and client
+        who = f"federated app {client} (tenant {tenant}) trusting this GitHub workflow"
+        why.append("ClientAssertionCredential: each Entra token request is signed with a fresh GitHub ID "
+                   f"token (audience {GITHUB_AUDIENCE}) fetched from ACTIONS_ID_TOKEN_REQUEST_URL, so "
+                   f"long jobs never present an expired one; identity: {who}")
+        callback = GitHubIdToken(env["ACTIONS_ID_TOKEN_REQUEST_URL"], env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"],
+                                 on_token=on_id_token)
+        credential = identity.ClientAssertionCredential(tenant, client, callback, **TIMEOUTS)
+        return Choice(kind, credential, who, why)
+    # environment: the variables EnvironmentCredential reads, built explicitly from ``env``
+    tenant, client = env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"]
+    who = f"service principal {client} (tenant {tenant})"
+    secret = env.get("AZURE_CLIENT_SECRET")
+    if secret:
+        why.append(f"environment: {who} with the client secret in AZURE_CLIENT_SECRET; meant for local runs "
+                   "(prefer managed or federated identity in pipelines)")
+        credential = identity.ClientSecretCredential(tenant, client, secret, **TIMEOUTS, **msal_options)
+    else:
+        path = env["AZURE_CLIENT_CERTIFICATE_PATH"]
+        why.append(f"environment: {who} with the certificate in AZURE_CLIENT_CERTIFICATE_PATH; meant for local "
+                   "runs (prefer managed or federated identity in pipelines)")
+        credential = identity.CertificateCredential(
+            tenant, client, path, password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or None, **TIMEOUTS,
+            **msal_options,
+        )
+    return Choice("environment", credential, who, why)
