@@ -331,11 +331,10 @@ def trace(client: MlflowClient, ref: ModelRef | str, *, model_version: dict[str,
     else:
         links.append(Link("training_dataset", True, ", ".join(f"{d.name}@{d.digest}" for d in datasets)))
 
-    result = Lineage(ref=str(parsed), name=name, version=version, model_version=mv, registered_model=registered,
-                     logged_model=logged, run=run, experiment=experiment, git_commit=git_commit,
-                     datasets=datasets, links=links)
-    tags = result.tags
+    tags = {**tag_map(registered), **tag_map(mv)}
     for key in ("owner", "use_case"):
         value = tags.get(key, "").strip()
         links.append(Link(key, bool(value), value or f"tag '{key}' is not set on the registered model or version"))
-    return result
+    return Lineage(ref=str(parsed), name=name, version=version, model_version=mv, registered_model=registered,
+                   logged_model=logged, run=run, experiment=experiment, git_commit=git_commit,
+                   datasets=datasets, links=links)
