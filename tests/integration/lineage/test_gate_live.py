@@ -166,7 +166,7 @@ def test_lineage_command(tracking: str, models: dict[str, Built], capsys: pytest
     assert main(["lineage", "traced@champion", "--platform", "local"]) == 0
     printed = capsys.readouterr().out
     assert "[ok ] git commit: 0123456789abcdef0123456789abcdef01234567" in printed
-    assert "train digest=" in printed
+    assert "train digest=" in printed and "source=s3://bucket/train.parquet" in printed
     assert main(["lineage", models["no-commit"].ref, "--platform", "local"]) == 1
     printed = capsys.readouterr().out
     assert "UNTRACEABLE: 1 missing link(s): git commit" in printed
@@ -187,7 +187,7 @@ def test_github_step_summary_gets_the_evidence(tracking: str, sealed: dict[str, 
                  str(tmp_path / "ev"), "--platform", "github"])
     assert code == 1
     assert summary.read_text().startswith("## mlgate gate: ❌ REFUSED")
-    assert "gate_passed" in outputs.read_text()
+    assert "gate_passed" in outputs.read_text() and "manifest_sha256" in outputs.read_text()
     assert "::error::mlgate gate refused" in capsys.readouterr().out
 
 
@@ -255,3 +255,16 @@ def test_stored_manifest_altered_after_sealing_is_refused(
     assert "does not match its seal" in outcome.evidence["manifest"]["integrity"]["sealed_problem"]
     assert main(["verify", str(files_dir(tmp_path / "v", built)), "--model", built.ref, "--platform", "local"]) == 1
     assert "does not match its seal" in capsys.readouterr().err
+
+
+def test_mlflow2_run_artifact_source(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                     tmp_path: Path) -> None:
+    built = sealed["run-source"]  # sealed through the mlflow-artifacts proxy listing, not a logged model
+    version = MlflowClient.from_env(tracking).resolve(built.ref)
+    assert version["source"] == f"runs:/{built.run_id}/model"
+    store = evaluate(built.ref, policy_path=str(policy_file))
+    assert store.passed, store.summary
+    assert store.evidence["manifest"]["integrity"]["files_checked"] == len(built.files)
+    assert store.evidence["lineage"]["logged_model"] is None
+    local = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
+    assert local.passed, local.summary

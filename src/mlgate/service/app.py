@@ -1,0 +1,188 @@
+"""The WSGI application of `mlgate serve`: routing, body cap, health, access logs.
+
+Routes:
+
+* ``GET /healthz`` -- liveness/readiness: which protocols are configured, pending jobs.
+* ``POST /azure-devops/check`` -- the Azure DevOps "Invoke REST API" check (callback mode).
+* ``POST /github/webhook`` -- the GitHub App's webhook (``deployment_protection_rule``).
+* ``GET /evidence/<sha256>.md|.json`` -- the full evidence pack linked from the comment/log.
+
+Any WSGI server can run it: ``mlgate serve`` uses waitress; gunicorn takes
+``mlgate.service.wsgi:application``; an Azure Function wraps it with ``func.WsgiMiddleware``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from mlgate import __version__
+from mlgate.service.azure_devops_check import AzureDevOpsCheck
+from mlgate.service.config import ServiceConfig, load_config
+from mlgate.service.evaluation import Evaluator, EvidenceStore, default_evaluator
+from mlgate.service.github_protection_rule import GitHubProtectionRule
+from mlgate.service.http_types import Reply, Request, error_reply
+from mlgate.service.logs import log_event
+from mlgate.service.worker import Dispatcher, ReplayGuard
+
+StartResponse = Callable[..., Any]
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class ServiceApp:
+    """The WSGI callable. Build it with :func:`create_app`."""
+
+    def __init__(self, config: ServiceConfig, evaluator: Evaluator | None = None) -> None:
+        self.config = config
+        self.dispatcher = Dispatcher(config.workers, config.max_pending)
+        self.replays = ReplayGuard(config.replay_ttl_seconds, config.replay_max_entries)
+        evidence_dir = config.evidence_dir or Path(tempfile.mkdtemp(prefix="mlgate-evidence-"))
+        self.store = EvidenceStore(evidence_dir, config.public_url)
+        self._evaluator = evaluator
+        chosen = evaluator if evaluator is not None else _LazyEvaluator()
+        self.azure_devops = AzureDevOpsCheck(config, chosen, self.dispatcher, self.replays, self.store)
+        self.github = GitHubProtectionRule(config, chosen, self.dispatcher, self.replays, self.store)
+
+    # -- WSGI -------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.monotonic()
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        path = str(environ.get("PATH_INFO", "") or "/")
+        try:
+            reply = self._dispatch(method, path, environ)
+        except Exception as exc:  # a bug: answer 500, never a pass, never a traceback to the caller
+            log_event(logging.ERROR, "request_crashed", path=path, error=type(exc).__name__)
+            reply = error_reply(500, "internal error; nothing was evaluated or approved")
+        if isinstance(reply.body, bytes):
+            payload = reply.body
+            content_type = reply.headers.get("Content-Type", "application/octet-stream")
+        else:
+            payload = json.dumps(reply.body).encode("utf-8")
+            content_type = "application/json"
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(payload))),
+            ("Cache-Control", "no-store"),
+            ("X-Content-Type-Options", "nosniff"),
+            *((k, v) for k, v in reply.headers.items() if k != "Content-Type"),
+        ]
+        start_response(f"{reply.status} {_REASONS.get(reply.status, 'Status')}", headers)
+        log_event(
+            logging.INFO if reply.status < 500 else logging.ERROR,
+            "request",
+            method=method,
+            path=path,
+            status=reply.status,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            **dict(reply.log_fields),
+        )
+        return [payload]
+
+    def _dispatch(self, method: str, path: str, environ: dict[str, Any]) -> Reply:
+        if path in ("/healthz", "/health"):
+            if method not in ("GET", "HEAD"):
+                return error_reply(405, "use GET")
+            return Reply(200, self.health())
+        if path.startswith("/evidence/"):
+            if method not in ("GET", "HEAD"):
+                return error_reply(405, "use GET")
+            found = self.store.get(path[len("/evidence/") :])
+            if found is None:
+                return error_reply(404, "no such evidence")
+            return Reply(200, found[0], headers={"Content-Type": found[1]})
+        handlers = {"/azure-devops/check": self.azure_devops.handle, "/github/webhook": self.github.handle}
+        handler = handlers.get(path.rstrip("/") or "/")
+        if handler is None:
+            return error_reply(404, "not found")
+        if method != "POST":
+            return error_reply(405, "use POST")
+        body = self._read_body(environ)
+        if isinstance(body, Reply):
+            return body
+        request = Request(method, path, _headers(environ), body, str(environ.get("REMOTE_ADDR", "")))
+        return handler(request)
+
+    def _read_body(self, environ: dict[str, Any]) -> bytes | Reply:
+        cap = self.config.max_body_bytes
+        length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
+        stream = environ["wsgi.input"]
+        if length_text:
+            try:
+                length = int(length_text)
+            except ValueError:
+                return error_reply(400, "bad Content-Length")
+            if length > cap:
+                return error_reply(413, f"body larger than {cap} bytes", content_length=length)
+            data = stream.read(length) if length > 0 else b""
+        else:
+            data = stream.read(cap + 1)
+        if len(data) > cap:
+            return error_reply(413, f"body larger than {cap} bytes")
+        return bytes(data)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "azure_devops_check": self.config.azure_devops_enabled,
+            "github_protection_rule": self.config.github_enabled,
+            "pending_evaluations": self.dispatcher.pending,
+        }
+
+    def close(self) -> None:
+        self.dispatcher.shutdown(wait=False)
+
+
+class _LazyEvaluator:
+    """Imports the gate engine on first use, so the app starts (and answers health) quickly."""
+
+    def __init__(self) -> None:
+        self._evaluate: Evaluator | None = None
+
+    def __call__(self, ref: Any, **kwargs: Any) -> Any:
+        if self._evaluate is None:
+            self._evaluate = default_evaluator()
+        return self._evaluate(ref, **kwargs)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    headers = {
+        key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    return headers
+
+
+def create_app(config: ServiceConfig, *, evaluator: Evaluator | None = None) -> ServiceApp:
+    """Build the WSGI app; ``evaluator`` defaults to :func:`mlgate.gate.evaluate`."""
+    app = ServiceApp(config, evaluator)
+    log_event(logging.INFO, "service_configured", **config.describe())
+    return app
+
+
+def create_app_from_env(config_file: str | None = None) -> ServiceApp:
+    """Build the app from ``MLGATE_SERVE_*`` variables (and ``MLGATE_SERVE_CONFIG``), for WSGI servers."""
+    import os
+
+    config = load_config(config_file=config_file)
+    if config.mlflow_tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
+        os.environ["MLFLOW_TRACKING_URI"] = config.mlflow_tracking_uri
+    return create_app(config)

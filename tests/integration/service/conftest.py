@@ -1,0 +1,225 @@
+"""Fixtures: the check service under waitress on 127.0.0.1; spec-backed fakes of Azure DevOps and GitHub."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from waitress import wasyncore
+from waitress.server import create_server
+
+from mlgate.errors import Error
+from mlgate.service import logs
+from mlgate.service.app import ServiceApp, create_app
+from mlgate.service.config import load_config
+from tests.integration.service.fakes import FakeAzureDevOps, FakeGitHub
+
+APP_ID = 98765
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The shape of mlgate.gate.GateOutcome, as the service reads it."""
+
+    passed: bool
+    evidence: dict[str, Any]
+    evidence_sha256: str
+    markdown: str
+    failed_rules: list[str]
+    summary: str
+
+
+def passing_outcome(ref: Any) -> Outcome:
+    return Outcome(
+        True,
+        {"schema_version": 1, "model": str(ref), "decision": "passed"},
+        "a" * 64,
+        f"## mlgate: PASSED\n\n| rule | result |\n|---|---|\n| lineage.git_commit | passed |\n\nmodel {ref}",
+        [],
+        "all 7 rules passed",
+    )
+
+
+def refused_outcome(ref: Any) -> Outcome:
+    return Outcome(
+        False,
+        {"schema_version": 1, "model": str(ref), "decision": "refused"},
+        "b" * 64,
+        "## mlgate: REFUSED\n\n| rule | result |\n|---|---|\n| metrics.auc | failed |",
+        ["metrics.auc: expected >= 0.80, got 0.61", "tags_required.rollback_plan: missing"],
+        "2 of 7 rules failed",
+    )
+
+
+@dataclass
+class ScriptedEvaluator:
+    """Stands in for mlgate.gate.evaluate: same signature, scripted result, records every call."""
+
+    behaviour: Callable[[Any], Outcome] = passing_outcome
+    delay: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    started: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(
+        self,
+        ref: str,
+        *,
+        policy_path: str,
+        artifacts_dir: str | None = None,
+        manifest_sha256: str | None = None,
+        client: Any = None,
+        ci: Any = None,
+        stage: str | None = None,
+    ) -> Outcome:
+        assert isinstance(ref, str) and isinstance(policy_path, str), "the gate takes strings"
+        with self.lock:
+            self.calls.append(
+                {
+                    "ref": str(ref),
+                    "policy_path": policy_path,
+                    "manifest_sha256": manifest_sha256,
+                    "ci": ci,
+                    "stage": stage,
+                }
+            )
+        self.started.set()
+        if self.delay:
+            time.sleep(self.delay)
+        try:
+            return self.behaviour(ref)
+        finally:
+            self.finished.set()
+
+
+def raising(error: Error) -> Callable[[Any], Outcome]:
+    def behaviour(ref: Any) -> Outcome:
+        raise error
+
+    return behaviour
+
+
+@dataclass
+class Running:
+    app: ServiceApp
+    base_url: str
+    log: io.StringIO
+    secrets: dict[str, str]
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def app_key() -> tuple[str, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return private, public
+
+
+@pytest.fixture
+def canaries() -> dict[str, str]:
+    return {
+        "azure_devops_key": f"ado-key-canary-{uuid.uuid4().hex}",
+        "webhook_secret": f"gh-webhook-canary-{uuid.uuid4().hex}",
+        "auth_token": f"ado-job-token-canary-{uuid.uuid4().hex}",
+    }
+
+
+@pytest.fixture
+def fake_ado(canaries: dict[str, str]) -> Iterator[FakeAzureDevOps]:
+    fake = FakeAzureDevOps(canaries["auth_token"]).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_github(app_key: tuple[str, bytes]) -> Iterator[FakeGitHub]:
+    fake = FakeGitHub(APP_ID, app_key[1]).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text("version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n")
+    return path
+
+
+StartService = Callable[..., Running]
+
+
+def stop_waitress(server: Any, thread: threading.Thread) -> None:
+    """Close waitress's sockets from its own loop thread (closing them from here races its select)."""
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    thread.join(timeout=10)
+    server.task_dispatcher.shutdown()
+
+
+@pytest.fixture
+def start_service(
+    tmp_path: Path,
+    policy_file: Path,
+    canaries: dict[str, str],
+    app_key: tuple[str, bytes],
+    fake_github: FakeGitHub,
+) -> Iterator[StartService]:
+    started: list[tuple[Any, threading.Thread, ServiceApp]] = []
+
+    def start(evaluator: Any, **settings: str) -> Running:
+        environ = {
+            "MLGATE_SERVE_POLICY": str(policy_file),
+            "MLGATE_SERVE_AZURE_DEVOPS_KEY": canaries["azure_devops_key"],
+            "MLGATE_SERVE_AZURE_DEVOPS_ALLOWED_HOSTS": "127.0.0.1",
+            "MLGATE_SERVE_GITHUB_APP_ID": str(APP_ID),
+            "MLGATE_SERVE_GITHUB_PRIVATE_KEY": app_key[0],
+            "MLGATE_SERVE_GITHUB_WEBHOOK_SECRET": canaries["webhook_secret"],
+            "MLGATE_SERVE_GITHUB_API_URL": fake_github.base_url,
+            "MLGATE_SERVE_EVIDENCE_DIR": str(tmp_path / "evidence"),
+            "MLGATE_SERVE_PUBLIC_URL": "https://mlgate.example.org",
+            **{f"MLGATE_SERVE_{k.upper()}": v for k, v in settings.items()},
+        }
+        stream = io.StringIO()
+        logs.configure(stream)
+        app = create_app(load_config(environ), evaluator=evaluator)
+        server = create_server(app, host="127.0.0.1", port=0, threads=8, asyncore_loop_timeout=0.1)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        started.append((server, thread, app))
+        base = f"http://127.0.0.1:{server.effective_port}"
+        deadline = time.monotonic() + 10
+        while True:  # wait until it answers
+            try:
+                requests.get(f"{base}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        return Running(app, base, stream, canaries)
+
+    yield start
+    for server, thread, app in started:
+        app.dispatcher.wait_idle(30)
+        stop_waitress(server, thread)
+        app.close()
+    for name in (logs.LOGGER_NAME, "waitress"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True

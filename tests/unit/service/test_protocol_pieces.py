@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+
+import pytest
+
+from mlgate import redact
+from mlgate.service import logs
+from mlgate.service.azure_devops_check import authenticate, host_allowed
+from mlgate.service.evaluation import Verdict
+from mlgate.service.github_protection_rule import comment_for, sign, signature_valid
+from mlgate.service.http_types import Request
+from mlgate.service.worker import Dispatcher, ReplayGuard
+
+
+def test_signature_matches_githubs_documented_example() -> None:
+    # GitHub's webhook docs: secret "It's a Secret to Everybody", payload "Hello, World!"
+    secret, body = "It's a Secret to Everybody", b"Hello, World!"
+    expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+    assert sign(secret, body) == expected
+    assert signature_valid(secret, body, expected)
+    assert not signature_valid(secret, body + b" ", expected)
+    assert not signature_valid(secret, body, None)
+    assert not signature_valid(secret, body, expected.replace("sha256=", "sha1="))
+    assert not signature_valid(secret, body, "sha256=\u00e9")
+
+
+def _request(**headers: str) -> Request:
+    return Request("POST", "/azure-devops/check", {k.lower(): v for k, v in headers.items()}, b"{}")
+
+
+def test_shared_key_as_basic_password_or_header() -> None:
+    basic = "Basic " + base64.b64encode(b"anyone:s3cret").decode()
+    assert authenticate(_request(Authorization=basic), "s3cret")
+    assert authenticate(_request(**{"X-Mlgate-Key": "s3cret"}), "s3cret")
+    assert not authenticate(_request(Authorization=basic), "other")
+    assert not authenticate(_request(**{"X-Mlgate-Key": "s3cre"}), "s3cret")
+    assert not authenticate(_request(), "s3cret")
+    assert not authenticate(_request(Authorization="Basic ***"), "s3cret")
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://dev.azure.com/fabrikam/", True),
+        ("https://fabrikam.visualstudio.com/", True),
+        ("http://dev.azure.com/fabrikam/", False),  # the token never travels in clear text
+        ("https://dev.azure.com.attacker.example/", False),
+        ("https://evil.example/", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_plan_url_allow_list(url: str, allowed: bool) -> None:
+    assert host_allowed(url, ("dev.azure.com", "*.visualstudio.com")) is allowed
+
+
+def test_replay_guard_expires_and_is_bounded() -> None:
+    now = [0.0]
+    guard = ReplayGuard(ttl=10, max_entries=2, clock=lambda: now[0])
+    assert guard.first_time("a")
+    assert not guard.first_time("a")
+    now[0] = 11
+    assert guard.first_time("a")  # expired, accepted again
+    assert guard.first_time("b")
+    assert guard.first_time("c")  # evicts the oldest
+    assert len(guard) == 2
+    guard.forget("c")
+    assert guard.first_time("c")
+
+
+def test_dispatcher_is_bounded_and_survives_crashing_jobs() -> None:
+    import threading
+
+    release = threading.Event()
+    dispatcher = Dispatcher(workers=1, max_pending=2)
+    assert dispatcher.submit("a", release.wait)
+    assert dispatcher.submit("b", lambda: None)
+    assert not dispatcher.submit("c", lambda: None)  # full: the caller answers 503 at once
+    release.set()
+    assert dispatcher.wait_idle(5)
+
+    def crash() -> None:
+        raise RuntimeError("boom")
+
+    assert dispatcher.submit("crash", crash)
+    assert dispatcher.wait_idle(5)
+    assert dispatcher.submit("after", lambda: None)
+    dispatcher.shutdown()
+
+
+def test_comment_keeps_the_verdict_and_fits_the_limit() -> None:
+    verdict = Verdict(
+        "models:/m/1",
+        False,
+        "mlgate gate refused models:/m/1",
+        "1 rule failed",
+        ("metrics.auc: too low",),
+        "x" * 5000,
+        "e" * 64,
+        "https://svc/evidence/" + "e" * 64 + ".md",
+    )
+    comment = comment_for(verdict, limit=1000)
+    assert len(comment) <= 1000
+    assert comment.startswith("### mlgate: **refused** `models:/m/1`")
+    assert "- metrics.auc: too low" in comment
+    assert comment.endswith(f"[full evidence](https://svc/evidence/{'e' * 64}.md)")
+    assert len(comment_for(verdict, limit=100)) <= 100
+    assert comment_for(verdict, limit=100_000).endswith("x" * 5000)
+
+
+def test_json_logs_are_redacted() -> None:
+    stream = io.StringIO()
+    handler = logs.configure(stream)
+    try:
+        redact.register("canary-secret-value")
+        logs.log_event(logging.INFO, "request", path="/x", note="had canary-secret-value inside")
+        line = json.loads(stream.getvalue())
+        assert line["event"] == "request"
+        assert line["path"] == "/x"
+        assert "canary-secret-value" not in stream.getvalue()
+    finally:
+        logging.getLogger(logs.LOGGER_NAME).removeHandler(handler)
