@@ -167,7 +167,7 @@ def render_text(answer: dict[str, Any]) -> str:
     if approval is None:
         lines.append("  NO GOVERNED RECORD: no approval of this version is in the ledger")
         return "\n".join(lines)
-    verb = "rolled back to" if approval["event"] == "rolled_back" else "approved"
+    verb = "rolled back to this version" if approval["event"] == "rolled_back" else "approved"
     lines.append(f"{verb} for {approval['stage']} (ledger seq {approval['seq']}, {approval['recorded_at']}) by:")
     lines += _approver_lines(approval)
     if answer["original_approval"]:
