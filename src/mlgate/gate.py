@@ -51,7 +51,7 @@ class GateOutcome:
 
 def _integrity(
     client: MlflowClient, model_version: dict[str, Any], *, artifacts_dir: str | None, manifest_sha256: str | None,
-    ci: bool,
+    ci: bool, logged_model: dict[str, Any] | None = None,
 ) -> IntegrityResult:
     from mlgate.integrity import verify_directory
     from mlgate.integrity.manifest import compare
@@ -72,17 +72,25 @@ def _integrity(
         if artifacts_dir is not None:
             comparison = verify_directory(artifacts_dir, manifest, ci=ci)
         else:
-            current, _ = artifacts.seal_from_store(client, model_version)
+            current, _ = artifacts.seal_from_store(client, model_version, ci=ci, logged_model=logged_model)
             comparison = compare(manifest.subjects, current.subjects)
     except RefusedError as exc:
         return IntegrityResult(mode, recorded, compare_problem=exc.message)
+    extra = [n for n, _ in comparison.extra]
+    tolerated: list[str] = []
+    if (artifacts_dir is not None and artifacts.REGISTERED_MODEL_META in extra
+            and artifacts.REGISTERED_MODEL_META not in manifest.subjects
+            and artifacts.is_mlflow_download_marker(artifacts_dir, model_version)):
+        extra.remove(artifacts.REGISTERED_MODEL_META)
+        tolerated.append(f"{artifacts.REGISTERED_MODEL_META}: written by MLflow's client when downloading "
+                         f"models:/{model_version.get('name')}/{model_version.get('version')}; names this version only")
     problem = None
     if manifest_sha256 is not None and manifest_sha256.strip().lower().removeprefix("sha256:") != recorded:
         problem = f"the manifest digest given ({manifest_sha256}) is not the one sealed (sha256:{recorded})"
     return IntegrityResult(
-        mode, recorded, files_checked=comparison.checked, compare_problem=problem,
+        mode, recorded, files_checked=comparison.checked - len(tolerated), compare_problem=problem,
         changed=[n for n, _, _ in comparison.changed], missing=[n for n, _ in comparison.missing],
-        extra=[n for n, _ in comparison.extra],
+        extra=extra, tolerated=tolerated,
     )
 
 
@@ -126,7 +134,7 @@ def evaluate(
     model_version = mlflow.resolve(parsed)
     lineage = trace(mlflow, parsed, model_version=model_version)
     integrity = _integrity(mlflow, model_version, artifacts_dir=artifacts_dir, manifest_sha256=manifest_sha256,
-                           ci=bool(ci and ci.platform != "local"))
+                           ci=bool(ci and ci.platform != "local"), logged_model=lineage.logged_model)
     evaluation = evaluate_policy(policy, lineage, integrity, stage=stage)
     evidence = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
                           ci=ci, stage=stage)

@@ -32,7 +32,7 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
     client = MlflowClient.from_env()
     version = client.resolve(ref)
     name, number = str(version["name"]), str(version["version"])
-    manifest, where = artifacts.seal_from_store(client, version)
+    manifest, where = artifacts.seal_from_store(client, version, ci=platform.is_ci)
     if args.directory:
         local = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
                                  ci=platform.is_ci)

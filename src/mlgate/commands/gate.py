@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)
         platform.set_output("gate_passed", "true" if outcome.passed else "false")
+        sealed = (outcome.evidence.get("manifest") or {}).get("sha256")
+        if sealed:
+            platform.set_output("manifest_sha256", str(sealed))
     if not outcome.passed:
-        platform.annotate("error", f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
+        platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1
     return 0

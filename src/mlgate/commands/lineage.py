@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     missing = lineage.missing
     if missing:
         out(f"UNTRACEABLE: {len(missing)} missing link(s): " + "; ".join(f"{m.label} ({m.detail})" for m in missing))
-        platform.annotate("error", f"mlgate lineage: {ref} is untraceable: " + ", ".join(m.label for m in missing))
+        platform.fail(f"mlgate lineage: {ref} is untraceable: " + ", ".join(m.label for m in missing))
         return 1
     out(f"traced: {ref} -> run {lineage.run_id} -> commit {lineage.git_commit} -> "
         f"{len(lineage.datasets)} training dataset(s)")

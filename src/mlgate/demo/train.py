@@ -74,14 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     client.set_model_version_tag("credit-risk", str(traced), "rollback_plan",
                                  "move the production alias back with `mlgate rollback credit-risk`")
     client.set_model_version_tag("credit-risk", str(traced), "risk_class", "high")
-    # The logged model's own files (a models:/NAME/VERSION download adds a registry metadata file).
-    mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=args.deploy_dir)
+    # What a deploy stage fetches (MLflow adds its own `registered_model_meta`, which the gate accepts
+    # only when it names exactly this version).
+    mlflow.artifacts.download_artifacts(artifact_uri=f"models:/credit-risk/{traced}", dst_path=args.deploy_dir)
 
-    with mlflow.start_run(run_name="churn-quick-experiment"):
+    with mlflow.start_run(run_name="churn-quick-experiment") as quick:
         model = LogisticRegression(max_iter=500).fit(x[:split], y[:split])
         mlflow.log_metric("auc", float(roc_auc_score(y[split:], model.predict_proba(x[split:])[:, 1])))
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn-untraced")
     untraced = info.registered_model_version
+    # MLflow records the commit of a git checkout by itself; this quick experiment must have none.
+    client.delete_tag(quick.info.run_id, "mlflow.source.git.commit")
     client.set_model_version_tag("churn-untraced", str(untraced), "risk_class", "high")
     print(json.dumps({"traced": f"credit-risk/{traced}", "untraced": f"churn-untraced/{untraced}",
                       "run_id": run.info.run_id}))

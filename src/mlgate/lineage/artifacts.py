@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from mlgate.errors import EvaluationError, RefusedError
+from mlgate.errors import EvaluationError, NetworkError, RefusedError
 from mlgate.integrity.hashing import hash_chunks
 from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest, check_name
+from mlgate.integrity.progress import Progress
 from mlgate.lineage.chain import logged_model_id, tag_map
 from mlgate.lineage.mlflow import MlflowClient, NotFound, proxied_path
 
@@ -56,12 +57,15 @@ class ModelFiles:
         return f"{parent}/{MANIFEST_DIR}" if parent else MANIFEST_DIR
 
 
-def locate(client: MlflowClient, model_version: dict[str, Any]) -> ModelFiles:
-    """Find the version's artifact root on the ``mlflow-artifacts`` proxy."""
+def locate(
+    client: MlflowClient, model_version: dict[str, Any], *, logged_model: dict[str, Any] | None = None
+) -> ModelFiles:
+    """Find the version's artifact root on the ``mlflow-artifacts`` proxy (``logged_model``: already fetched)."""
     source = str(model_version.get("source", ""))
     mid = logged_model_id(model_version)
     if mid:
-        uri = str(client.get_logged_model(mid).get("info", {}).get("artifact_uri", ""))
+        logged = logged_model if logged_model is not None else client.get_logged_model(mid)
+        uri = str(logged.get("info", {}).get("artifact_uri", ""))
     elif match := _RUNS_SOURCE.match(source):
         run_uri = str(client.get_run(match.group(1)).get("info", {}).get("artifact_uri", ""))
         uri = run_uri.rstrip("/") + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
@@ -104,12 +108,20 @@ def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
 
 def hash_files(
     client: MlflowClient, where: ModelFiles, names: list[str], *, workers: int = DOWNLOAD_WORKERS,
-    advance: Callable[[int], None] | None = None,
+    advance: Callable[[int], None] | None = None, sizes: dict[str, int] | None = None,
 ) -> tuple[dict[str, str], int]:
-    """Stream and hash every file (in parallel); ``({name: sha256}, total bytes)``."""
+    """Stream and hash every file (in parallel); ``({name: sha256}, total bytes)``.
+
+    When the listing gave a file's size, a download of another length is a failure (exit 3): a
+    cut-off transfer must never be sealed or compared as if it were the file.
+    """
 
     def one(name: str) -> tuple[str, str, int]:
         digest, size = hash_chunks(client.stream_artifact(f"{where.root}/{name}"), advance)
+        listed = (sizes or {}).get(name, -1)
+        if listed >= 0 and listed != size:
+            raise NetworkError(f"download of {name} gave {size} bytes, the listing says {listed}",
+                               hint="re-run; if it persists, check the artifact store")
         return name, digest, size
 
     digests: dict[str, str] = {}
@@ -128,16 +140,21 @@ def hash_files(
     return digests, total
 
 
-def seal_from_store(client: MlflowClient, model_version: dict[str, Any]) -> tuple[Manifest, ModelFiles]:
+def seal_from_store(
+    client: MlflowClient, model_version: dict[str, Any], *, ci: bool = False,
+    logged_model: dict[str, Any] | None = None,
+) -> tuple[Manifest, ModelFiles]:
     """The manifest of the version's files as the artifact store holds them now."""
-    where = locate(client, model_version)
+    where = locate(client, model_version, logged_model=logged_model)
     listing = list_files(client, where)
     if not listing:
         raise RefusedError(
             f"model version {model_version.get('name')}/{model_version.get('version')} has no files in MLflow",
             hint="log the model's files before registering it",
         )
-    digests, total = hash_files(client, where, sorted(listing))
+    total_listed = sum(v for v in listing.values() if v > 0)
+    with Progress(total_listed, label="downloading and hashing", ci=ci) as progress:
+        digests, total = hash_files(client, where, sorted(listing), sizes=listing, advance=progress.advance)
     return Manifest.build(digests, total, follow_internal_symlinks=False), where
 
 
@@ -185,3 +202,34 @@ def load_manifest(client: MlflowClient, model_version: dict[str, Any]) -> Manife
             hint="the manifest was altered after sealing; investigate before releasing",
         )
     return manifest
+
+
+REGISTERED_MODEL_META = "registered_model_meta"
+
+
+def is_mlflow_download_marker(directory: str, model_version: dict[str, Any]) -> bool:
+    """Whether ``DIR/registered_model_meta`` is exactly the file MLflow's client writes on download.
+
+    ``mlflow.artifacts.download_artifacts("models:/NAME/VERSION")`` adds this small YAML file
+    (``model_name``, ``model_version``) to the downloaded model's root; it is not part of the
+    registered files. It is accepted only when it is a regular file naming this very version and
+    nothing else.
+    """
+    import os
+    import stat
+
+    import yaml
+
+    path = os.path.join(directory, REGISTERED_MODEL_META)
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 4096:
+            return False
+        with open(path, encoding="utf-8") as stream:
+            doc = yaml.safe_load(stream)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    if not isinstance(doc, dict) or set(doc) != {"model_name", "model_version"}:
+        return False
+    return str(doc["model_name"]) == str(model_version.get("name")) and str(doc["model_version"]) == str(
+        model_version.get("version"))

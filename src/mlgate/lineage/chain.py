@@ -204,6 +204,22 @@ def logged_model_id(model_version: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+def _source_text(raw: object) -> str:
+    """MLflow stores a dataset's source as JSON (``{"uri": ...}``); show its location when it has one."""
+    import json
+
+    text = "" if raw is None else str(raw)
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(doc, dict):
+        for key in ("uri", "url", "path", "table_name", "repo_id"):
+            if isinstance(doc.get(key), str) and doc[key]:
+                return str(doc[key])
+    return text
+
+
 def _datasets(run: dict[str, Any]) -> list[Dataset]:
     inputs = run.get("inputs")
     items = inputs.get("dataset_inputs", []) if isinstance(inputs, dict) else []
@@ -217,7 +233,7 @@ def _datasets(run: dict[str, Any]) -> list[Dataset]:
             continue
         found.append(Dataset(
             name=str(dataset.get("name", "")), digest=str(dataset.get("digest", "")),
-            source=str(dataset.get("source", "")), source_type=str(dataset.get("source_type", "")),
+            source=_source_text(dataset.get("source")), source_type=str(dataset.get("source_type", "")),
         ))
     return found
 
@@ -315,11 +331,10 @@ def trace(client: MlflowClient, ref: ModelRef | str, *, model_version: dict[str,
     else:
         links.append(Link("training_dataset", True, ", ".join(f"{d.name}@{d.digest}" for d in datasets)))
 
-    result = Lineage(ref=str(parsed), name=name, version=version, model_version=mv, registered_model=registered,
-                     logged_model=logged, run=run, experiment=experiment, git_commit=git_commit,
-                     datasets=datasets, links=links)
-    tags = result.tags
+    tags = {**tag_map(registered), **tag_map(mv)}
     for key in ("owner", "use_case"):
         value = tags.get(key, "").strip()
         links.append(Link(key, bool(value), value or f"tag '{key}' is not set on the registered model or version"))
-    return result
+    return Lineage(ref=str(parsed), name=name, version=version, model_version=mv, registered_model=registered,
+                   logged_model=logged, run=run, experiment=experiment, git_commit=git_commit,
+                   datasets=datasets, links=links)

@@ -38,6 +38,7 @@ class IntegrityResult:
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    tolerated: list[str] = field(default_factory=list)  # extra files accepted, with the reason
 
     @property
     def matches(self) -> bool:
@@ -53,7 +54,7 @@ class IntegrityResult:
             "compared_sha256": self.compared_sha256,
             "compare_problem": self.compare_problem, "files_checked": self.files_checked,
             "changed": self.changed[:MAX_LISTED], "missing": self.missing[:MAX_LISTED],
-            "extra": self.extra[:MAX_LISTED],
+            "extra": self.extra[:MAX_LISTED], "tolerated": self.tolerated,
             "counts": {"changed": len(self.changed), "missing": len(self.missing), "extra": len(self.extra)},
             "matches": self.matches,
         }

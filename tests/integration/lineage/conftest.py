@@ -59,6 +59,7 @@ def build_model(
     version_tags: dict[str, str] | None = None,
     metrics: dict[str, float] | None = None,
     alias: str | None = None,
+    run_source: bool = False,
 ) -> Built:
     import mlflow
     import pandas as pd
@@ -79,17 +80,22 @@ def build_model(
             frame = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
             mlflow.log_input(mlflow.data.from_pandas(frame, source="s3://bucket/train.parquet", name="train"),
                              context=dataset_context)
-    logged = mlflow.initialize_logged_model(name="model", source_run_id=run_id, experiment_id=exp.experiment_id)
-    client.log_model_artifacts(logged.model_id, str(src))
-    mlflow.finalize_logged_model(logged.model_id, "READY")
+    if run_source:  # MLflow 2 style: the version's source is the run's artifact directory
+        client.log_artifacts(run_id, str(src), "model")
+        model_id, source = "", f"runs:/{run_id}/model"
+    else:
+        logged = mlflow.initialize_logged_model(name="model", source_run_id=run_id, experiment_id=exp.experiment_id)
+        client.log_model_artifacts(logged.model_id, str(src))
+        mlflow.finalize_logged_model(logged.model_id, "READY")
+        model_id, source = logged.model_id, f"models:/{logged.model_id}"
     if run_status != "RUNNING":
         client.set_terminated(run_id, status=run_status)
     client.create_registered_model(name, tags=model_tags if model_tags is not None else MODEL_TAGS)
-    mv = client.create_model_version(name, f"models:/{logged.model_id}", run_id=run_id, tags=version_tags or {},
-                                     model_id=logged.model_id)
+    mv = client.create_model_version(name, source, run_id=run_id, tags=version_tags or {},
+                                     model_id=model_id or None)
     if alias:
         client.set_registered_model_alias(name, alias, mv.version)
-    return Built(name, str(mv.version), logged.model_id, run_id, content)
+    return Built(name, str(mv.version), model_id, run_id, content)
 
 
 @pytest.fixture(scope="session")
@@ -109,6 +115,8 @@ def models(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict
         "tamper": {},
         "seal-me": {},
         "unsealed": {},
+        "manifest-tamper": {},
+        "run-source": {"run_source": True},
         "low-risk": {"git_commit": None, "dataset_context": None, "version_tags": {"risk_class": "low"}},
     }
     return {name: build_model(mlflow_server, work, name, **spec) for name, spec in specs.items()}

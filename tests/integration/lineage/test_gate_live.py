@@ -166,7 +166,7 @@ def test_lineage_command(tracking: str, models: dict[str, Built], capsys: pytest
     assert main(["lineage", "traced@champion", "--platform", "local"]) == 0
     printed = capsys.readouterr().out
     assert "[ok ] git commit: 0123456789abcdef0123456789abcdef01234567" in printed
-    assert "train digest=" in printed
+    assert "train digest=" in printed and "source=s3://bucket/train.parquet" in printed
     assert main(["lineage", models["no-commit"].ref, "--platform", "local"]) == 1
     printed = capsys.readouterr().out
     assert "UNTRACEABLE: 1 missing link(s): git commit" in printed
@@ -187,5 +187,84 @@ def test_github_step_summary_gets_the_evidence(tracking: str, sealed: dict[str, 
                  str(tmp_path / "ev"), "--platform", "github"])
     assert code == 1
     assert summary.read_text().startswith("## mlgate gate: ❌ REFUSED")
-    assert "gate_passed" in outputs.read_text()
+    assert "gate_passed" in outputs.read_text() and "manifest_sha256" in outputs.read_text()
     assert "::error::mlgate gate refused" in capsys.readouterr().out
+
+
+def test_a_model_downloaded_with_mlflows_client_passes(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                                       tmp_path: Path) -> None:
+    import mlflow
+
+    traced = sealed["traced"]
+    mlflow.set_tracking_uri(tracking)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=traced.ref, dst_path=str(tmp_path / "dl")))
+    assert (local / "registered_model_meta").exists()  # MLflow's client adds it on download
+    outcome = evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local))
+    assert outcome.passed, outcome.summary
+    assert outcome.evidence["manifest"]["integrity"]["tolerated"][0].startswith("registered_model_meta")
+    # the same file naming another version, or carrying anything else, is an extra file
+    (local / "registered_model_meta").write_text("model_name: traced\nmodel_version: 2\n")
+    assert evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local)).failed_rules == [
+        "integrity.matches"]
+
+
+def test_tracking_credentials_never_reach_output_or_evidence(
+    tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    canary = "mlflow-token-CANARY-8c1f2d"
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", canary)  # the local server ignores it; we still send it
+    ev = tmp_path / "ev"
+    code = main(["gate", sealed["no-tag"].ref, "--policy", str(policy_file), "--evidence-dir", str(ev),
+                 "--platform", "local", "-vv"])
+    assert code == 1
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err, (ev / "evidence.json").read_text(), (ev / "evidence.md").read_text()):
+        assert canary not in text
+
+
+def test_azure_devops_run_summary_gets_the_evidence(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    agent_temp = tmp_path / "agent"
+    agent_temp.mkdir()
+    monkeypatch.setenv("AGENT_TEMPDIRECTORY", str(agent_temp))
+    code = main(["gate", sealed["traced"].ref, "--policy", str(policy_file), "--evidence-dir",
+                 str(tmp_path / "ev"), "--platform", "azure-devops"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    uploaded = [line for line in printed.splitlines() if line.startswith("##vso[task.uploadsummary]")]
+    assert len(uploaded) == 1
+    summary = Path(uploaded[0].removeprefix("##vso[task.uploadsummary]"))
+    assert summary.parent == agent_temp
+    assert summary.read_text() == (tmp_path / "ev" / "evidence.md").read_text()
+    assert "##vso[task.setvariable variable=gate_passed" in printed
+
+
+def test_stored_manifest_altered_after_sealing_is_refused(
+    tracking: str, sealed: dict[str, Built], policy_file: Path, mlflow_artifacts_root: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    built = sealed["manifest-tamper"]
+    stored = next(mlflow_artifacts_root.rglob(f"{built.model_id}/mlgate-manifests/*.json"))
+    doc = json.loads(stored.read_text())
+    doc["subject"][0]["digest"]["sha256"] = "0" * 64  # bless a different first file
+    stored.write_text(json.dumps(doc))
+    outcome = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
+    assert outcome.failed_rules == ["integrity.sealed", "integrity.matches"]
+    assert "does not match its seal" in outcome.evidence["manifest"]["integrity"]["sealed_problem"]
+    assert main(["verify", str(files_dir(tmp_path / "v", built)), "--model", built.ref, "--platform", "local"]) == 1
+    assert "does not match its seal" in capsys.readouterr().err
+
+
+def test_mlflow2_run_artifact_source(tracking: str, sealed: dict[str, Built], policy_file: Path,
+                                     tmp_path: Path) -> None:
+    built = sealed["run-source"]  # sealed through the mlflow-artifacts proxy listing, not a logged model
+    version = MlflowClient.from_env(tracking).resolve(built.ref)
+    assert version["source"] == f"runs:/{built.run_id}/model"
+    store = evaluate(built.ref, policy_path=str(policy_file))
+    assert store.passed, store.summary
+    assert store.evidence["manifest"]["integrity"]["files_checked"] == len(built.files)
+    assert store.evidence["lineage"]["logged_model"] is None
+    local = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
+    assert local.passed, local.summary

@@ -1,0 +1,88 @@
+"""Anchors: the ``mlgate.ledger.head`` tags (``SEQ:HASH``) that ``record`` writes on model versions.
+
+A ledger rewritten from some entry on (every later hash recomputed) still chains; the anchors,
+kept in another system (MLflow), do not move with it, so ``audit verify`` catches the rewrite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlgate.lineage.mlflow import MlflowClient
+
+
+HEAD_TAG = "mlgate.ledger.head"
+LEDGER_TAG = "mlgate.ledger"  # which ledger the anchor belongs to (its location)
+MAX_PAGES = 1000
+_ANCHOR = re.compile(r"^([1-9][0-9]*):([0-9a-f]{64})$")
+
+
+def parse_anchor(value: str) -> tuple[int, str] | None:
+    match = _ANCHOR.match(value.strip())
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def collect(versions: Iterable[Mapping[str, Any]]) -> dict[int, list[tuple[str, str]]]:
+    """Anchors from MLflow model-version records (``name``, ``version``, ``tags`` as a dict or list).
+
+    A malformed tag value is itself recorded as an anchor that cannot match (seq 0 is never
+    valid), so it fails verification instead of being ignored.
+    """
+    anchors: dict[int, list[tuple[str, str]]] = {}
+    for mv in versions:
+        tags = mv.get("tags") or {}
+        if isinstance(tags, list):
+            tags = {t.get("key"): t.get("value") for t in tags if isinstance(t, dict)}
+        value = tags.get(HEAD_TAG)
+        if not isinstance(value, str):
+            continue
+        where = f"models:/{mv.get('name')}/{mv.get('version')}"
+        parsed = parse_anchor(value)
+        if parsed is None:
+            anchors.setdefault(1, []).append((f"{where} (malformed tag {value[:80]!r})", "malformed"))
+            continue
+        anchors.setdefault(parsed[0], []).append((where, parsed[1]))
+    return anchors
+
+
+def read_anchors(location: str, client: MlflowClient | None = None) -> dict[int, list[tuple[str, str]]]:
+    """Anchors of the ledger at ``location`` (none when MLFLOW_TRACKING_URI is not set).
+
+    Model versions carry ``mlgate.ledger`` (the ledger's location) next to the head, so
+    several ledgers (a developer's file, the pipelines' blob) can share one MLflow. One
+    ``model-versions/search`` with a tag filter, paged: one request per 1,000 tagged versions.
+    """
+    if client is None:
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            return {}
+        from mlgate.lineage.mlflow import MlflowClient
+
+        client = MlflowClient.from_env()
+    return collect(search_tagged_versions(client, location))
+
+
+def search_tagged_versions(client: MlflowClient, location: str) -> list[dict[str, Any]]:
+    from mlgate.errors import NetworkError
+
+    ep = "/model-versions/search"
+    found: list[dict[str, Any]] = []
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        escaped = location.replace("\\", "\\\\").replace("'", "\\'")
+        query = f"tags.`{LEDGER_TAG}` = '{escaped}' AND tags.`{HEAD_TAG}` LIKE '%'"
+        params: dict[str, Any] = {"filter": query, "max_results": 1000}
+        if token:
+            params["page_token"] = token
+        body = client._call("GET", ep, what="model versions carrying ledger anchors", params=params)
+        page = body.get("model_versions", [])
+        if not isinstance(page, list):
+            raise NetworkError(f"MLflow at {client.host} answered a malformed page for {ep}")
+        found.extend(v for v in page if isinstance(v, dict))
+        token = body.get("next_page_token") or None
+        if not token:
+            return found
+    raise NetworkError(f"MLflow at {client.host} kept paging {ep}")

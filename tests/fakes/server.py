@@ -1,0 +1,151 @@
+"""A threaded HTTP server on 127.0.0.1 with a route table and a request log, for fake services.
+
+Usage::
+
+    server = FakeServer()
+    server.add("GET", "/{org}/{project}/_apis/pipelines/approvals", lambda req: Reply(200, body))
+    server.add("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}", Reply(200, run))  # a fixed answer
+    with server:                      # starts on a free port; stops at the end
+        requests.get(server.url + "/org/proj/_apis/pipelines/approvals?approvalIds=x")
+    server.requests[0].query["approvalIds"] == ["x"]; server.requests[0].params["org"] == "org"
+
+A route's ``{name}`` matches one path segment; the values are in ``Request.params``. Unmatched
+requests are answered 404 (and logged). Handlers may raise; the server answers 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # JSON-serialisable, or bytes sent as-is
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> tuple[bytes, str]:
+        if isinstance(self.body, bytes):
+            return self.body, self.headers.get("Content-Type", "application/octet-stream")
+        return json.dumps(self.body).encode(), "application/json; charset=utf-8"
+
+
+Handler = Callable[[Request], Reply]
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{pattern}$")
+
+
+class FakeServer:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def add(self, method: str, template: str, handler: Handler | Reply) -> None:
+        fn: Handler = handler if callable(handler) else (lambda _req, reply=handler: reply)
+        self.routes.insert(0, (method.upper(), _compile(template), fn))  # later routes win
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "server not started"
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    def requests_to(self, fragment: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if fragment in r.path]
+
+    def _dispatch(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if method == request.method and match:
+                request.params = match.groupdict()
+                return handler(request)
+        return Reply(404, {"message": f"no fake route for {request.method} {request.path}"})
+
+    def start(self) -> FakeServer:
+        fake = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query, keep_blank_values=True),
+                    dict(self.headers.items()),
+                    body,
+                )
+                try:
+                    reply = fake._dispatch(request)
+                except Exception as exc:  # a bug in a test handler: answer 500, keep serving
+                    reply = Reply(500, {"message": f"fake handler failed: {type(exc).__name__}: {exc}"})
+                data, content_type = reply.encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in reply.headers.items():
+                    if key.lower() != "content-type":
+                        self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_OPTIONS = do_HEAD = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer((self.host, 0), _Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,35 @@
+"""`mlgate demo` end to end: what `make demo` runs on a fresh machine."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from mlgate.cli import main
+
+
+def test_demo_runs_the_whole_flow_and_stops_its_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "demo"
+    assert main(["demo", "--workdir", str(work), "--approver", "model-risk-officer"]) == 0
+    out = capsys.readouterr().out
+    assert "mlgate gate: PASSED models:/credit-risk/1" in out
+    assert "mlgate gate: REFUSED models:/credit-risk/1" in out  # the tampered copy
+    assert "integrity.matches" in out
+    assert "mlgate gate: REFUSED models:/churn-untraced/1" in out
+    assert "lineage.git_commit" in out and "lineage.training_dataset" in out
+    assert "approved by model-risk-officer" in out
+    assert "audit: models:/credit-risk@production = version 1" in out
+    assert "chain intact" in out
+    evidence = json.loads((work / "evidence" / "evidence.json").read_text())
+    assert evidence["decision"]["passed"] is True
+    ledger = (work / "ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == 1 and json.loads(ledger[0])["event"] == "approved"
+    uri = re.search(r"local MLflow on (http://127\.0\.0\.1:(\d+))", out)
+    assert uri is not None
+    with socket.socket() as sock, pytest.raises(OSError):
+        sock.settimeout(2)
+        sock.connect(("127.0.0.1", int(uri.group(2))))  # the server the demo started is gone

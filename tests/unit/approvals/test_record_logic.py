@@ -1,0 +1,78 @@
+"""Offline pieces of `record`/`rollback`: which rules apply, CI approvals only in CI, the alias history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlgate.errors import RefusedError, UsageError
+from mlgate.governed.record import duty_rules, read_report, rollback_target, run_key
+from mlgate.ledger import Draft
+from mlgate.ledger.file import FileLedger
+from mlgate.platforms.base import CIContext
+
+
+def test_approver_flag_is_refused_inside_ci() -> None:
+    for platform in ("github", "azure-devops"):
+        with pytest.raises(UsageError, match="only for local runs"):
+            read_report(platform, stage="production", approvers=["Me"], comment="trust me", environ={})
+
+
+def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ndefault_risk: high\nrisk_classes:\n  high:\n"
+        "    approvals: {min_approvers: 3, approver_not_author: true}\n  low: {}\n"
+    )
+    rules, source = duty_rules(policy_path=str(policy), evidence=None, version_tags={}, stage="production")
+    assert (rules.min_approvers, rules.approver_not_author, rules.approver_not_requester) == (3, True, False)
+    assert "risk class high" in source
+    low, _ = duty_rules(policy_path=str(policy), evidence=None, version_tags={"risk_class": "low"}, stage="x")
+    assert low.min_approvers == 1 and not low.approver_not_author  # never fewer than one approver
+    with pytest.raises(UsageError, match="risk class"):
+        duty_rules(policy_path=str(policy), evidence=None, version_tags={"risk_class": "nope"}, stage="x")
+    from_evidence, source = duty_rules(
+        policy_path=None,
+        evidence={"requirements": {"approvals": {"min_approvers": 2}}},
+        version_tags={},
+        stage="production",
+    )
+    assert from_evidence.min_approvers == 2 and "evidence" in source
+    strict, source = duty_rules(policy_path=None, evidence={}, version_tags={}, stage="production")
+    assert strict.approver_not_author and strict.approver_not_requester and "strict" in source
+
+
+def test_run_key_is_per_ci_run_and_stable_locally() -> None:
+    ci = CIContext(platform="github", run_id="42", repository="o/r")
+    again = CIContext(platform="github", run_id="42", repository="o/r", run_url="https://x")
+    assert run_key(ci, "approved", "m", "1", "production") == run_key(again, "approved", "m", "1", "production")
+    assert run_key(ci, "approved", "m", "1", "production") != run_key(ci, "approved", "m", "2", "production")
+    local = CIContext(platform="local")
+    assert run_key(local, "approved", "m", "1", "p", "a") == run_key(local, "approved", "m", "1", "p", "a")
+    assert run_key(local, "approved", "m", "1", "p", "a") != run_key(local, "approved", "m", "1", "p", "b")
+
+
+def _history(tmp_path: Path, steps: list[tuple[str, str]]) -> list[object]:
+    ledger = FileLedger(tmp_path / "l.jsonl")
+    for event, version in steps:
+        ledger.append(Draft(event=event, model=f"models:/m/{version}", stage="production"))
+    return list(ledger.entries())
+
+
+def test_rollback_target_replays_the_alias_history(tmp_path: Path) -> None:
+    from mlgate.ledger.base import Entry
+
+    history = [
+        e
+        for e in _history(tmp_path, [("approved", "1"), ("approved", "2"), ("approved", "3"), ("rolled_back", "2")])
+        if isinstance(e, Entry)
+    ]
+    last, target = rollback_target(history, "2", "m", "production")
+    assert last.seq == 4 and target.get("model") == "models:/m/1"
+    with pytest.raises(RefusedError, match="moved outside mlgate"):
+        rollback_target(history, "3", "m", "production")
+    with pytest.raises(RefusedError, match="no earlier approved version"):
+        rollback_target(history[:1], "1", "m", "production")
+    with pytest.raises(RefusedError, match="no approved record"):
+        rollback_target([], "1", "m", "production")

@@ -1,0 +1,35 @@
+"""Anchor tags parsed from MLflow model versions; stream re-cutting into lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlgate.ledger import TamperedError
+from mlgate.ledger.anchors import collect, parse_anchor
+from mlgate.ledger.azure_blob import split_lines
+from mlgate.ledger.base import Draft, chain, verify_lines
+
+
+def test_parse_anchor() -> None:
+    assert parse_anchor("12:" + "a" * 64) == (12, "a" * 64)
+    for bad in ("0:" + "a" * 64, "12:" + "A" * 64, "12:abc", "x:" + "a" * 64, ""):
+        assert parse_anchor(bad) is None
+
+
+def test_collect_reads_dict_and_list_tags_and_keeps_malformed_ones() -> None:
+    versions = [
+        {"name": "m", "version": "1", "tags": [{"key": "mlgate.ledger.head", "value": "1:" + "b" * 64}]},
+        {"name": "m", "version": "2", "tags": {"mlgate.ledger.head": "garbage"}},
+        {"name": "m", "version": "3", "tags": {"other": "x"}},
+    ]
+    anchors = collect(versions)
+    assert anchors[1][0] == ("models:/m/1", "b" * 64)
+    assert "malformed tag" in anchors[1][1][0]
+    one = chain(Draft(event="approved", model="models:/m/2"), None).line()
+    with pytest.raises(TamperedError, match=r"anchor on models:/m/2 \(malformed tag 'garbage'\)"):
+        verify_lines([one], anchors={1: [anchors[1][1]]})
+
+
+def test_split_lines_recuts_chunks_and_keeps_a_torn_tail() -> None:
+    chunks = [b'{"a":1}\n{"b"', b":2}\n", b"", b'{"c":3}']
+    assert list(split_lines(iter(chunks))) == [b'{"a":1}\n', b'{"b":2}\n', b'{"c":3}']
