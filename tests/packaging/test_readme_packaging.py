@@ -55,6 +55,6 @@ def test_azure_template_parameters_are_documented() -> None:
 
 
 def test_approval_check_configuration_covers_both_platforms() -> None:
-    text = section("Approval checks (configuration)")
+    text = section("Approval checks")
     for needle in ("Invoke REST API", "Approvals", "Required reviewers", "Deployment protection rules"):
         assert needle in text

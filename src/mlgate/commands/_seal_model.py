@@ -75,6 +75,14 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
         client.set_model_version_tag(name, number, artifacts.TAG_SHA256, manifest.digest)
         out(f"sealed {label}: {len(manifest.subjects)} files ({manifest.total_bytes} bytes), "
             f"manifest sha256:{manifest.digest} -> {uri}")
+    if args.ledger:
+        from mlgate.governed.events import log_event
+
+        log_event(args.ledger, "sealed", name=name, version=number, ci=platform.context(),
+                  details={"manifest_sha256": manifest.digest, "files": len(manifest.subjects),
+                           "bytes": manifest.total_bytes, "resealed_from": previous if previous != manifest.digest
+                           else None},
+                  fingerprint=manifest.digest)
     if args.output:
         try:
             write_atomically(args.output, manifest.canonical())

@@ -27,6 +27,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
+    parser.add_argument("--ledger", metavar="SPEC",
+                        help="also append a `gated` entry (passed or refused, evidence digest) to this audit ledger "
+                        "(see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     return parser
 
 
@@ -54,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
                          hint="pass a writable --evidence-dir") from None
     out(outcome.summary)
     out(f"evidence: {os.path.join(args.evidence_dir, 'evidence.json')} and evidence.md")
+    if args.ledger:
+        from mlgate.governed.events import log_event
+
+        model = outcome.evidence.get("model") or {}
+        log_event(args.ledger, "gated", name=str(model.get("name")), version=str(model.get("version")),
+                  ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
+                  details={"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
+                           "stage": args.stage, "artifacts_checked": bool(args.artifacts)},
+                  fingerprint=outcome.evidence_sha256)
     if platform.is_ci:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)

@@ -40,6 +40,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--follow-internal-symlinks", action="store_true",
         help="hash the target of symlinks that stay inside DIR instead of refusing them",
     )
+    parser.add_argument("--ledger", metavar="SPEC",
+                        help="with --model: also append a `sealed` entry to this audit ledger (see `mlgate audit`); "
+                        "off unless given here or in MLGATE_LEDGER")
     return parser
 
 

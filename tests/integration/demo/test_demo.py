@@ -26,8 +26,16 @@ def test_demo_runs_the_whole_flow_and_stops_its_server(tmp_path: Path, capsys: p
     assert "chain intact" in out
     evidence = json.loads((work / "evidence" / "evidence.json").read_text())
     assert evidence["decision"]["passed"] is True
-    ledger = (work / "ledger.jsonl").read_text().splitlines()
-    assert len(ledger) == 1 and json.loads(ledger[0])["event"] == "approved"
+    ledger = [json.loads(line) for line in (work / "ledger.jsonl").read_text().splitlines()]
+    assert [(e["event"], e["model"]) for e in ledger] == [
+        ("sealed", "models:/credit-risk/1"),
+        ("gated", "models:/credit-risk/1"),
+        ("gated", "models:/credit-risk/1"),
+        ("gated", "models:/churn-untraced/1"),
+        ("approved", "models:/credit-risk/1"),
+    ]
+    assert [e["details"]["passed"] for e in ledger if e["event"] == "gated"] == [True, False, False]
+    assert ledger[1]["evidence_sha256"] == ledger[4]["evidence_sha256"] == evidence["evidence_sha256"]
     uri = re.search(r"local MLflow on (http://127\.0\.0\.1:(\d+))", out)
     assert uri is not None
     with socket.socket() as sock, pytest.raises(OSError):

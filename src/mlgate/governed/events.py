@@ -1,0 +1,42 @@
+"""`sealed` and `gated` entries: who sealed or gated which version, in which run, with what result.
+
+Written by `mlgate seal --model` and `mlgate gate` when a ledger is configured (``--ledger`` or
+``MLGATE_LEDGER``), so the audit trail shows every step of a release, not only its approval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlgate.console import out
+from mlgate.governed.record import run_key
+from mlgate.ledger import Draft, open_ledger
+from mlgate.platforms.base import CIContext
+
+
+def log_event(
+    spec: str,
+    event: str,
+    *,
+    name: str,
+    version: str,
+    ci: CIContext,
+    evidence_sha256: str | None = None,
+    details: dict[str, Any],
+    fingerprint: str,
+) -> None:
+    """Append one entry (once per CI run, event and version) and say where it went."""
+    ledger = open_ledger(spec)
+    entry, created = ledger.append(
+        Draft(
+            event=event,
+            model=f"models:/{name}/{version}",
+            actor=ci.requester,
+            run_url=ci.run_url,
+            evidence_sha256=evidence_sha256,
+            key=run_key(ci, event, name, version, "", fingerprint),
+            details={**details, "platform": ci.platform, "commit": ci.commit},
+        )
+    )
+    state = "entry" if created else "already recorded as entry"
+    out(f"ledger {ledger.location}: {event} {state} seq {entry.seq} sha256 {entry.hash}")
