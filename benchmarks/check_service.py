@@ -177,7 +177,7 @@ def main() -> int:
         "MLGATE_SERVE_GITHUB_APP_ID": str(APP_ID),
         "MLGATE_SERVE_GITHUB_PRIVATE_KEY": private,
         "MLGATE_SERVE_GITHUB_WEBHOOK_SECRET": SECRET,
-        "MLGATE_SERVE_GITHUB_API_URL": fake.base_url,
+        "MLGATE_SERVE_GITHUB_API_URL": fake.url,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
     }
     deliveries = build_deliveries(fake)

@@ -34,7 +34,6 @@ import hmac
 import json
 import logging
 import re
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -43,14 +42,13 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from mlgate.errors import Error, NetworkError, UsageError
-from mlgate.http import make_session
 from mlgate.platforms.base import CIContext
 from mlgate.refs import ModelRef
 from mlgate.service.config import ServiceConfig
-from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, failure, run_gate, summary_lines
+from mlgate.service.evaluation import Verdict, failure, summary_lines
+from mlgate.service.handler import CheckHandler
 from mlgate.service.http_types import Reply, Request, error_reply
 from mlgate.service.logs import log_event
-from mlgate.service.worker import Dispatcher, ReplayGuard
 
 API_VERSION = "7.1"
 UUID_HEADERS = ("ProjectId", "PlanId", "JobId", "TimelineId", "TaskInstanceId")
@@ -245,33 +243,8 @@ def log_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
-class AzureDevOpsCheck:
+class AzureDevOpsCheck(CheckHandler):
     """Handles the check call and completes it in the background."""
-
-    def __init__(
-        self,
-        config: ServiceConfig,
-        evaluator: Evaluator,
-        dispatcher: Dispatcher,
-        replays: ReplayGuard,
-        store: EvidenceStore | None,
-    ) -> None:
-        self._config = config
-        self._evaluator = evaluator
-        self._dispatcher = dispatcher
-        self._replays = replays
-        self._store = store
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = make_session(
-                total_retries=3,
-                timeout=(5.0, self._config.callback_timeout_seconds),
-            )
-            self._local.session = session
-        return session
 
     def handle(self, request: Request) -> Reply:
         key = self._config.azure_devops_key
@@ -284,13 +257,13 @@ class AzureDevOpsCheck:
             return parsed
         call = parsed
         fields = {"plan_id": call.plan_id, "task_instance_id": call.task_instance_id, "ref": call.ref_text}
-        replay_key = ("azure-devops", call.plan_id, call.task_instance_id)
-        if not self._replays.first_time(replay_key):
-            return Reply(200, {"status": "duplicate"}, log_fields={**fields, "duplicate": True})
-        if not self._dispatcher.submit("azure-devops-check", lambda: self.complete(call)):
-            self._replays.forget(replay_key)
-            return Reply(503, {"error": "busy; retry"}, headers={"Retry-After": "5"}, log_fields=fields)
-        return Reply(200, {"status": "accepted", "taskInstanceId": call.task_instance_id}, log_fields=fields)
+        return self._accept(
+            ("azure-devops", call.plan_id, call.task_instance_id),
+            "azure-devops-check",
+            lambda: self.complete(call),
+            {"status": "accepted", "taskInstanceId": call.task_instance_id},
+            fields,
+        )
 
     def evaluate(self, call: CheckCall) -> Verdict:
         if call.ref is None:
@@ -304,15 +277,8 @@ class AzureDevOpsCheck:
             run_id=call.plan_id,
             extra={"plan_id": call.plan_id, "job_id": call.job_id, "task_instance_id": call.task_instance_id},
         )
-        return run_gate(
-            self._evaluator,
-            call.ref,
-            policy_path=self._config.policy,
-            stage=call.stage or self._config.stage,
-            manifest_sha256=call.manifest_sha256,
-            ci=ci,
-            store=self._store,
-        )
+        stage = call.stage or self._config.stage
+        return self._run_gate(call.ref, stage=stage, manifest_sha256=call.manifest_sha256, ci=ci)
 
     def complete(self, call: CheckCall) -> None:
         verdict = self.evaluate(call)

@@ -33,11 +33,11 @@ from urllib.parse import urlsplit
 import requests
 
 from mlgate.errors import Error, NetworkError, UsageError
-from mlgate.http import make_session
 from mlgate.platforms.base import CIContext
 from mlgate.refs import ModelRef
 from mlgate.service.config import GITHUB_COMMENT_LIMIT, ServiceConfig
-from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, failure, run_gate, summary_lines
+from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, failure, summary_lines
+from mlgate.service.handler import CheckHandler
 from mlgate.service.http_types import Reply, Request, error_reply
 from mlgate.service.logs import log_event
 from mlgate.service.worker import Dispatcher, ReplayGuard
@@ -222,7 +222,7 @@ class InstallationTokens:
             return str(grant.token)
 
 
-class GitHubProtectionRule:
+class GitHubProtectionRule(CheckHandler):
     def __init__(
         self,
         config: ServiceConfig,
@@ -231,24 +231,12 @@ class GitHubProtectionRule:
         replays: ReplayGuard,
         store: EvidenceStore | None,
     ) -> None:
-        self._config = config
-        self._evaluator = evaluator
-        self._dispatcher = dispatcher
-        self._replays = replays
-        self._store = store
+        super().__init__(config, evaluator, dispatcher, replays, store)
         self._tokens = (
             InstallationTokens(config.github_app_id, config.github_private_key, config.github_api_url)
             if config.github_app_id and config.github_private_key
             else None
         )
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = make_session(total_retries=3, timeout=(5.0, self._config.callback_timeout_seconds))
-            self._local.session = session
-        return session
 
     def handle(self, request: Request) -> Reply:
         secret = self._config.github_webhook_secret
@@ -276,13 +264,13 @@ class GitHubProtectionRule:
         if isinstance(parsed, Reply):
             return parsed
         fields.update(environment=parsed.environment, ref=parsed.ref_text)
-        replay_key = ("github", parsed.delivery)
-        if not self._replays.first_time(replay_key):
-            return Reply(200, {"status": "duplicate"}, log_fields={**fields, "duplicate": True})
-        if not self._dispatcher.submit("github-protection-rule", lambda: self.complete(parsed)):
-            self._replays.forget(replay_key)
-            return Reply(503, {"error": "busy; retry"}, headers={"Retry-After": "5"}, log_fields=fields)
-        return Reply(200, {"status": "accepted"}, log_fields=fields)
+        return self._accept(
+            ("github", parsed.delivery),
+            "github-protection-rule",
+            lambda: self.complete(parsed),
+            {"status": "accepted"},
+            fields,
+        )
 
     def evaluate(self, rule: RuleRequest) -> Verdict:
         if rule.ref is None:
@@ -296,15 +284,7 @@ class GitHubProtectionRule:
             repository=rule.repository,
             extra={"environment": rule.environment, "delivery": rule.delivery},
         )
-        return run_gate(
-            self._evaluator,
-            rule.ref,
-            policy_path=self._config.policy,
-            stage=self._config.stage,
-            manifest_sha256=rule.manifest_sha256,
-            ci=ci,
-            store=self._store,
-        )
+        return self._run_gate(rule.ref, stage=self._config.stage, manifest_sha256=rule.manifest_sha256, ci=ci)
 
     def complete(self, rule: RuleRequest) -> None:
         verdict = self.evaluate(rule)

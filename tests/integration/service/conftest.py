@@ -191,7 +191,7 @@ def start_service(
             "MLGATE_SERVE_GITHUB_APP_ID": str(APP_ID),
             "MLGATE_SERVE_GITHUB_PRIVATE_KEY": app_key[0],
             "MLGATE_SERVE_GITHUB_WEBHOOK_SECRET": canaries["webhook_secret"],
-            "MLGATE_SERVE_GITHUB_API_URL": fake_github.base_url,
+            "MLGATE_SERVE_GITHUB_API_URL": fake_github.url,
             "MLGATE_SERVE_EVIDENCE_DIR": str(tmp_path / "evidence"),
             "MLGATE_SERVE_PUBLIC_URL": "https://mlgate.example.org",
             **{f"MLGATE_SERVE_{k.upper()}": v for k, v in settings.items()},

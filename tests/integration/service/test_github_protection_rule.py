@@ -13,7 +13,7 @@ import requests
 from mlgate.errors import NetworkError
 from mlgate.service.config import GITHUB_COMMENT_LIMIT
 from mlgate.service.github_protection_rule import sign
-from tests.integration.service import specs
+from tests.fakes.specs import load
 from tests.integration.service.conftest import (
     Outcome,
     Running,
@@ -38,7 +38,7 @@ def rule_payload(
     Built from the recorded `deployment` webhook example's deployment, repository and sender,
     plus the fields the protection-rule schema adds, and validated against that schema.
     """
-    examples = specs.load("github/webhook-examples.json")
+    examples = load("github/webhook-examples.json")
     deployment_example = next(e for e in examples if e["name"] == "deployment")["examples"][0]
     deployment = copy.deepcopy(deployment_example["deployment"])
     deployment["environment"] = environment
@@ -58,8 +58,8 @@ def rule_payload(
         "sender": copy.deepcopy(deployment_example["sender"]),
     }
     payload.update(overrides)
-    schema = specs.github_webhook_schema("deployment-protection-rule-requested")
-    specs.assert_valid(specs.github_validator(schema), payload, "test webhook payload")
+    schema = fake.spec.webhook_schema("deployment-protection-rule-requested")
+    fake.spec.check(payload, schema, "test webhook payload")
     return payload
 
 
