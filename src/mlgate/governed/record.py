@@ -113,15 +113,18 @@ def duty_rules(
             )
         req = policy.requirements(risk, stage if stage in policy.stages else None)
         a = req.approvals
-        rules = DutyRules(max(1, a.min_approvers), a.approver_not_author, a.approver_not_requester)
+        rules = DutyRules(max(1, a.min_approvers), a.approver_not_author, a.approver_not_requester,
+                          a.approver_not_committer)
         return rules, f"policy {os.path.basename(policy_path)} (risk class {risk})"
     requirements = (evidence or {}).get("requirements")
     block = requirements.get("approvals") if isinstance(requirements, dict) else None
     if isinstance(block, dict):
+        # A rule the recorded block does not mention is strict, never lax.
         rules = DutyRules(
-            max(1, int(block.get("min_approvers") or 0)),
-            bool(block.get("approver_not_author")),
-            bool(block.get("approver_not_requester")),
+            max(1, int(block.get("min_approvers") or 1)),
+            block.get("approver_not_author") is not False,
+            block.get("approver_not_requester") is not False,
+            block.get("approver_not_committer") is not False,
         )
         return rules, "the policy recorded in the evidence pack"
     return DutyRules(), "strict defaults (no policy given)"

@@ -46,13 +46,18 @@ class Threshold:
 
 @dataclass(frozen=True)
 class Approvals:
-    min_approvers: int = 0
-    approver_not_author: bool = False
-    approver_not_requester: bool = False
+    """Separation of duties. Every rule defaults to its strict setting: a policy without an
+    ``approvals`` block (or with only some keys) is never laxer than one that spells them out."""
+
+    min_approvers: int = 1
+    approver_not_author: bool = True
+    approver_not_requester: bool = True
+    approver_not_committer: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"min_approvers": self.min_approvers, "approver_not_author": self.approver_not_author,
-                "approver_not_requester": self.approver_not_requester}
+                "approver_not_requester": self.approver_not_requester,
+                "approver_not_committer": self.approver_not_committer}
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,10 @@ REQUIREMENTS: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "min_approvers": {"type": "integer", "minimum": 0, "maximum": 100},
+                "min_approvers": {"type": "integer", "minimum": 1, "maximum": 100},
                 "approver_not_author": {"type": "boolean"},
                 "approver_not_requester": {"type": "boolean"},
+                "approver_not_committer": {"type": "boolean"},
             },
         },
     },

@@ -26,10 +26,13 @@ def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> N
         "    approvals: {min_approvers: 3, approver_not_author: true}\n  low: {}\n"
     )
     rules, source = duty_rules(policy_path=str(policy), evidence=None, version_tags={}, stage="production")
-    assert (rules.min_approvers, rules.approver_not_author, rules.approver_not_requester) == (3, True, False)
+    # a rule the block leaves out is strict, never lax
+    assert (rules.min_approvers, rules.approver_not_author, rules.approver_not_requester) == (3, True, True)
+    assert rules.approver_not_committer
     assert "risk class high" in source
     low, _ = duty_rules(policy_path=str(policy), evidence=None, version_tags={"risk_class": "low"}, stage="x")
-    assert low.min_approvers == 1 and not low.approver_not_author  # never fewer than one approver
+    # no approvals block at all: the strict defaults, never fewer than one approver
+    assert (low.min_approvers, low.approver_not_author, low.approver_not_requester) == (1, True, True)
     with pytest.raises(UsageError, match="risk class"):
         duty_rules(policy_path=str(policy), evidence=None, version_tags={"risk_class": "nope"}, stage="x")
     from_evidence, source = duty_rules(
@@ -39,6 +42,14 @@ def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> N
         stage="production",
     )
     assert from_evidence.min_approvers == 2 and "evidence" in source
+    assert from_evidence.approver_not_author and from_evidence.approver_not_requester
+    lax_file = tmp_path / "lax.yaml"
+    lax_file.write_text(
+        "version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n"
+        "    approvals: {approver_not_author: false, approver_not_requester: false, approver_not_committer: false}\n"
+    )
+    lax, _ = duty_rules(policy_path=str(lax_file), evidence=None, version_tags={}, stage="x")
+    assert (lax.approver_not_author, lax.approver_not_requester, lax.approver_not_committer) == (False, False, False)
     strict, source = duty_rules(policy_path=None, evidence={}, version_tags={}, stage="production")
     assert strict.approver_not_author and strict.approver_not_requester and "strict" in source
 
