@@ -18,6 +18,7 @@ from types import ModuleType
 from mlgate import __version__
 from mlgate.console import err
 from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error
+from mlgate.redact import redact_logging
 
 # The CLI contract, in the order shown by --help.
 COMMANDS = ("seal", "verify", "lineage", "gate", "secrets", "serve", "record", "rollback", "audit", "demo")
@@ -112,6 +113,7 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
 def _configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    redact_logging()
     logging.getLogger("mlgate").setLevel(level)
     if verbosity < 2:
         # Third-party HTTP logs may echo headers; keep them quiet unless asked for debug.

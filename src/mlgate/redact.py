@@ -7,6 +7,7 @@ depth: code must still never put a secret into a message in the first place.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 _lock = threading.Lock()
@@ -37,3 +38,33 @@ def clear() -> None:
     """Forget every registered value (tests only)."""
     with _lock:
         _values.clear()
+
+
+class RedactingFilter(logging.Filter):
+    """Replace each log record's message with its redacted, fully formatted text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except (TypeError, ValueError):
+            text = str(record.msg)
+        record.msg = redact(text)
+        record.args = None
+        if record.exc_info:
+            import traceback
+
+            record.msg += "\n" + redact("".join(traceback.format_exception(*record.exc_info)))
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def redact_logging() -> None:
+    """Attach a :class:`RedactingFilter` to every handler of the root logger (once each).
+
+    Called for every command by the CLI: at ``-vv`` third-party libraries (urllib3, the Azure
+    SDK, MSAL, PyGithub) log request lines and headers, which may carry a registered secret.
+    """
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

@@ -138,3 +138,21 @@ def test_ci_outputs_when_running_in_github(
     assert digest in out_file.read_text()
 
 
+
+
+def test_debug_logs_of_every_command_are_redacted(tmp_path: Path) -> None:
+    """-vv turns on third-party debug logs (urllib3 request lines may carry a SAS); all pass redaction."""
+    model = _model(tmp_path / "m")
+    script = (
+        "import logging, sys\n"
+        "from mlgate import redact\n"
+        "from mlgate.cli import main\n"
+        "redact.register('CANARY-SIG-7f3a')\n"
+        f"code = main(['-vv', 'seal', {str(model)!r}, '-o', {str(tmp_path / 'x.json')!r}])\n"
+        "logging.getLogger('urllib3.connectionpool').debug('HEAD /c/b?sv=1&sig=%s HTTP/1.1', 'CANARY-SIG-7f3a')\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "HEAD /c/b?sv=1&sig=*** HTTP/1.1" in proc.stderr
+    assert "CANARY-SIG-7f3a" not in proc.stderr + proc.stdout

@@ -8,10 +8,10 @@ import pytest
 import responses
 
 from mlgate import redact
+from mlgate.redact import RedactingFilter
 from mlgate.secrets import credentials
 from mlgate.secrets.credentials import CredentialError, GitHubIdToken, IdentityOptions, choose, missing_for
 from mlgate.secrets.keyvault import is_loopback_host, parse_vault
-from mlgate.secrets.logfilter import RedactingFilter
 from mlgate.secrets.names import SecretNameError, default_variable, parse_selection, resolve
 
 

@@ -76,9 +76,6 @@ def _run(args: argparse.Namespace) -> int:
     from mlgate.console import err
     from mlgate.errors import Error
     from mlgate.platforms import detect_platform
-    from mlgate.secrets.logfilter import redact_logging
-
-    redact_logging()
     verbose = args.verbose >= 1
 
     def explain(text: str) -> None:
