@@ -156,3 +156,29 @@ def test_debug_logs_of_every_command_are_redacted(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "HEAD /c/b?sv=1&sig=*** HTTP/1.1" in proc.stderr
     assert "CANARY-SIG-7f3a" not in proc.stderr + proc.stdout
+
+
+def test_printed_data_never_becomes_a_ci_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """MLflow tags, file names and comments are data: a ##vso[ or :: inside them must not reach the agent."""
+    from mlgate.console import err, out
+
+    out("risk class ##vso[task.setvariable variable=MLFLOW_TRACKING_URI]https://attacker.invalid/x")
+    out("line one\n  ::add-mask::x\n::set-env name=A::b")
+    err("##[error]forged")
+    captured = capsys.readouterr()
+    for stream in (captured.out, captured.err):
+        assert "##vso[" not in stream and "##[" not in stream
+        assert not any(line.lstrip().startswith("::") for line in stream.splitlines())
+    assert "task.setvariable variable=MLFLOW_TRACKING_URI" in captured.out  # still readable
+
+
+def test_file_name_cannot_inject_an_azure_devops_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = _model(tmp_path / "m")
+    hostile = model / "##vso[task.complete result=Succeeded]x"
+    hostile.write_text("x")
+    assert main(["seal", str(model), "-o", str(tmp_path / "m.json")]) == 0
+    hostile.write_text("changed")
+    assert main(["verify", str(model), "--manifest", str(tmp_path / "m.json")]) == 1
+    out = capsys.readouterr().out
+    assert "task.complete result=Succeeded]x" in out  # the changed file is listed...
+    assert "##vso[" not in out  # ...but cannot complete the task
