@@ -17,7 +17,7 @@ from types import ModuleType
 
 from mlgate import __version__
 from mlgate.console import err
-from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error
+from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error, UsageError
 from mlgate.redact import redact_logging
 
 # The CLI contract, in the order shown by --help.
@@ -106,7 +106,20 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
         elif isinstance(action, argparse._CountAction):
             action.default = int(value) if value.isdigit() else 1
         elif isinstance(action, argparse._StoreAction):
-            action.default = action.type(value) if callable(action.type) else value
+            option = max(action.option_strings, key=len)
+            try:
+                converted = action.type(value) if callable(action.type) else value
+            except (ValueError, TypeError, argparse.ArgumentTypeError):
+                raise UsageError(
+                    f"{_env_name(action.dest)}={value!r} is not a valid value for {option}",
+                    hint=f"fix or unset {_env_name(action.dest)} (see `mlgate ... --help` for {option})",
+                ) from None
+            if action.choices is not None and converted not in action.choices:
+                raise UsageError(
+                    f"{_env_name(action.dest)}={value!r} is not one of the choices of {option}",
+                    hint="choose one of: " + ", ".join(map(str, action.choices)),
+                )
+            action.default = converted
             action.required = False
 
 
@@ -123,7 +136,11 @@ def _configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mlgate with ``argv`` (without the program name) and return the exit code."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except Error as exc:  # a malformed MLGATE_* default
+        err(exc.diagnostics())
+        return exc.exit_code
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)

@@ -182,3 +182,20 @@ def test_file_name_cannot_inject_an_azure_devops_command(tmp_path: Path, capsys:
     out = capsys.readouterr().out
     assert "task.complete result=Succeeded]x" in out  # the changed file is listed...
     assert "##vso[" not in out  # ...but cannot complete the task
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MLGATE_CONCURRENCY", "abc", "MLGATE_CONCURRENCY='abc' is not a valid value for --concurrency"),
+        ("MLGATE_PLATFORM", "jenkins", "MLGATE_PLATFORM='jenkins' is not one of the choices of --platform"),
+    ],
+)
+def test_bad_environment_default_is_a_usage_error(
+    name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(name, value)
+    assert main(["--version"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
