@@ -28,7 +28,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -40,6 +39,7 @@ from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, failure
 from mlgate.service.handler import CheckHandler
 from mlgate.service.http_types import Reply, Request, error_reply
 from mlgate.service.logs import log_event
+from mlgate.service.safe_url import parse_safe_url
 from mlgate.service.worker import Dispatcher, ReplayGuard
 
 GITHUB_API_VERSION = "2022-11-28"
@@ -85,15 +85,17 @@ def _deployment_payload(deployment: Any) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def _under(url: str, base: str) -> bool:
-    target, root = urlsplit(url), urlsplit(base)
-    return (
-        target.scheme == root.scheme
-        and target.netloc.lower() == root.netloc.lower()
-        and target.path.startswith(root.path.rstrip("/") + "/repos/")
-        and not target.query
-        and ".." not in target.path
+def callback_under(url: str, base: str) -> str | None:
+    """``url`` rebuilt from its strictly parsed parts when it lies under ``base``/repos/, else None."""
+    target, root = parse_safe_url(url), parse_safe_url(base.rstrip("/"))
+    if target is None or root is None:
+        return None
+    same_origin = (
+        target.scheme == root.scheme and target.host == root.host and target.effective_port == root.effective_port
     )
+    if not same_origin or not target.path.startswith(root.path + "/repos/"):
+        return None
+    return target.url
 
 
 def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleRequest | Reply:
@@ -105,8 +107,12 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     if not isinstance(environment, str) or not environment:
         return error_reply(400, "the payload has no environment")
-    if not isinstance(callback, str) or not _under(callback, config.github_api_url):
-        return error_reply(400, "the payload's deployment_callback_url is not under the configured GitHub API URL")
+    callback_url = callback_under(callback, config.github_api_url) if isinstance(callback, str) else None
+    if callback_url is None:
+        return error_reply(
+            400,
+            "the payload's deployment_callback_url is not a plain URL under the configured GitHub API URL",
+        )
     if not isinstance(installation_id, int):
         return error_reply(400, "the payload has no installation.id")
     data = _deployment_payload(payload.get("deployment"))
@@ -136,7 +142,7 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
     return RuleRequest(
         delivery=delivery,
         environment=environment,
-        callback_url=callback,
+        callback_url=callback_url,
         installation_id=installation_id,
         ref=ref,
         ref_text=str(ref_text)[:200],

@@ -325,3 +325,26 @@ def test_a_redelivery_after_a_failed_callback_is_processed(
     service.app.dispatcher.wait_idle(10)
     assert len(evaluator.calls) == 2
     assert deliver(service, payload, delivery=delivery).json()["status"] == "duplicate"  # answered now
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "/repos/%2e%2e/app/installations",  # the server decodes it: the token would reach /app/installations
+        "/repos/o/r/actions/runs/1/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/user",
+        "/repos/o/r\\..\\..\\user",
+        "/repos/o/r/actions/runs/1/deployment_protection_rule#x",
+    ],
+)
+def test_a_callback_url_that_is_not_plain_is_refused(
+    start_service: StartService, fake_github: FakeGitHub, suffix: str
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator)
+    payload = rule_payload(fake_github, deployment_payload=MODEL, deployment_callback_url=fake_github.url + suffix)
+    response = deliver(service, payload)
+    service.app.dispatcher.wait_idle(10)
+    assert response.status_code == 400
+    assert "deployment_callback_url" in response.json()["error"]
+    assert evaluator.calls == []
+    assert fake_github.requests == []
