@@ -27,6 +27,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -98,6 +99,21 @@ def callback_under(url: str, base: str) -> str | None:
     return target.url
 
 
+def _deployment_age(deployment: Any, now: float) -> float | None:
+    """Seconds since the deployment's ``created_at``: None without one (the payload's
+    ``deployment`` may be null), ``inf`` when it is unreadable (treated as too old)."""
+    created = deployment.get("created_at") if isinstance(deployment, dict) else None
+    if created is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    if stamp.tzinfo is None:
+        return float("inf")
+    return now - stamp.timestamp()
+
+
 def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleRequest | Reply:
     if not isinstance(payload, dict):
         return error_reply(400, "the payload is not a JSON object")
@@ -115,6 +131,16 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
         )
     if not isinstance(installation_id, int):
         return error_reply(400, "the payload has no installation.id")
+    # Delivery ids are remembered in memory only (forgotten on restart) for replay_ttl_seconds:
+    # a delivery about a deployment older than that could be a replay, so it is not evaluated.
+    age = _deployment_age(payload.get("deployment"), time.time())
+    if age is not None and age > config.replay_ttl_seconds:
+        when = "at an unreadable time" if age == float("inf") else f"{int(age)} s ago"
+        return error_reply(
+            400,
+            f"the deployment was created {when}, longer ago than replay_ttl_seconds "
+            f"({int(config.replay_ttl_seconds)}); start a new deployment",
+        )
     data = _deployment_payload(payload.get("deployment"))
     ref: ModelRef | None = None
     problem: str | None = None
