@@ -107,13 +107,14 @@ def start_server(mode: str, env: dict[str, str]) -> tuple[subprocess.Popen[str],
 
 def build_deliveries(fake: FakeGitHub) -> list[tuple[str, bytes, str]]:
     deliveries = []
+    created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())  # a fresh deployment
     for i in range(DELIVERIES):
         payload = {
             "action": "requested",
             "environment": f"bench-{i}",  # echoed as environment_name: one callback per delivery
             "event": "push",
             "deployment_callback_url": fake.callback_url(run_id=1000 + i),
-            "deployment": {"payload": {"model": f"models:/bench/{i + 1}"}},
+            "deployment": {"payload": {"model": f"models:/bench/{i + 1}"}, "created_at": created_at},
             "installation": {"id": 1, "node_id": "MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9uMQ=="},
         }
         body = json.dumps(payload).encode()

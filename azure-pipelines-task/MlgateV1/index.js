@@ -2,7 +2,9 @@
 // Mlgate@1: run the mlgate CLI with the task's inputs passed as explicit arguments.
 //
 // The agent hands inputs to a task as INPUT_* variables and task-lib removes them from the
-// environment, so nothing reaches Python implicitly: every input becomes an argument here.
+// environment, so nothing reaches Python implicitly: every input becomes an argument here. The
+// CLI also reads MLGATE_<OPTION> defaults from its environment, and every pipeline variable is
+// in the agent's environment, so childEnv() drops all MLGATE_* variables before Python starts.
 // String values are passed as `--flag=value`, so a value starting with `-` is never taken for an
 // option. Secrets (the job's access token) go through the child's environment, never argv.
 const path = require('path');
@@ -156,6 +158,16 @@ function finish(code, message) {
   tl.setResult(outcome.result, message || outcome.message);
 }
 
+// The child's environment: the agent's, without any MLGATE_* variable (a pipeline variable named
+// MLGATE_NO_ANCHORS would otherwise silently become an option default), plus `extra`.
+function childEnv(base, extra) {
+  const env = {};
+  for (const [name, value] of Object.entries(base)) {
+    if (!name.toUpperCase().startsWith('MLGATE_')) env[name] = value;
+  }
+  return Object.assign(env, extra);
+}
+
 async function run() {
   let argv;
   let env;
@@ -164,7 +176,7 @@ async function run() {
     const command = commandInput();
     const identity = workloadIdentity(command);
     argv = ['-m', 'mlgate', ...command.split('-'), ...positionals(command), ...options(command), ...identity.args];
-    env = Object.assign({}, process.env, identity.env);
+    env = childEnv(process.env, identity.env);
     interpreter = python();
   } catch (err) {
     if (err instanceof ConfigError) {

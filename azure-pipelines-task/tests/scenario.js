@@ -1,6 +1,7 @@
 'use strict';
 // One mocked run of the Mlgate@1 task, described by the JSON in MLGATE_TEST_SCENARIO:
-// { inputs: {name: value}, endpoints: {id: {scheme, params: {key: value}}}, answers: {...} }.
+// { inputs: {name: value}, endpoints: {id: {scheme, params: {key: value}}}, answers: {...},
+//   env: {NAME: value} (extra agent variables), recordEnv: true (log the child's MLGATE_* names) }.
 const path = require('path');
 const taskDir = path.join(__dirname, '..', 'MlgateV1');
 const mr = require(path.join(taskDir, 'node_modules', 'azure-pipelines-task-lib', 'mock-run'));
@@ -14,9 +15,29 @@ for (const [id, endpoint] of Object.entries(scenario.endpoints || {})) {
     process.env[`ENDPOINT_AUTH_PARAMETER_${id}_${key.toUpperCase()}`] = value;
   }
 }
+Object.assign(process.env, scenario.env || {});
 const tmr = new mr.TaskMockRunner(path.join(taskDir, 'index.js'));
 for (const [name, value] of Object.entries(scenario.inputs || {})) {
   tmr.setInput(name, value);
 }
 tmr.setAnswers(scenario.answers || {});
+if (scenario.recordEnv) {
+  // Log the names of the MLGATE_* variables the shim hands to the tool it runs. (mock-task is
+  // loaded after setInput: task-lib reads the INPUT_* variables when it is first loaded.)
+  const tlm = require(path.join(taskDir, 'node_modules', 'azure-pipelines-task-lib', 'mock-task'));
+  const tool = tlm.tool;
+  tlm.tool = (toolPath) => {
+    const runner = tool(toolPath);
+    const exec = runner.exec.bind(runner);
+    runner.exec = (options) => {
+      const names = Object.keys((options && options.env) || process.env);
+      console.log('MLGATE_TEST_CHILD_ENV ' + JSON.stringify({
+        mlgate: names.filter((n) => n.toUpperCase().startsWith('MLGATE_')).sort(),
+        path: names.includes('PATH'),
+      }));
+      return exec(options);
+    };
+    return runner;
+  };
+}
 tmr.run();

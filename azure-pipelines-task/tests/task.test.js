@@ -217,3 +217,21 @@ test('rollback: the model name, stage and ledger', async () => {
   assert.deepEqual(execArgs(tr), args);
   assert.ok(tr.succeeded, tr.stdout);
 });
+
+test('pipeline variables named MLGATE_* never reach Python; the rest of the environment does', async () => {
+  const args = ['-m', 'mlgate', 'verify', 'deploy', '--manifest=manifest.json'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'verify', directory: 'deploy', manifest: 'manifest.json' },
+    env: { MLGATE_NO_ANCHORS: 'true', MLGATE_PLATFORM: 'local', mlgate_policy: 'lower-case.yml' },
+    recordEnv: true,
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  const line = tr.stdout.split(/\r?\n/).find((l) => l.startsWith('MLGATE_TEST_CHILD_ENV '));
+  assert.ok(line, tr.stdout);
+  const seen = JSON.parse(line.slice('MLGATE_TEST_CHILD_ENV '.length));
+  assert.deepEqual(seen.mlgate, []);
+  assert.equal(seen.path, true);
+  assert.ok(tr.succeeded, tr.stdout);
+});

@@ -185,9 +185,12 @@ def test_tfx_builds_the_vsix(tmp_path: Path) -> None:
 # -- the shim for real: task-lib reading INPUT_* as the agent sets them, the real CLI behind it -----------
 
 
-def _run_shim(tmp_path: Path, inputs: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _run_shim(
+    tmp_path: Path, inputs: dict[str, str], variables: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     task_node_modules()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "MLGATE_", "GITHUB_"))}
+    env.update(variables or {})  # pipeline variables: the agent puts them in the environment
     env.update({f"INPUT_{name.upper()}": value for name, value in inputs.items()})
     env.update(
         INPUT_PYTHONPATH=sys.executable,  # the task input `pythonPath`
@@ -237,3 +240,16 @@ def test_shim_runs_the_real_cli(tmp_path: Path) -> None:
     )
     [complete] = _vso(proc.stdout, "task.complete")
     assert "result=Failed" in complete and "configuration error (exit 2)" in complete, proc.stdout
+
+
+def test_pipeline_variables_named_mlgate_do_not_become_option_defaults(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(512))
+    manifest = tmp_path / "manifest.json"
+    # Were they passed on, the CLI would take them as --platform / --output defaults.
+    variables = {"MLGATE_PLATFORM": "not-a-platform", "MLGATE_OUTPUT": str(tmp_path / "elsewhere.json")}
+    proc = _run_shim(tmp_path, {"command": "seal", "directory": str(model), "output": str(manifest)}, variables)
+    assert _vso(proc.stdout, "task.complete result=Succeeded"), proc.stdout + proc.stderr
+    assert manifest.is_file()
+    assert not (tmp_path / "elsewhere.json").exists()

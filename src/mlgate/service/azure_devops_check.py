@@ -22,7 +22,8 @@ Authentication of the caller: the shared key, either as the password of HTTP Bas
 *Generic* service connection whose password is the key; the user name is ignored) or in an
 ``X-Mlgate-Key`` header (set from a secret variable of a variable group), compared in
 constant time. The ``AuthToken`` is only ever sent to a ``PlanUrl`` whose host is allowed
-(``azure_devops_allowed_hosts``, default ``dev.azure.com`` and ``*.visualstudio.com``).
+(``azure_devops_allowed_hosts``, default ``dev.azure.com`` and ``*.visualstudio.com``), and only
+to the URL rebuilt from its strictly parsed parts (:mod:`mlgate.service.safe_url`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -49,6 +50,7 @@ from mlgate.service.evaluation import Verdict, failure, summary_lines
 from mlgate.service.handler import CheckHandler
 from mlgate.service.http_types import Reply, Request, error_reply
 from mlgate.service.logs import log_event
+from mlgate.service.safe_url import parse_safe_url
 
 API_VERSION = "7.1"
 UUID_HEADERS = ("ProjectId", "PlanId", "JobId", "TimelineId", "TaskInstanceId")
@@ -90,14 +92,24 @@ def authenticate(request: Request, key: str) -> bool:
     return hmac.compare_digest(presented.encode("utf-8"), key.encode("utf-8"))
 
 
+def allowed_plan_url(url: str, allowed: tuple[str, ...]) -> str | None:
+    """The PlanUrl rebuilt from its strictly parsed parts when its host is allowed, else None.
+
+    Only the rebuilt URL is ever used for plan calls: see :mod:`mlgate.service.safe_url` for
+    why the URL as sent is never handed to ``requests``.
+    """
+    parts = parse_safe_url(url.rstrip("/"))
+    if parts is None:
+        return None
+    if parts.scheme == "http" and parts.host not in ("127.0.0.1", "localhost", "::1"):
+        return None  # the AuthToken never travels in clear text off this machine
+    if not any(fnmatch.fnmatchcase(parts.host, pattern.lower()) for pattern in allowed):
+        return None
+    return parts.url
+
+
 def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not host or parts.scheme not in ("https", "http"):
-        return False
-    if parts.scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
-        return False  # the AuthToken never travels in clear text off this machine
-    return any(fnmatch.fnmatchcase(host, pattern) for pattern in allowed)
+    return allowed_plan_url(url, allowed) is not None
 
 
 def parse_call(request: Request, config: ServiceConfig) -> CheckCall | Reply:
@@ -121,11 +133,13 @@ def parse_call(request: Request, config: ServiceConfig) -> CheckCall | Reply:
             return error_reply(400, f"header {name} is not a GUID")
     if not _HUB.match(values["HubName"]):
         return error_reply(400, "header HubName is not a hub name (e.g. 'checks')")
-    if not host_allowed(values["PlanUrl"], config.azure_devops_allowed_hosts):
+    plan_url = allowed_plan_url(values["PlanUrl"], config.azure_devops_allowed_hosts)
+    if plan_url is None:
         return error_reply(
             400,
             "header PlanUrl is not an allowed Azure DevOps organisation URL "
-            "(https, host in azure_devops_allowed_hosts)",
+            "(plain https://HOST/ORGANISATION, host in azure_devops_allowed_hosts; no userinfo, "
+            "backslash, whitespace, percent-encoding, query or fragment)",
         )
     try:
         body = json.loads(request.body.decode("utf-8"))
@@ -148,7 +162,7 @@ def parse_call(request: Request, config: ServiceConfig) -> CheckCall | Reply:
     if stage is not None and not isinstance(stage, str):
         return error_reply(400, '"stage" must be a string')
     return CheckCall(
-        plan_url=values["PlanUrl"].rstrip("/"),
+        plan_url=plan_url,
         project_id=values["ProjectId"],
         hub_name=values["HubName"],
         plan_id=values["PlanId"],

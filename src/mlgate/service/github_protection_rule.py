@@ -27,8 +27,8 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -40,6 +40,7 @@ from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, failure
 from mlgate.service.handler import CheckHandler
 from mlgate.service.http_types import Reply, Request, error_reply
 from mlgate.service.logs import log_event
+from mlgate.service.safe_url import parse_safe_url
 from mlgate.service.worker import Dispatcher, ReplayGuard
 
 GITHUB_API_VERSION = "2022-11-28"
@@ -85,15 +86,32 @@ def _deployment_payload(deployment: Any) -> dict[str, Any]:
     return payload if isinstance(payload, dict) else {}
 
 
-def _under(url: str, base: str) -> bool:
-    target, root = urlsplit(url), urlsplit(base)
-    return (
-        target.scheme == root.scheme
-        and target.netloc.lower() == root.netloc.lower()
-        and target.path.startswith(root.path.rstrip("/") + "/repos/")
-        and not target.query
-        and ".." not in target.path
+def callback_under(url: str, base: str) -> str | None:
+    """``url`` rebuilt from its strictly parsed parts when it lies under ``base``/repos/, else None."""
+    target, root = parse_safe_url(url), parse_safe_url(base.rstrip("/"))
+    if target is None or root is None:
+        return None
+    same_origin = (
+        target.scheme == root.scheme and target.host == root.host and target.effective_port == root.effective_port
     )
+    if not same_origin or not target.path.startswith(root.path + "/repos/"):
+        return None
+    return target.url
+
+
+def _deployment_age(deployment: Any, now: float) -> float | None:
+    """Seconds since the deployment's ``created_at``: None without one (the payload's
+    ``deployment`` may be null), ``inf`` when it is unreadable (treated as too old)."""
+    created = deployment.get("created_at") if isinstance(deployment, dict) else None
+    if created is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    if stamp.tzinfo is None:
+        return float("inf")
+    return now - stamp.timestamp()
 
 
 def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleRequest | Reply:
@@ -105,10 +123,24 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
     installation_id = installation.get("id") if isinstance(installation, dict) else None
     if not isinstance(environment, str) or not environment:
         return error_reply(400, "the payload has no environment")
-    if not isinstance(callback, str) or not _under(callback, config.github_api_url):
-        return error_reply(400, "the payload's deployment_callback_url is not under the configured GitHub API URL")
+    callback_url = callback_under(callback, config.github_api_url) if isinstance(callback, str) else None
+    if callback_url is None:
+        return error_reply(
+            400,
+            "the payload's deployment_callback_url is not a plain URL under the configured GitHub API URL",
+        )
     if not isinstance(installation_id, int):
         return error_reply(400, "the payload has no installation.id")
+    # Delivery ids are remembered in memory only (forgotten on restart) for replay_ttl_seconds:
+    # a delivery about a deployment older than that could be a replay, so it is not evaluated.
+    age = _deployment_age(payload.get("deployment"), time.time())
+    if age is not None and age > config.replay_ttl_seconds:
+        when = "at an unreadable time" if age == float("inf") else f"{int(age)} s ago"
+        return error_reply(
+            400,
+            f"the deployment was created {when}, longer ago than replay_ttl_seconds "
+            f"({int(config.replay_ttl_seconds)}); start a new deployment",
+        )
     data = _deployment_payload(payload.get("deployment"))
     ref: ModelRef | None = None
     problem: str | None = None
@@ -136,7 +168,7 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
     return RuleRequest(
         delivery=delivery,
         environment=environment,
-        callback_url=callback,
+        callback_url=callback_url,
         installation_id=installation_id,
         ref=ref,
         ref_text=str(ref_text)[:200],

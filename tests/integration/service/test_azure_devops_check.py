@@ -308,3 +308,42 @@ def test_a_repeated_call_after_a_failed_completion_is_processed(
     service.app.dispatcher.wait_idle(10)
     assert len(evaluator.calls) == 2
     assert call(service, headers, BODY).json()["status"] == "duplicate"
+
+
+@pytest.mark.parametrize(
+    "plan_url",
+    [
+        # urlsplit reads host "localhost" (allowed); requests connects to 127.0.0.1:PORT
+        "http://127.0.0.1:{port}\\@localhost/org",
+        "http://127.0.0.1:{port}\\localhost/org",
+        "http://localhost@127.0.0.1:{port}/org",
+        "http://localhost:{port}/org\\..\\..",
+        "http://%6cocalhost:{port}/org",
+        "HTTP://localhost:{port}/org",
+        "http://localhost:{port}:80/org",
+    ],
+)
+def test_a_plan_url_parsers_disagree_on_never_receives_the_token(
+    start_service: StartService, fake_ado: FakeAzureDevOps, plan_url: str
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator, azure_devops_allowed_hosts="localhost")
+    port = fake_ado.url.rsplit(":", 1)[1]
+    headers = check_headers(fake_ado, service.secrets["azure_devops_key"], PlanUrl=plan_url.format(port=port))
+    response = call(service, headers, BODY)
+    service.app.dispatcher.wait_idle(10)
+    assert response.status_code == 400
+    assert "PlanUrl is not an allowed" in response.json()["error"]
+    assert evaluator.calls == []
+    assert fake_ado.requests == []
+
+
+def test_plan_calls_use_the_plan_url_rebuilt_from_its_parts(
+    start_service: StartService, fake_ado: FakeAzureDevOps
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator)
+    headers = check_headers(fake_ado, service.secrets["azure_devops_key"], PlanUrl=fake_ado.plan_url + "/")
+    assert call(service, headers, BODY).status_code == 200
+    fake_ado.wait_for("Events_Post Event")
+    assert all(not r.path.startswith("//") for r in fake_ado.requests)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ def rule_payload(
     deployment_example = next(e for e in examples if e["name"] == "deployment")["examples"][0]
     deployment = copy.deepcopy(deployment_example["deployment"])
     deployment["environment"] = environment
+    deployment["created_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if deployment_payload is not None:
         deployment["payload"] = deployment_payload
     payload: dict[str, Any] = {
@@ -325,3 +327,61 @@ def test_a_redelivery_after_a_failed_callback_is_processed(
     service.app.dispatcher.wait_idle(10)
     assert len(evaluator.calls) == 2
     assert deliver(service, payload, delivery=delivery).json()["status"] == "duplicate"  # answered now
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "/repos/%2e%2e/app/installations",  # the server decodes it: the token would reach /app/installations
+        "/repos/o/r/actions/runs/1/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/user",
+        "/repos/o/r\\..\\..\\user",
+        "/repos/o/r/actions/runs/1/deployment_protection_rule#x",
+    ],
+)
+def test_a_callback_url_that_is_not_plain_is_refused(
+    start_service: StartService, fake_github: FakeGitHub, suffix: str
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator)
+    payload = rule_payload(fake_github, deployment_payload=MODEL, deployment_callback_url=fake_github.url + suffix)
+    response = deliver(service, payload)
+    service.app.dispatcher.wait_idle(10)
+    assert response.status_code == 400
+    assert "deployment_callback_url" in response.json()["error"]
+    assert evaluator.calls == []
+    assert fake_github.requests == []
+
+
+@pytest.mark.parametrize("created_at", ["stale", "", "yesterday", "2024-01-01T00:00:00", 17])
+def test_a_delivery_about_an_old_or_unreadably_dated_deployment_is_not_evaluated(
+    start_service: StartService, fake_github: FakeGitHub, created_at: str | int
+) -> None:
+    # Replay protection forgets delivery ids on restart and after replay_ttl_seconds: a delivery
+    # whose deployment is older than that window is refused instead of evaluated again.
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator, replay_ttl_seconds="3600")
+    payload = rule_payload(fake_github, deployment_payload=MODEL)
+    if created_at == "stale":
+        stale = datetime.now(timezone.utc) - timedelta(seconds=3700)
+        payload["deployment"]["created_at"] = stale.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        payload["deployment"]["created_at"] = created_at
+    response = deliver(service, payload)
+    service.app.dispatcher.wait_idle(10)
+    assert response.status_code == 400
+    assert "created" in response.json()["error"]
+    assert evaluator.calls == []
+    assert fake_github.requests == []
+
+
+def test_a_delivery_about_a_recent_deployment_is_evaluated(
+    start_service: StartService, fake_github: FakeGitHub
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator, replay_ttl_seconds="3600")
+    payload = rule_payload(fake_github, deployment_payload=MODEL)
+    recent = datetime.now(timezone.utc) - timedelta(seconds=3000)
+    payload["deployment"]["created_at"] = recent.isoformat()
+    assert deliver(service, payload).status_code == 200
+    service.app.dispatcher.wait_idle(10)
+    assert len(evaluator.calls) == 1

@@ -9,9 +9,9 @@ import pytest
 
 from mlgate import redact
 from mlgate.service import logs
-from mlgate.service.azure_devops_check import authenticate, host_allowed
+from mlgate.service.azure_devops_check import allowed_plan_url, authenticate, host_allowed
 from mlgate.service.evaluation import Verdict
-from mlgate.service.github_protection_rule import comment_for, sign, signature_valid
+from mlgate.service.github_protection_rule import callback_under, comment_for, sign, signature_valid
 from mlgate.service.http_types import Request
 from mlgate.service.worker import Dispatcher, ReplayGuard
 
@@ -51,10 +51,79 @@ def test_shared_key_as_basic_password_or_header() -> None:
         ("https://dev.azure.com.attacker.example/", False),
         ("https://evil.example/", False),
         ("file:///etc/passwd", False),
+        # requests/urllib3 connect to evil.example for these; urlsplit says dev.azure.com
+        ("https://evil.example\\@dev.azure.com/org", False),
+        ("https://evil.example\\dev.azure.com/org", False),
+        ("https://user:pass@dev.azure.com/org", False),
+        ("https://evil.example@dev.azure.com/org", False),
+        ("https://dev.azure.com@evil.example/org", False),
+        ("https://dev%2eazure.com/org", False),
+        ("https://%64ev.azure.com/org", False),
+        ("HTTPS://dev.azure.com/org", False),
+        ("hTTps://dev.azure.com/org", False),
+        ("https://dev.azure.com:443:80/org", False),
+        ("https://dev.azure.com:0x1bb/org", False),
+        ("https://dev.azure.com:99999/org", False),
+        ("https://dev.azure.com: 443/org", False),
+        ("https://dev.azure.com:/org", False),
+        ("https://dev.azure.com:443/org", True),
+        ("https://dev.azure.com /org", False),
+        ("https://dev.azure.com\t.evil.example/org", False),
+        ("https://dev.azure.com/org\r\nX-Injected: 1", False),
+        ("https://dev.azure.com/org?x=1", False),
+        ("https://dev.azure.com/org#frag", False),
+        ("https://dev.azure.com/org/../other", False),
+        ("https://dev.azure.com/org/%2e%2e/other", False),
+        ("https://dev.azure.com\u3002evil.example/org", False),
+        (" https://dev.azure.com/org", False),
+        ("https://[::1]/org", False),
     ],
 )
 def test_plan_url_allow_list(url: str, allowed: bool) -> None:
     assert host_allowed(url, ("dev.azure.com", "*.visualstudio.com")) is allowed
+
+
+@pytest.mark.parametrize(
+    ("url", "rebuilt"),
+    [
+        ("https://dev.azure.com/fabrikam/", "https://dev.azure.com/fabrikam"),
+        ("https://Fabrikam.VisualStudio.com", "https://fabrikam.visualstudio.com"),
+        ("https://dev.azure.com:8443/fabrikam", "https://dev.azure.com:8443/fabrikam"),
+        ("http://127.0.0.1:8080/org", "http://127.0.0.1:8080/org"),
+        ("https://evil.example\\@dev.azure.com/org", None),
+    ],
+)
+def test_plan_calls_go_to_the_url_rebuilt_from_its_parsed_parts(url: str, rebuilt: str | None) -> None:
+    allowed = ("dev.azure.com", "*.visualstudio.com", "127.0.0.1")
+    assert allowed_plan_url(url, allowed) == rebuilt
+
+
+@pytest.mark.parametrize(
+    ("url", "rebuilt"),
+    [
+        ("https://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule", True),
+        ("https://api.github.com:443/repos/o/r/actions/runs/1/deployment_protection_rule", True),
+        ("https://evil.example\\@api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule", False),
+        ("https://x@api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule", False),
+        ("https://api.github.com/repos/%2e%2e/app/installations", False),
+        ("https://api.github.com/repos/o/r/../../../app", False),
+        ("https://api.github.com/repos/o/r\\..\\..\\app", False),
+        ("https://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule?x=1", False),
+        ("https://api.github.com:8443/repos/o/r/actions/runs/1/deployment_protection_rule", False),
+        ("HTTPS://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule", False),
+        ("http://api.github.com/repos/o/r/actions/runs/1/deployment_protection_rule", False),
+        ("https://api.github.com/user", False),
+    ],
+)
+def test_github_callback_url_must_be_plain_and_under_the_api(url: str, rebuilt: bool) -> None:
+    expected = url if rebuilt else None
+    assert callback_under(url, "https://api.github.com") == expected
+
+
+def test_github_callback_url_under_an_enterprise_api_path() -> None:
+    base = "https://ghe.example.com/api/v3/"
+    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/x", base) == "https://ghe.example.com/api/v3/repos/o/r/x"
+    assert callback_under("https://ghe.example.com/repos/o/r/x", base) is None
 
 
 def test_replay_guard_expires_and_is_bounded() -> None:
