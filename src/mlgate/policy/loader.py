@@ -45,6 +45,18 @@ class Threshold:
 
 
 @dataclass(frozen=True)
+class Bound:
+    """One threshold a metric must meet, with where the policy set it (``risk class high``,
+    ``stage production``)."""
+
+    threshold: Threshold
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.threshold} ({self.source})"
+
+
+@dataclass(frozen=True)
 class Approvals:
     """Separation of duties. Every rule defaults to its strict setting: a policy without an
     ``approvals`` block (or with only some keys) is never laxer than one that spells them out."""
@@ -54,6 +66,17 @@ class Approvals:
     approver_not_requester: bool = True
     approver_not_committer: bool = True
 
+    def tightened(self, stage: Mapping[str, Any]) -> Approvals:
+        """These approvals with a stage's ``approvals`` block on top. The stage can only tighten:
+        ``min_approvers`` is the larger of both, a duty rule is on if either side turns it on. A key
+        the stage does not state adds nothing."""
+        return Approvals(
+            max(self.min_approvers, int(stage.get("min_approvers", 1))),
+            self.approver_not_author or bool(stage.get("approver_not_author", False)),
+            self.approver_not_requester or bool(stage.get("approver_not_requester", False)),
+            self.approver_not_committer or bool(stage.get("approver_not_committer", False)),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {"min_approvers": self.min_approvers, "approver_not_author": self.approver_not_author,
                 "approver_not_requester": self.approver_not_requester,
@@ -62,36 +85,38 @@ class Approvals:
 
 @dataclass(frozen=True)
 class Requirements:
-    """What one risk class (plus the stage, if any) requires of a model version."""
+    """What one risk class (plus the stage, if any) requires of a model version. A metric named by
+    both the risk class and the stage carries both bounds; every bound must hold."""
 
     risk_class: str
     stage: str | None = None
     lineage: tuple[str, ...] = ()
     tags_required: tuple[str, ...] = ()
-    metrics: Mapping[str, Threshold] = field(default_factory=dict)
-    fairness: Mapping[str, Threshold] = field(default_factory=dict)
+    metrics: Mapping[str, tuple[Bound, ...]] = field(default_factory=dict)
+    fairness: Mapping[str, tuple[Bound, ...]] = field(default_factory=dict)
     approvals: Approvals = field(default_factory=Approvals)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "risk_class": self.risk_class, "stage": self.stage, "lineage": list(self.lineage),
             "tags_required": list(self.tags_required),
-            "metrics": {k: str(v) for k, v in self.metrics.items()},
-            "fairness": {k: str(v) for k, v in self.fairness.items()},
+            "metrics": {k: " and ".join(map(str, v)) for k, v in self.metrics.items()},
+            "fairness": {k: " and ".join(map(str, v)) for k, v in self.fairness.items()},
             "approvals": self.approvals.to_dict(),
         }
 
 
-def _merge(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A stage's requirements on top of a risk class's: lists are joined, maps merged (stage wins)."""
-    out = dict(base)
-    for key, value in (extra or {}).items():
-        if isinstance(value, list):
-            out[key] = list(dict.fromkeys([*out.get(key, []), *value]))
-        elif isinstance(value, dict):
-            out[key] = {**out.get(key, {}), **value}
-        else:
-            out[key] = value
+def _joined(*lists: Any) -> tuple[str, ...]:
+    """Lists joined in order, without duplicates."""
+    return tuple(dict.fromkeys(str(x) for items in lists for x in (items or [])))
+
+
+def _bounds(key: str, *layers: tuple[Mapping[str, Any], str]) -> dict[str, tuple[Bound, ...]]:
+    """Every layer's thresholds for ``key`` (metrics or fairness); a metric named twice gets both."""
+    out: dict[str, tuple[Bound, ...]] = {}
+    for block, source in layers:
+        for name, text in (block.get(key) or {}).items():
+            out[name] = (*out.get(name, ()), Bound(Threshold.parse(text), source))
     return out
 
 
@@ -115,11 +140,13 @@ class Policy:
         return tuple(self.document.get("stages") or {})
 
     def requirements(self, risk_class: str, stage: str | None = None) -> Requirements:
-        """Requirements of ``risk_class`` with ``stage``'s added. Unknown names: :class:`UsageError`."""
+        """Requirements of ``risk_class`` with ``stage``'s added on top; a stage only adds or
+        tightens, never weakens (see the README's Policy reference). Unknown names: :class:`UsageError`."""
         classes = self.document["risk_classes"]
         if risk_class not in classes:
             raise UsageError(f"{self.source}: no risk class {risk_class!r} (has: {', '.join(classes)})", hint=HINT)
-        merged = dict(classes[risk_class] or {})
+        base: Mapping[str, Any] = classes[risk_class] or {}
+        layers = [(base, f"risk class {risk_class}")]
         if stage is not None:
             stages = self.document.get("stages") or {}
             if stage not in stages:
@@ -127,16 +154,18 @@ class Policy:
                     f"{self.source}: no stage {stage!r} under 'stages' (has: {', '.join(stages) or 'none'})",
                     hint="add the stage to the policy's 'stages' map (an empty map {} adds nothing)",
                 )
-            merged = _merge(merged, stages[stage])
-        approvals = merged.get("approvals") or {}
+            layers.append((stages[stage] or {}, f"stage {stage}"))
+        approvals = Approvals(**(base.get("approvals") or {}))
+        for block, _ in layers[1:]:
+            approvals = approvals.tightened(block.get("approvals") or {})
         return Requirements(
             risk_class=risk_class,
             stage=stage,
-            lineage=tuple(merged.get("lineage", [])),
-            tags_required=tuple(merged.get("tags_required", [])),
-            metrics={k: Threshold.parse(v) for k, v in (merged.get("metrics") or {}).items()},
-            fairness={k: Threshold.parse(v) for k, v in (merged.get("fairness") or {}).items()},
-            approvals=Approvals(**approvals),
+            lineage=_joined(*(block.get("lineage") for block, _ in layers)),
+            tags_required=_joined(*(block.get("tags_required") for block, _ in layers)),
+            metrics=_bounds("metrics", *layers),
+            fairness=_bounds("fairness", *layers),
+            approvals=approvals,
         )
 
 

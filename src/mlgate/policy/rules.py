@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlgate.lineage.chain import Lineage
-from mlgate.policy.loader import Requirements, Threshold
+from mlgate.policy.loader import Bound, Requirements
 
 MAX_LISTED = 50  # changed/missing/extra files listed per rule in the evidence
 
@@ -121,18 +121,19 @@ def tag_rules(lineage: Lineage, req: Requirements) -> list[RuleResult]:
     return out
 
 
-def threshold_rules(section: str, metrics: dict[str, float], required: dict[str, Threshold],
+def threshold_rules(section: str, metrics: dict[str, float], required: dict[str, tuple[Bound, ...]],
                     has_run: bool) -> list[RuleResult]:
-    """Metric or fairness thresholds; a missing metric fails, never passes."""
+    """Metric or fairness thresholds, one rule per metric; the rule passes only if every bound on it
+    (risk class and stage) holds. A missing metric fails, never passes."""
     out = []
-    for key, threshold in required.items():
-        expected = f"{key} {threshold}"
+    for key, bounds in required.items():
+        expected = " and ".join(f"{key} {b}" for b in bounds)
         if key not in metrics:
             why = "no source run" if not has_run else f"the source run logged no metric '{key}'"
             out.append(RuleResult(f"{section}.{key}", section, False, expected, "missing", why))
             continue
         value = metrics[key]
-        ok = threshold.check(value)
-        out.append(RuleResult(f"{section}.{key}", section, ok, expected, f"{value:g}",
-                              "ok" if ok else f"{key} = {value:g}, required {threshold}"))
+        broken = [b for b in bounds if not b.threshold.check(value)]
+        out.append(RuleResult(f"{section}.{key}", section, not broken, expected, f"{value:g}",
+                              "ok" if not broken else f"{key} = {value:g}, required " + " and ".join(map(str, broken))))
     return out

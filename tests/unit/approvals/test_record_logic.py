@@ -87,3 +87,15 @@ def test_rollback_target_replays_the_alias_history(tmp_path: Path) -> None:
         rollback_target(history[:1], "1", "m", "production")
     with pytest.raises(RefusedError, match="no approved record"):
         rollback_target([], "1", "m", "production")
+
+
+def test_record_with_a_stage_cannot_weaken_the_risk_class_duties(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ndefault_risk: high\nrisk_classes:\n  high:\n    approvals: {min_approvers: 2}\n"
+        "stages:\n  production:\n    approvals: {min_approvers: 1, approver_not_author: false,"
+        " approver_not_requester: false, approver_not_committer: false}\n"
+    )
+    rules, _ = duty_rules(policy_path=str(policy), evidence=None, version_tags={}, stage="production")
+    assert rules.min_approvers == 2
+    assert rules.approver_not_author and rules.approver_not_requester and rules.approver_not_committer

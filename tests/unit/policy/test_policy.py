@@ -39,7 +39,7 @@ def test_design_policy_loads_and_stage_adds_requirements() -> None:
     assert high.approvals.min_approvers == 2 and high.approvals.approver_not_author
     prod = policy.requirements("high", "production")
     assert prod.tags_required == ("owner", "use_case", "rollback_plan", "change_ticket")
-    assert str(prod.metrics["auc"]) == ">= 0.85"
+    assert [str(b) for b in prod.metrics["auc"]] == [">= 0.8 (risk class high)", ">= 0.85 (stage production)"]
     assert policy.requirements("low", "staging").lineage == ("source_run_finished",)
     with pytest.raises(UsageError, match="no stage 'prod'"):
         policy.requirements("high", "prod")
