@@ -87,6 +87,13 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
             line=count + 1,
             seq=anchor[0],
         )
+    if anchored is not None and anchored.get("model") != model:
+        raise TamperedError(
+            f"{model}: anchor {anchor_text} names entry seq {anchored.seq}, which records "
+            f"{anchored.get('model')!r}, not this version (the tag was copied or forged)",
+            line=anchored.seq,
+            seq=anchored.seq,
+        )
     governing = [e for e in history if e.event in ("approved", "rolled_back")]
     current = (
         anchored

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlgate.ledger import TamperedError
@@ -33,3 +35,30 @@ def test_collect_reads_dict_and_list_tags_and_keeps_malformed_ones() -> None:
 def test_split_lines_recuts_chunks_and_keeps_a_torn_tail() -> None:
     chunks = [b'{"a":1}\n{"b"', b":2}\n", b"", b'{"c":3}']
     assert list(split_lines(iter(chunks))) == [b'{"a":1}\n', b'{"b":2}\n', b'{"c":3}']
+
+
+def test_audit_show_refuses_an_anchor_that_names_another_versions_entry(tmp_path: Path) -> None:
+    """Version 3 carries (a copy of) version 2's ledger-head tag: the answer is tampering, not 'approved'."""
+    from mlgate.ledger import Draft, TamperedError, open_ledger
+    from mlgate.ledger.show import audit_answer
+    from mlgate.lineage.mlflow import NotFound
+
+    ledger = open_ledger(f"file:{tmp_path / 'l.jsonl'}")
+    entry, _ = ledger.append(
+        Draft(event="approved", model="models:/m/2", stage="production",
+              approvers=[{"name": "alice", "comment": "ok", "source": "local"}], evidence_sha256="a" * 64, key="k")
+    )
+
+    class Client:
+        def resolve(self, ref: object) -> dict[str, object]:
+            return {"name": "m", "version": "3", "tags": [{"key": "mlgate.ledger.head", "value": entry.anchor},
+                                                          {"key": "mlgate.ledger", "value": ledger.location}]}
+
+        def __getattr__(self, name: str) -> object:
+            def missing(*args: object, **kwargs: object) -> object:
+                raise NotFound("not in this test")
+
+            return missing
+
+    with pytest.raises(TamperedError, match="records 'models:/m/2', not this version"):
+        audit_answer("m/3", ledger, client=Client())  # type: ignore[arg-type]
