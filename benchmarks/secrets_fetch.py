@@ -10,7 +10,7 @@ azure-keyvault-secrets, cold each time (new credential, empty challenge cache):
 
 Prints wall time, vault and token request counts and the speed-up against sequential.
 
-    python benchmarks/secrets.py [--secrets 50] [--latency-ms 20] [--repeat 3]
+    python benchmarks/secrets_fetch.py [--secrets 50] [--latency-ms 20] [--repeat 3]
 """
 
 from __future__ import annotations
