@@ -242,7 +242,7 @@ def record(
     )
     if not created:  # a re-run: the entry's own facts are the record
         previous = entry.get("details", {}).get("previous_version")
-    write_record_tags(client, name, version, entry, ledger.location)
+    write_record_tags(client, name, version, entry, ledger)
     client.set_registered_model_alias(name, stage, version)
     return Outcome(entry, created, name, version, stage, [], report, previous)
 
@@ -260,15 +260,21 @@ def _comments(entry: Entry) -> str:
     return "\n".join(f"{a.get('name')}: {a.get('comment') or ''}" for a in entry.get("approvers") or [])
 
 
-def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entry, location: str) -> None:
+def ledger_tags(ledger: Ledger, entry: Entry) -> dict[str, str]:
+    """The anchor: the ledger's identity, the entry's ``SEQ:HASH`` and (for people) where the ledger is."""
+    from mlgate.ledger.anchors import LOCATION_TAG, anchor_name
+
+    return {TAG_LEDGER: anchor_name(ledger), LOCATION_TAG: ledger.location, TAG_LEDGER_HEAD: entry.anchor}
+
+
+def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entry, ledger: Ledger) -> None:
     tags = {
         TAG_APPROVED_BY: clip(_names(entry)),
         TAG_APPROVED_AT: _approved_at(entry),
         TAG_APPROVAL_COMMENT: clip(_comments(entry)),
         TAG_EVIDENCE: str(entry.get("evidence_sha256") or ""),
         TAG_DEPLOYMENT: str(entry.get("run_url") or f"{entry.get('details', {}).get('platform', 'local')} run"),
-        TAG_LEDGER: location,
-        TAG_LEDGER_HEAD: entry.anchor,
+        **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
@@ -400,8 +406,7 @@ def rollback(
         TAG_ROLLBACK_AT: _approved_at(entry),
         TAG_ROLLBACK_COMMENT: clip(_comments(entry)),
         TAG_DEPLOYMENT: str(entry.get("run_url") or f"{ci.platform} run"),
-        TAG_LEDGER: ledger.location,
-        TAG_LEDGER_HEAD: entry.anchor,
+        **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
         client.set_model_version_tag(name, to_version, key, value)

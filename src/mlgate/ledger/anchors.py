@@ -2,6 +2,10 @@
 
 A ledger rewritten from some entry on (every later hash recomputed) still chains; the anchors,
 kept in another system (MLflow), do not move with it, so ``audit verify`` catches the rewrite.
+
+Each anchor names its ledger by the ledger's identity (the random ``ledger_id`` in the first
+entry), never by where the ledger is stored: a copy, an export or a moved file finds the same
+anchors. Without any anchor, a ledger rewritten in full cannot be told from the original.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlgate.ledger.base import Ledger
     from mlgate.lineage.mlflow import MlflowClient
 
 
 HEAD_TAG = "mlgate.ledger.head"
-LEDGER_TAG = "mlgate.ledger"  # which ledger the anchor belongs to (its location)
+LEDGER_TAG = "mlgate.ledger"  # which ledger the anchor belongs to (its identity)
+LOCATION_TAG = "mlgate.ledger.location"  # where that ledger was when the tag was written (informational)
 MAX_PAGES = 1000
 _ANCHOR = re.compile(r"^([1-9][0-9]*):([0-9a-f]{64})$")
 
@@ -49,10 +55,15 @@ def collect(versions: Iterable[Mapping[str, Any]]) -> dict[int, list[tuple[str, 
     return anchors
 
 
-def read_anchors(location: str, client: MlflowClient | None = None) -> dict[int, list[tuple[str, str]]]:
-    """Anchors of the ledger at ``location`` (none when MLFLOW_TRACKING_URI is not set).
+def anchor_name(ledger: Ledger) -> str:
+    """The value of ``mlgate.ledger`` for ``ledger``: its ``ledger_id`` (its location for a ledger without one)."""
+    return ledger.identity() or ledger.location
 
-    Model versions carry ``mlgate.ledger`` (the ledger's location) next to the head, so
+
+def read_anchors(name: str, client: MlflowClient | None = None) -> dict[int, list[tuple[str, str]]]:
+    """Anchors of the ledger called ``name`` (see :func:`anchor_name`); none without MLFLOW_TRACKING_URI.
+
+    Model versions carry ``mlgate.ledger`` (the ledger's identity) next to the head, so
     several ledgers (a developer's file, the pipelines' blob) can share one MLflow. One
     ``model-versions/search`` with a tag filter, paged: one request per 1,000 tagged versions.
     """
@@ -62,7 +73,7 @@ def read_anchors(location: str, client: MlflowClient | None = None) -> dict[int,
         from mlgate.lineage.mlflow import MlflowClient
 
         client = MlflowClient.from_env()
-    return collect(search_tagged_versions(client, location))
+    return collect(search_tagged_versions(client, name))
 
 
 def search_tagged_versions(client: MlflowClient, location: str) -> list[dict[str, Any]]:

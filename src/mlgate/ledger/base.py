@@ -19,6 +19,7 @@ import abc
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,6 +30,7 @@ from mlgate.integrity.manifest import canonical_json
 
 GENESIS = "0" * 64
 FORMAT_VERSION = 1
+LEDGER_ID = "ledger_id"  # key in seq 1's details: the ledger's identity wherever it is stored
 EVENTS = ("sealed", "gated", "approved", "deployed", "rolled_back", "refused")
 
 
@@ -109,7 +111,14 @@ def entry_hash(body: Mapping[str, Any]) -> str:
 
 
 def chain(draft: Draft, previous: Entry | None, *, time: str | None = None) -> Entry:
-    """Build the entry that follows ``previous`` (None: the first entry)."""
+    """Build the entry that follows ``previous`` (None: the first entry).
+
+    The first entry's details carry a random ``ledger_id``: the ledger's identity, which the
+    anchors on model versions name, so a copy, an export or a moved file finds its anchors.
+    """
+    details = dict(draft.details)
+    if previous is None:
+        details.setdefault(LEDGER_ID, uuid.uuid4().hex)
     body: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "seq": previous.seq + 1 if previous else 1,
@@ -123,10 +132,17 @@ def chain(draft: Draft, previous: Entry | None, *, time: str | None = None) -> E
         "evidence_sha256": draft.evidence_sha256,
         "run_url": draft.run_url,
         "key": draft.key,
-        "details": dict(draft.details),
+        "details": details,
     }
     body["hash"] = entry_hash(body)
     return Entry(body)
+
+
+def ledger_id(first: Entry) -> str | None:
+    """The ``ledger_id`` recorded in a ledger's first entry, if any."""
+    details = first.get("details")
+    value = details.get(LEDGER_ID) if isinstance(details, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 class TamperedError(RefusedError):
@@ -297,6 +313,17 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def exists(self) -> bool:
         """Whether the store holds a ledger at all."""
+
+    def identity(self) -> str | None:
+        """The ``ledger_id`` in the first entry (None: an empty ledger or a first entry without one)."""
+        lines = self.lines()
+        try:
+            first = next(lines, None)
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
+        return ledger_id(parse_line(first, line=1)) if first is not None else None
 
     def entries(self) -> Iterator[Entry]:
         """Stream the entries, checking each line and link as it goes (tampering raises)."""

@@ -2,13 +2,15 @@
 
 Header (first line)::
 
-    {"mlgate_ledger_export": 1, "exported_at": ..., "source": ..., "entries": N,
+    {"mlgate_ledger_export": 1, "exported_at": ..., "source": ..., "ledger_id": ID | null, "entries": N,
      "head": {"seq": N, "hash": ...} | null, "anchors": [{"where": ..., "seq": S, "hash": H}, ...]}
 
 An auditor checks it offline with ``mlgate audit verify --file FILE``: the chain is
 recomputed, the number of entries and the head must match the header (a truncated copy is
 caught), and every anchor copied from MLflow at export time must name an entry with that hash.
-A plain copy of a ledger file (no header) verifies too, chain only.
+Those copied anchors travel with the file, so they cannot reveal a rewrite of the file itself;
+``audit verify --file`` also checks the anchors MLflow holds for the ledger's ``ledger_id``
+(when MLFLOW_TRACKING_URI is set). A plain copy of a ledger file (no header) verifies too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from typing import Any, BinaryIO
 
 from mlgate.errors import EvaluationError, InvalidInputError, UsageError
 from mlgate.integrity.manifest import canonical_json
-from mlgate.ledger.base import Ledger, TamperedError, VerifyResult, utc_now, verify_lines
+from mlgate.ledger.base import (
+    Entry,
+    Ledger,
+    TamperedError,
+    VerifyResult,
+    ledger_id,
+    parse_line,
+    utc_now,
+    verify_lines,
+)
 
 EXPORT_KEY = "mlgate_ledger_export"
 Anchors = Mapping[int, list[tuple[str, str]]]
@@ -67,11 +78,13 @@ def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors) -> VerifyRes
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}", hint="choose a writable -o FILE") from exc
     with body:
-        result = verify_lines(_tee(ledger.lines(), body), anchors=anchors)
+        first: list[Entry] = []
+        result = verify_lines(_tee(ledger.lines(), body, first), anchors=anchors)
         header = {
             EXPORT_KEY: 1,
             "exported_at": utc_now(),
             "source": ledger.location,
+            "ledger_id": ledger_id(first[0]) if first else None,
             "entries": result.entries,
             "head": {"seq": result.head.seq, "hash": result.head.hash} if result.head else None,
             "anchors": anchors_to_list(anchors),
@@ -95,14 +108,37 @@ def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors) -> VerifyRes
     return result
 
 
-def _tee(lines: Iterable[bytes], sink: BinaryIO) -> Iterator[bytes]:
+def _tee(lines: Iterable[bytes], sink: BinaryIO, first: list[Entry]) -> Iterator[bytes]:
     for line in lines:
         sink.write(line)
+        if not first:
+            first.append(parse_line(line, line=1))
         yield line
 
 
-def verify_file(path: str) -> tuple[VerifyResult, dict[str, Any] | None]:
-    """Verify an exported file (or a plain ledger copy) offline; return the result and header."""
+def file_identity(path: str) -> str | None:
+    """The ``ledger_id`` of an exported file or a plain ledger copy (None when it carries none)."""
+    try:
+        with open(path, "rb") as stream:
+            first = stream.readline()
+            try:
+                parsed = json.loads(first) if first.strip() else None
+            except ValueError:
+                return None
+            if isinstance(parsed, dict) and EXPORT_KEY in parsed:
+                parsed = json.loads(stream.readline() or b"null")
+    except (OSError, ValueError):
+        return None  # verify_file reports an unreadable or broken file
+    details = parsed.get("details") if isinstance(parsed, dict) else None
+    value = details.get("ledger_id") if isinstance(details, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def verify_file(path: str, *, live: Anchors | None = None) -> tuple[VerifyResult, dict[str, Any] | None]:
+    """Verify an exported file (or a plain ledger copy); return the result and header.
+
+    ``live`` are anchors read from MLflow now (checked in addition to the header's copies).
+    """
     try:
         stream = open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
@@ -128,6 +164,8 @@ def verify_file(path: str) -> tuple[VerifyResult, dict[str, Any] | None]:
             offset = 0
             lines = _chain_first(first, stream)
         try:
+            for seq, items in (live or {}).items():
+                anchors.setdefault(seq, []).extend(items)
             result = verify_lines(lines, anchors=anchors)
         except TamperedError as exc:
             if offset:  # report lines of the file, not of the ledger inside it

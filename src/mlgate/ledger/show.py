@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import RefusedError, UsageError
-from mlgate.ledger.anchors import HEAD_TAG, LEDGER_TAG, parse_anchor
+from mlgate.ledger.anchors import HEAD_TAG, LEDGER_TAG, LOCATION_TAG, anchor_name, parse_anchor
 from mlgate.ledger.base import Entry, Ledger, TamperedError
 
 if TYPE_CHECKING:
@@ -52,10 +52,11 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
     tags = _tags(mv)
     model = f"models:/{name}/{version}"
     recorded_in = tags.get(LEDGER_TAG)
-    if recorded_in and recorded_in != ledger.location:
+    if recorded_in and recorded_in != anchor_name(ledger):
+        where = tags.get(LOCATION_TAG) or recorded_in
         raise UsageError(
-            f"{model} was recorded in the ledger {recorded_in}, not {ledger.location}",
-            hint=f"pass --ledger {recorded_in} (or set MLGATE_LEDGER)",
+            f"{model} was recorded in the ledger {recorded_in} (at {where}), not in {ledger.location}",
+            hint=f"pass --ledger {where} (or set MLGATE_LEDGER), or a copy of that ledger",
         )
     anchor_text = tags.get(HEAD_TAG)
     anchor = parse_anchor(anchor_text) if anchor_text else None

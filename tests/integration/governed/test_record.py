@@ -295,6 +295,7 @@ def test_rewritten_ledger_is_caught_by_the_mlflow_anchor(
             approvers=[{"name": "Mallory", "comment": "ok", "source": "local"}],
             evidence_sha256=str(original["evidence_sha256"]),
             run_url=None,
+            details={"ledger_id": original["details"]["ledger_id"]},  # type: ignore[index]
         )
     )
     capsys.readouterr()
@@ -304,3 +305,11 @@ def test_rewritten_ledger_is_caught_by_the_mlflow_anchor(
     assert "the ledger was rewritten" in capsys.readouterr().err
     assert main(["audit", "show", model.ref(), "--ledger", env["ledger"]]) == 1
     assert "the ledger was rewritten" in capsys.readouterr().err
+
+    # a forged ledger with a new ledger_id has no anchors: a warning, and exit 1 when they are required
+    path.unlink()
+    FileLedger(path).append(Draft(event="approved", model=str(original["model"]), stage="production"))
+    capsys.readouterr()
+    assert main(["audit", "verify", "--ledger", env["ledger"]]) == 0
+    assert "no anchor was checked" in capsys.readouterr().err
+    assert main(["audit", "verify", "--ledger", env["ledger"], "--require-anchors"]) == 1
