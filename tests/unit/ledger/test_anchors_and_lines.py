@@ -40,6 +40,7 @@ def test_split_lines_recuts_chunks_and_keeps_a_torn_tail() -> None:
 def test_audit_show_refuses_an_anchor_that_names_another_versions_entry(tmp_path: Path) -> None:
     """Version 3 carries (a copy of) version 2's ledger-head tag: the answer is tampering, not 'approved'."""
     from mlgate.ledger import Draft, TamperedError, open_ledger
+    from mlgate.ledger.anchors import anchor_name
     from mlgate.ledger.show import audit_answer
     from mlgate.lineage.mlflow import NotFound
 
@@ -52,7 +53,7 @@ def test_audit_show_refuses_an_anchor_that_names_another_versions_entry(tmp_path
     class Client:
         def resolve(self, ref: object) -> dict[str, object]:
             return {"name": "m", "version": "3", "tags": [{"key": "mlgate.ledger.head", "value": entry.anchor},
-                                                          {"key": "mlgate.ledger", "value": ledger.location}]}
+                                                          {"key": "mlgate.ledger", "value": anchor_name(ledger)}]}
 
         def __getattr__(self, name: str) -> object:
             def missing(*args: object, **kwargs: object) -> object:
