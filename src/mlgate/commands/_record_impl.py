@@ -53,9 +53,10 @@ def run_record(args: argparse.Namespace) -> int:
     import os
 
     from mlgate.errors import UsageError
-    from mlgate.governed.evidence import load_evidence
+    from mlgate.governed.evidence import bind_evidence, load_evidence
     from mlgate.governed.record import duty_rules, read_report, record
     from mlgate.ledger import open_ledger
+    from mlgate.lineage.artifacts import recorded_digest
     from mlgate.lineage.mlflow import MlflowClient
     from mlgate.platforms import detect_platform
     from mlgate.refs import ModelRef
@@ -72,7 +73,9 @@ def run_record(args: argparse.Namespace) -> int:
             f"no evidence pack at {args.evidence}",
             hint="run `mlgate gate` first and pass --evidence with its evidence.json",
         )
-    evidence = load_evidence(args.evidence, name=parsed.name, version=version)
+    evidence = load_evidence(args.evidence, name=parsed.name, version=version, stage=args.stage)
+    in_ledger = bind_evidence(evidence, path=args.evidence, name=parsed.name, version=version,
+                              sealed_sha256=recorded_digest(mv), ledger=ledger)
     tags = {str(t.get("key")): str(t.get("value")) for t in mv.get("tags") or [] if isinstance(t, dict)}
     rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=tags, stage=args.stage)
     report = read_report(
@@ -93,7 +96,12 @@ def run_record(args: argparse.Namespace) -> int:
         evidence=evidence,
         rules=rules,
         rules_source=source,
+        evidence_in_ledger=in_ledger,
     )
+    if not in_ledger:
+        err(f"warning: the ledger {ledger.location} holds no `gated` entry for models:/{parsed.name}/{version}: "
+            "the evidence was not found in the ledger (evidence_in_ledger: false); only its digest and the seal "
+            "vouch for it. Configure MLGATE_LEDGER for the whole pipeline so `mlgate gate` writes one")
     if outcome.refused:
         return _refused(platform, outcome, "record", ledger.location)
     was = f" (was {outcome.previous_version})" if outcome.previous_version else ""
@@ -103,7 +111,8 @@ def run_record(args: argparse.Namespace) -> int:
     )
     for line in _approver_lines(outcome):
         out(line)
-    out(f"  evidence sha256 {outcome.entry.get('evidence_sha256')}; duties checked against {source}")
+    found = "found in the ledger" if in_ledger else "NOT found in the ledger"
+    out(f"  evidence sha256 {outcome.entry.get('evidence_sha256')} ({found}); duties checked against {source}")
     out(_ledger_line(outcome, ledger.location))
     if platform.is_ci:
         platform.set_output("approver", ", ".join(str(a.get("name")) for a in outcome.entry.get("approvers") or []))

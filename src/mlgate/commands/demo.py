@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             step("1. seal the registered version's files in MLflow", ["seal", "--model", traced], 0)
             step("2. lineage of the traced model", ["lineage", traced], 0)
             step("3. gate the files about to be deployed (expect: pass)",
-                 ["gate", traced, "--artifacts", str(deploy), "--policy", str(policy),
+                 ["gate", traced, "--artifacts", str(deploy), "--policy", str(policy), "--stage", "production",
                   "--evidence-dir", str(evidence)], 0)
             shutil.copytree(deploy, tampered)
             with open(tampered / "MLmodel", "a") as f:

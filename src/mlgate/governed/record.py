@@ -2,7 +2,8 @@
 
 ``record REF --stage S``:
 
-1. resolve REF in MLflow; check the gate's evidence pack (digest, same version, passed);
+1. resolve REF in MLflow; check the gate's evidence pack (digest, same version, gated for stage S,
+   passed) and bind it to the version's current seal and the gate's ``gated`` ledger entry;
 2. read the named approver(s) from the CI (or ``--approver``/``--comment`` locally);
 3. enforce separation of duties (policy ``approvals:`` block); on a violation append a
    ``refused`` entry, promote nothing and exit 1;
@@ -189,6 +190,7 @@ def record(
     evidence: Mapping[str, Any],
     rules: DutyRules,
     rules_source: str,
+    evidence_in_ledger: bool | None = None,
 ) -> Outcome:
     from mlgate.governed.evidence import evidence_summary
 
@@ -218,6 +220,8 @@ def record(
         "duty_rules_source": rules_source,
         "evidence": evidence_summary(dict(evidence)) if evidence else None,
     }
+    if evidence_in_ledger is not None:
+        details["evidence_in_ledger"] = evidence_in_ledger
     if violations:
         details["violations"] = [v.to_dict() for v in violations]
         entry, created = ledger.append(

@@ -26,6 +26,7 @@ def test_demo_runs_the_whole_flow_and_stops_its_server(tmp_path: Path, capsys: p
     assert "chain intact" in out
     evidence = json.loads((work / "evidence" / "evidence.json").read_text())
     assert evidence["decision"]["passed"] is True
+    assert evidence["stage"] == "production"  # record --stage production only takes evidence gated for it
     ledger = [json.loads(line) for line in (work / "ledger.jsonl").read_text().splitlines()]
     assert [(e["event"], e["model"]) for e in ledger] == [
         ("sealed", "models:/credit-risk/1"),
@@ -36,6 +37,7 @@ def test_demo_runs_the_whole_flow_and_stops_its_server(tmp_path: Path, capsys: p
     ]
     assert [e["details"]["passed"] for e in ledger if e["event"] == "gated"] == [True, False, False]
     assert ledger[1]["evidence_sha256"] == ledger[4]["evidence_sha256"] == evidence["evidence_sha256"]
+    assert ledger[4]["details"]["evidence_in_ledger"] is True
     uri = re.search(r"local MLflow on (http://127\.0\.0\.1:(\d+))", out)
     assert uri is not None
     with socket.socket() as sock, pytest.raises(OSError):

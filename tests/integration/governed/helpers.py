@@ -19,6 +19,7 @@ CI_VARS = (
     "AZURE_STORAGE_CONNECTION_STRING",
 )
 AUTHOR = "dora.developer"  # mlflow.user of every training run
+SEAL = "ef" * 32  # the mlgate.manifest.sha256 every registered version carries (and write_evidence gates)
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Registered:
 
 
 def register(uri: str, versions: int = 2, *, author: str = AUTHOR, risk: str | None = None) -> Registered:
-    """A registered model with ``versions`` versions, each from its own run authored by ``author``."""
+    """A registered model with ``versions`` sealed versions, each from its own run authored by ``author``."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
@@ -44,7 +45,10 @@ def register(uri: str, versions: int = 2, *, author: str = AUTHOR, risk: str | N
         run = client.create_run(exp, tags={"mlflow.user": author, "mlflow.source.git.commit": "ab" * 20})
         client.set_terminated(run.info.run_id)
         mv = client.create_model_version(
-            name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id, tags={"risk_class": risk} if risk else None
+            name,
+            f"runs:/{run.info.run_id}/model",
+            run_id=run.info.run_id,
+            tags={"mlgate.manifest.sha256": SEAL, **({"risk_class": risk} if risk else {})},
         )
         made.append(str(mv.version))
         runs.append(run.info.run_id)
@@ -68,7 +72,14 @@ def alias_of(uri: str, name: str, alias: str) -> str | None:
 
 
 def write_evidence(
-    path: Path, name: str, version: str, *, approvals: dict[str, Any] | None = None, passed: bool = True
+    path: Path,
+    name: str,
+    version: str,
+    *,
+    approvals: dict[str, Any] | None = None,
+    passed: bool = True,
+    stage: str | None = "production",
+    manifest: str = SEAL,
 ) -> Path:
     """An evidence pack as `mlgate gate` writes it (same digest rule), for the version."""
     import json
@@ -80,10 +91,10 @@ def write_evidence(
         "kind": "mlgate-evidence",
         "generated_at": "2026-01-01T00:00:00+00:00",
         "model": {"ref": f"models:/{name}/{version}", "name": name, "version": version, "alias": None},
-        "stage": "production",
+        "stage": stage,
         "risk": {"class": "high", "source": "policy default_risk"},
         "policy": {"source": "policy.yaml", "sha256": "cd" * 32},
-        "manifest": {"sha256": "ef" * 32},
+        "manifest": {"sha256": manifest},
         "requirements": {
             "approvals": approvals or {"min_approvers": 1, "approver_not_author": True, "approver_not_requester": True}
         },

@@ -313,3 +313,89 @@ def test_rewritten_ledger_is_caught_by_the_mlflow_anchor(
     assert main(["audit", "verify", "--ledger", env["ledger"]]) == 0
     assert "no anchor was checked" in capsys.readouterr().err
     assert main(["audit", "verify", "--ledger", env["ledger"], "--require-anchors"]) == 1
+
+# ---------------------------------------------------------------------------- binding the evidence
+def _gated(env: dict[str, str], model_ref: str, evidence: Path, *, passed: bool) -> None:
+    """The `gated` entry `mlgate gate --ledger` appends for this evidence."""
+    from mlgate.governed.events import log_event
+    from mlgate.platforms.base import CIContext
+
+    digest = json.loads(evidence.read_text())["evidence_sha256"]
+    name, version = model_ref.removeprefix("models:/").split("/")
+    log_event(env["ledger"], "gated", name=name, version=version, ci=CIContext("local"), evidence_sha256=digest,
+              details={"passed": passed, "failed_rules": [], "stage": "production"}, fingerprint=digest)
+
+
+@pytest.mark.parametrize("gated_for", [None, "staging"])
+def test_evidence_gated_for_another_stage_is_refused(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str], gated_for: str | None
+) -> None:
+    model = register(env["uri"], 1)
+    write_evidence(Path("evidence/evidence.json"), model.name, model.versions[0], stage=gated_for)
+    assert record(env, model.ref(), "--stage", "production", "--approver", "Ana", "--comment", "ok") == 1
+    err = capsys.readouterr().err
+    assert "not for 'production'" in err and "mlgate gate ... --stage production" in err
+    assert not open_ledger(env["ledger"]).exists()
+    assert alias_of(env["uri"], model.name, "production") is None
+    if gated_for == "staging":  # the stage it was gated for is recorded
+        assert record(env, model.ref(), "--stage", "staging", "--approver", "Ana", "--comment", "ok") == 0
+        assert alias_of(env["uri"], model.name, "staging") == model.versions[0]
+
+
+def test_evidence_for_an_older_seal_or_an_unsealed_version_is_refused(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow import MlflowClient
+
+    model = register(env["uri"], 2)
+    write_evidence(Path("evidence/evidence.json"), model.name, model.versions[0])
+    MlflowClient(env["uri"]).set_model_version_tag(model.name, model.versions[0], "mlgate.manifest.sha256", "12" * 32)
+    assert record(env, model.ref(0), "--approver", "Ana", "--comment", "ok") == 1
+    assert "re-sealed after the gate" in capsys.readouterr().err
+    MlflowClient(env["uri"]).delete_model_version_tag(model.name, model.versions[1], "mlgate.manifest.sha256")
+    write_evidence(Path("evidence/evidence.json"), model.name, model.versions[1])
+    assert record(env, model.ref(1), "--approver", "Ana", "--comment", "ok") == 1
+    assert "carries no seal" in capsys.readouterr().err
+    assert not open_ledger(env["ledger"]).exists()
+
+
+def test_forged_pass_is_refused_when_the_ledger_holds_the_gate(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = register(env["uri"], 1)
+    path = Path("evidence/evidence.json")
+    _gated(env, model.ref(), write_evidence(path, model.name, model.versions[0], passed=False), passed=False)
+    # the pipeline flips decision.passed and recomputes the unkeyed digest
+    write_evidence(path, model.name, model.versions[0], passed=True)
+    assert record(env, model.ref(), "--approver", "Ana", "--comment", "ok") == 1
+    assert "none passed with evidence sha256" in capsys.readouterr().err
+    assert [e["event"] for e in entries(env)] == ["gated"]
+    assert alias_of(env["uri"], model.name, "production") is None
+
+
+def test_evidence_of_a_passing_gate_in_the_ledger_is_recorded(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = register(env["uri"], 1)
+    _gated(env, model.ref(), write_evidence(Path("evidence/evidence.json"), model.name, model.versions[0]),
+           passed=True)
+    capsys.readouterr()
+    assert record(env, model.ref(), "--approver", "Ana", "--comment", "ok") == 0
+    captured = capsys.readouterr()
+    assert "(found in the ledger)" in captured.out and "warning" not in captured.err
+    gated, approved = entries(env)
+    assert approved["evidence_sha256"] == gated["evidence_sha256"]
+    assert approved["details"]["evidence_in_ledger"] is True  # type: ignore[index]
+
+
+def test_evidence_without_a_gated_entry_is_recorded_and_says_so(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = register(env["uri"], 1)
+    write_evidence(Path("evidence/evidence.json"), model.name, model.versions[0])
+    assert record(env, model.ref(), "--approver", "Ana", "--comment", "ok") == 0
+    captured = capsys.readouterr()
+    assert "NOT found in the ledger" in captured.out
+    assert "evidence_in_ledger: false" in captured.err
+    [entry] = entries(env)
+    assert entry["details"]["evidence_in_ledger"] is False  # type: ignore[index]
