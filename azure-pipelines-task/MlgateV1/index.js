@@ -46,6 +46,7 @@ const OPTIONS = [
   ['json', '--json', 'bool', ['lineage', 'audit-show']],
   ['file', '--file', 'string', ['audit-verify']],
   ['noAnchors', '--no-anchors', 'bool', ['audit-verify', 'audit-export']],
+  ['requireAnchors', '--require-anchors', 'bool', ['audit-verify', 'audit-export']],
 ];
 
 // mlgate's exit codes (its CLI contract) -> task result.
