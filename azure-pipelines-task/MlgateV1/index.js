@@ -42,7 +42,7 @@ const OPTIONS = [
   ['concurrency', '--concurrency', 'string', ['secrets']],
   ['evidence', '--evidence', 'string', ['record']],
   ['approvalStage', '--approval-stage', 'string', ['record', 'rollback']],
-  ['ledger', '--ledger', 'string', ['record', 'rollback', 'audit-show', 'audit-verify', 'audit-export']],
+  ['ledger', '--ledger', 'string', ['seal', 'gate', 'record', 'rollback', 'audit-show', 'audit-verify', 'audit-export']],
   ['json', '--json', 'bool', ['lineage', 'audit-show']],
   ['file', '--file', 'string', ['audit-verify']],
   ['noAnchors', '--no-anchors', 'bool', ['audit-verify', 'audit-export']],

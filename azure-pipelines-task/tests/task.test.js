@@ -108,6 +108,21 @@ test('seal: optional directory, booleans as bare flags, values that start with -
   assert.ok(tr.succeeded, tr.stdout);
 });
 
+test('seal --model and gate get the ledger (record checks the gate\'s entry there)', async () => {
+  const cases = [
+    [{ command: 'seal', model: 'models:/fraud/3', ledger: 'file:ledger.jsonl' },
+      ['-m', 'mlgate', 'seal', '--model=models:/fraud/3', '--ledger=file:ledger.jsonl']],
+    [{ command: 'gate', ref: 'models:/fraud/3', stage: 'production', ledger: 'file:ledger.jsonl' },
+      ['-m', 'mlgate', 'gate', 'models:/fraud/3', '--stage=production', '--ledger=file:ledger.jsonl']],
+  ];
+  for (const [inputs, args] of cases) {
+    const cmdline = [PY, ...args].join(' ');
+    const tr = await runTask({ inputs, answers: { ...WHICH, ...execAnswer(cmdline, 0) } });
+    assert.deepEqual(execArgs(tr), args);
+    assert.ok(tr.succeeded, tr.stdout);
+  }
+});
+
 test('audit show with a ledger', async () => {
   const args = ['-m', 'mlgate', 'audit', 'show', 'fraud@production', '--ledger=ledger.jsonl', '--json'];
   const cmdline = [PY, ...args].join(' ');

@@ -1,0 +1,106 @@
+"""The shipped templates give the seal and gate steps the same audit ledger as the record step.
+
+`mlgate record` binds the evidence to the gate's `gated` ledger entry only when it finds that entry
+in the ledger it records to, so a template that leaves the ledger off seal or gate always records
+`evidence_in_ledger: false`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.packaging.conftest import ROOT, TASK_DIR
+from tests.packaging.test_azure_templates import our_steps
+
+pytestmark = pytest.mark.packaging
+
+AZURE = ROOT / "templates" / "azure-pipelines"
+GITHUB = ROOT / "templates" / "github"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def azure_step(template: str, command: str) -> dict[str, Any]:
+    steps = [s for s in our_steps(load(AZURE / template)) if s["inputs"]["command"] == command]
+    assert len(steps) == 1, f"{template}: expected one `{command}` step of our task, found {len(steps)}"
+    return steps[0]
+
+
+def azure_parameters(template: str) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in load(AZURE / template)["parameters"]}
+
+
+@pytest.mark.parametrize(
+    ("template", "command"),
+    [("register-seal.yml", "seal"), ("gate.yml", "gate"), ("deploy.yml", "record")],
+)
+def test_azure_step_receives_the_ledger_parameter(template: str, command: str) -> None:
+    step = azure_step(template, command)
+    assert step["inputs"].get("ledger") == "${{ parameters.ledger }}", f"{template}: {command} has no ledger"
+    assert "ledger" in azure_parameters(template), f"{template}: no `ledger` parameter"
+
+
+@pytest.mark.parametrize("template", ["register-seal.yml", "gate.yml"])
+def test_azure_seal_and_gate_ledger_defaults_to_none(template: str) -> None:
+    assert azure_parameters(template)["ledger"].get("default") == ""
+
+
+def test_azure_example_pipeline_passes_one_ledger_to_every_stage() -> None:
+    pipeline = load(AZURE / "pipeline.yml")
+    ledgers = {stage["template"]: stage["parameters"].get("ledger") for stage in pipeline["stages"]}
+    assert set(ledgers) == {"register-seal.yml", "gate.yml", "deploy.yml"}
+    assert None not in ledgers.values(), ledgers
+    assert len(set(ledgers.values())) == 1, ledgers
+
+
+def test_azure_task_passes_the_ledger_to_seal_and_gate() -> None:
+    spec = json.loads((TASK_DIR / "task.json").read_text(encoding="utf-8"))
+    ledger = next(i for i in spec["inputs"] if i["name"] == "ledger")
+    shown = {part.split("=")[1].strip() for part in ledger["visibleRule"].split("||")}
+    assert {"seal", "gate", "record"} <= shown
+    source = (TASK_DIR / "index.js").read_text(encoding="utf-8")
+    line = next(x for x in source.splitlines() if x.strip().startswith("['ledger', '--ledger'"))
+    for command in ("seal", "gate", "record"):
+        assert f"'{command}'" in line, f"index.js does not pass --ledger to {command}"
+
+
+def github_step(workflow: str, command: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    document = load(GITHUB / workflow)
+    for job in document["jobs"].values():
+        for step in job.get("steps", []):
+            if step.get("uses") == "./.mlgate-action" and step.get("with", {}).get("command") == command:
+                return job, step
+    raise AssertionError(f"{workflow}: no mlgate `{command}` step")
+
+
+@pytest.mark.parametrize(
+    ("workflow", "command"),
+    [("mlgate-register-seal.yml", "seal"), ("mlgate-gate.yml", "gate"), ("mlgate-deploy.yml", "record")],
+)
+def test_github_step_receives_the_ledger_input(workflow: str, command: str) -> None:
+    job, step = github_step(workflow, command)
+    assert step["with"].get("ledger") == "${{ inputs.ledger }}", f"{workflow}: {command} has no ledger"
+    # yaml 1.1 reads the `on:` key as True
+    trigger = load(GITHUB / workflow)[True]["workflow_call"]
+    assert "ledger" in trigger["inputs"], f"{workflow}: no `ledger` input"
+    assert job["permissions"].get("id-token") == "write", f"{workflow}: the job lacks id-token: write"
+
+
+def test_github_example_passes_one_ledger_to_every_job() -> None:
+    jobs = load(GITHUB / "examples" / "release.yml")["jobs"]
+    ledgers = {name: job["with"].get("ledger") for name, job in jobs.items()}
+    assert set(ledgers) == {"register", "gate", "deploy"}
+    assert None not in ledgers.values(), ledgers
+    assert len(set(ledgers.values())) == 1, ledgers
+
+
+def test_action_ledger_input_says_it_applies_to_seal_and_gate() -> None:
+    description = load(ROOT / "action.yml")["inputs"]["ledger"]["description"]
+    assert "seal" in description and "gate" in description
