@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlgate.ledger.base import Draft, Entry, Ledger, LedgerUnavailable, chain, find_key, parse_line
@@ -50,11 +50,38 @@ def open_azure_blob(account_url: str, container: str, blob: str, *, location: st
                 redact.register(part.split("=", 1)[1])
         client = ContainerClient.from_connection_string(connection, container, **CLIENT_OPTIONS)
     else:
+        client = ContainerClient(account_url, container, credential=_credential(os.environ), **CLIENT_OPTIONS)
+    return AzureBlobLedger(client, blob, location=location)
+
+
+def _credential(env: Mapping[str, str]) -> Any:
+    """The identity that writes the ledger.
+
+    With ``MLGATE_IDENTITY`` set (``github-oidc``, ``azure-pipelines``, ``managed``, ``environment``
+    or ``auto``, plus ``MLGATE_CLIENT_ID``/``MLGATE_TENANT_ID``/``MLGATE_SERVICE_CONNECTION_ID``), the
+    same credential `mlgate secrets` uses: GitHub-hosted runners reach the blob through their OIDC
+    federation. Otherwise azure-identity's DefaultAzureCredential (managed identity on a self-hosted
+    agent, environment variables, a developer's login).
+    """
+    identity = (env.get("MLGATE_IDENTITY") or "").strip()
+    if not identity:
         from azure.identity import DefaultAzureCredential
 
-        credential = DefaultAzureCredential()
-        client = ContainerClient(account_url, container, credential=credential, **CLIENT_OPTIONS)
-    return AzureBlobLedger(client, blob, location=location)
+        return DefaultAzureCredential()
+    from mlgate import redact
+    from mlgate.secrets.credentials import IdentityOptions, choose
+
+    options = IdentityOptions(
+        identity=identity,
+        client_id=env.get("MLGATE_CLIENT_ID") or None,
+        tenant_id=env.get("MLGATE_TENANT_ID") or None,
+        service_connection_id=env.get("MLGATE_SERVICE_CONNECTION_ID") or None,
+    )
+
+    def forget(token: str) -> None:  # every ID token fetched for the exchange is redacted from output
+        redact.register(token)
+
+    return choose(options, env, on_id_token=forget).credential
 
 
 def split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
