@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mlgate.approvals import ApprovalReport
 from mlgate.console import err, out
 from mlgate.governed.record import Outcome
 
@@ -49,12 +50,26 @@ def _summary_markdown(outcome: Outcome, title: str) -> str:
     )
 
 
+def _approvals(args: argparse.Namespace, platform_name: str) -> ApprovalReport:
+    """Who approved this run, from the CI's approvals (or --approver/--comment on a local run)."""
+    from mlgate.governed.record import read_report
+
+    return read_report(
+        platform_name,
+        stage=args.stage,
+        approvers=args.approver,
+        comment=args.comment,
+        approval_stage=args.approval_stage,
+        environment=args.environment,
+    )
+
+
 def run_record(args: argparse.Namespace) -> int:
     import os
 
     from mlgate.errors import UsageError
     from mlgate.governed.evidence import bind_evidence, load_evidence
-    from mlgate.governed.record import duty_rules, read_report, record
+    from mlgate.governed.record import duty_rules, record
     from mlgate.ledger import open_ledger
     from mlgate.lineage.artifacts import recorded_digest
     from mlgate.lineage.mlflow import MlflowClient
@@ -78,14 +93,7 @@ def run_record(args: argparse.Namespace) -> int:
                               sealed_sha256=recorded_digest(mv), ledger=ledger)
     tags = {str(t.get("key")): str(t.get("value")) for t in mv.get("tags") or [] if isinstance(t, dict)}
     rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=tags, stage=args.stage)
-    report = read_report(
-        platform.name,
-        stage=args.stage,
-        approvers=args.approver,
-        comment=args.comment,
-        approval_stage=args.approval_stage,
-        environment=args.environment,
-    )
+    report = _approvals(args, platform.name)
     outcome = record(
         f"models:/{parsed.name}/{version}",
         stage=args.stage,
@@ -124,7 +132,7 @@ def run_record(args: argparse.Namespace) -> int:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    from mlgate.governed.record import read_report, rollback
+    from mlgate.governed.record import rollback
     from mlgate.ledger import open_ledger
     from mlgate.lineage.mlflow import MlflowClient
     from mlgate.platforms import detect_platform
@@ -133,14 +141,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     ci = platform.context()
     ledger = open_ledger(args.ledger)
     client = MlflowClient.from_env()
-    report = read_report(
-        platform.name,
-        stage=args.stage,
-        approvers=args.approver,
-        comment=args.comment,
-        approval_stage=args.approval_stage,
-        environment=args.environment,
-    )
+    report = _approvals(args, platform.name)
     outcome = rollback(args.name, stage=args.stage, ledger=ledger, client=client, ci=ci, report=report)
     if outcome.refused:
         return _refused(platform, outcome, "rollback", ledger.location)
