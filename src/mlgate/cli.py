@@ -17,6 +17,7 @@ from types import ModuleType
 
 from mlgate import __version__
 from mlgate.console import err
+from mlgate.deadline import DEFAULT_SECONDS
 from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error, UsageError
 from mlgate.redact import redact_logging
 
@@ -57,10 +58,28 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
         help="explain each step (repeat for debug output)",
     )
     parent.add_argument(
+        "--deadline", type=_seconds, metavar="SECONDS",
+        default=DEFAULT_SECONDS if top else argparse.SUPPRESS,
+        help=f"stop with exit 3 when the command has not finished after SECONDS (default {DEFAULT_SECONDS:g}; "
+        "0: none); every server, store and lock mlgate waits for is bounded by it",
+    )
+    parent.add_argument(
         "--platform", choices=PLATFORMS, default="auto" if top else argparse.SUPPRESS,
         help="CI platform for masking, outputs and summaries (default: detected from GITHUB_ACTIONS / TF_BUILD)",
     )
     return parent
+
+
+def _seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0 or value > 7 * 86400:
+        raise argparse.ArgumentTypeError(f"not a number of seconds between 0 and 604800: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,8 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)
+    from mlgate.deadline import armed
+
     try:
-        code: int = args._module.run(args)
+        with armed(args.deadline):
+            code: int = args._module.run(args)
         return code
     except Error as exc:
         err(exc.diagnostics())
@@ -165,5 +187,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    After a deadline passed, a worker thread may still be blocked on a stalled server; the
+    process then exits at once (output flushed) instead of waiting for it at shutdown.
+    """
+    code = main()
+    from mlgate.deadline import expired
+
+    if expired():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,7 +1,23 @@
-"""``requests`` sessions with timeouts and bounded retries on 429/5xx honouring Retry-After."""
+"""``requests`` sessions that fail closed: timeouts, bounded retries, same-origin redirects, capped bodies.
+
+Every client of mlgate that speaks HTTP through ``requests`` (MLflow, Azure DevOps, GitHub,
+the identity endpoints, the check service's callbacks) gets its session from
+:func:`make_session`:
+
+* every request has a (connect, read) timeout;
+* 429/5xx are retried a bounded number of times, honouring ``Retry-After``;
+* a redirect is followed only to the **same origin** (scheme, host, port) and at most
+  :data:`MAX_REDIRECTS` times; a 3xx to another origin raises :class:`OffOriginRedirect`
+  (exit 3), so another host can never supply an answer or receive our credentials;
+* :func:`read_body` / :func:`read_json` read an answer with a size cap and a wall-clock cap
+  (a server trickling one byte at a time cannot stall the gate), and parse JSON with the
+  bounds of :mod:`mlgate.jsonvalue`.
+"""
 
 from __future__ import annotations
 
+import time
+import urllib.parse
 from typing import Any
 
 import requests
@@ -9,21 +25,65 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from mlgate import __version__
+from mlgate.errors import NetworkError
+from mlgate.urls import safe_url
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
+MAX_JSON_BYTES = 64 << 20  # an API answer larger than this is refused
+BODY_SECONDS = 60.0  # the longest an API answer may take to arrive once its headers came
+_READ_STEP = 64 << 10
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url`` with the scheme's default port filled in."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def same_origin(a: str, b: str) -> bool:
+    return origin(a) == origin(b)
+
+
+class OffOriginRedirect(NetworkError):
+    """A server answered a redirect to another origin (exit 3); it was not followed."""
 
 
 class TimeoutSession(requests.Session):
-    """A Session whose every request has a timeout, unless the caller gives one."""
+    """A Session whose every request has a timeout and whose redirects stay on one origin."""
 
     def __init__(self, timeout: float | tuple[float, float] = DEFAULT_TIMEOUT) -> None:
         super().__init__()
         self.default_timeout = timeout
+        self.max_redirects = MAX_REDIRECTS
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.default_timeout)
         return super().request(method, url, *args, **kwargs)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        here = resp.url or (resp.request.url if resp.request is not None else "") or ""
+        there = urllib.parse.urljoin(here, target)
+        if not same_origin(here, there):
+            resp.close()
+            raise OffOriginRedirect(
+                f"{safe_url(here)} answered {resp.status_code} redirecting to another origin "
+                f"({safe_url(there)}); it was not followed",
+                hint="point mlgate at the service itself (not at a proxy or login page that redirects "
+                "elsewhere); nothing was passed",
+            )
+        return target
 
 
 def make_session(
@@ -36,18 +96,21 @@ def make_session(
     """A session retrying 429/5xx a bounded number of times, honouring ``Retry-After``.
 
     POSTs are retried too by default: MLflow's write calls used here (set tag, set alias)
-    are idempotent. Pass ``retry_methods`` to narrow it.
+    are idempotent. Pass ``retry_methods`` to narrow it. urllib3 itself follows no
+    redirect (``redirect=False``): requests does, through the same-origin check above.
     """
     retry = Retry(
         total=total_retries,
         connect=total_retries,
         read=2,
+        redirect=False,
         status=total_retries,
         backoff_factor=backoff_factor,
         backoff_max=30,
         status_forcelist=RETRY_STATUSES,
         allowed_methods=retry_methods or frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST", "PATCH"}),
         respect_retry_after_header=True,
+        raise_on_redirect=False,
         raise_on_status=False,
     )
     session = TimeoutSession(timeout)
@@ -56,3 +119,76 @@ def make_session(
     session.mount("https://", adapter)
     session.headers["User-Agent"] = f"mlgate/{__version__}"
     return session
+
+
+def read_body(
+    response: requests.Response,
+    *,
+    what: str,
+    limit: int = MAX_JSON_BYTES,
+    seconds: float = BODY_SECONDS,
+) -> bytes:
+    """The body of ``response``, refusing more than ``limit`` bytes or more than ``seconds`` to arrive.
+
+    Works for streamed (``stream=True``) and already-read responses. Raises
+    :class:`NetworkError` (exit 3) naming the limit.
+    """
+    if getattr(response, "_content_consumed", False):  # already read by requests (not streamed)
+        data = response.content or b""
+        if len(data) > limit:
+            raise NetworkError(f"{what}: the answer is larger than {_size(limit)} (limit)",
+                               hint="check the service; nothing was passed")
+        return data
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        response.close()
+        raise NetworkError(f"{what}: the answer announces {declared} bytes, more than {_size(limit)} (limit)",
+                           hint="check the service; nothing was passed")
+    started = time.monotonic()
+    buffer = bytearray()
+    raw = response.raw
+    try:
+        while True:
+            chunk = raw.read1(_READ_STEP) if hasattr(raw, "read1") else raw.read(_READ_STEP)
+            if not chunk:
+                break
+            buffer += chunk
+            if len(buffer) > limit:
+                raise NetworkError(f"{what}: the answer is larger than {_size(limit)} (limit)",
+                                   hint="check the service; nothing was passed")
+            if time.monotonic() - started > seconds:
+                raise NetworkError(
+                    f"{what}: the answer took more than {seconds:.0f} s to arrive (limit; the server "
+                    "is trickling or stalled)",
+                    hint="check the service and the network; nothing was passed",
+                )
+    except requests.exceptions.RequestException as exc:
+        raise NetworkError(f"{what}: the answer was cut off ({type(exc).__name__})",
+                           hint="re-run; nothing was passed") from None
+    except Exception as exc:  # urllib3 read errors (ProtocolError, ReadTimeoutError, ...)
+        if isinstance(exc, NetworkError):
+            raise
+        raise NetworkError(f"{what}: the answer was cut off or timed out ({type(exc).__name__})",
+                           hint="re-run; nothing was passed") from None
+    finally:
+        response.close()
+    response._content = bytes(buffer)
+    setattr(response, "_content_consumed", True)  # noqa: B010 (not in requests' type stubs)
+    return bytes(buffer)
+
+
+def read_json(
+    response: requests.Response,
+    *,
+    what: str,
+    limit: int = MAX_JSON_BYTES,
+    seconds: float = BODY_SECONDS,
+) -> Any:
+    """The JSON value of ``response``'s body, read with :func:`read_body` and parsed with bounds."""
+    from mlgate.jsonvalue import parse_json
+
+    return parse_json(read_body(response, what=what, limit=limit, seconds=seconds), what=what)
+
+
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"

@@ -1,0 +1,44 @@
+"""URLs as mlgate prints them: never with user-info, a query string or a fragment.
+
+A URL may carry a password (``https://user:PW@host``) or a SAS signature (``?sig=...``);
+every URL that reaches a message, a log line, evidence or an output goes through
+:func:`safe_url` first.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user-info, query and fragment; a URL that does not parse prints as ``<invalid URL>``."""
+    text = str(url).strip()
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host += f":{port}"
+    if not parts.scheme and not parts.netloc:
+        # a bare path or name: drop anything after ? or #, and anything before an @
+        return text.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def safe_host(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` without credentials, safe to print."""
+    try:
+        parts = urllib.parse.urlsplit(str(url).strip())
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host += f":{port}"
+    return f"{parts.scheme}://{host}" if parts.scheme else host
