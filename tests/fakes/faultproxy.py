@@ -58,7 +58,8 @@ MODES = ("refuse", "5xx", "429", "redirect", "trickle", "garbage", "wrong-typed"
          "bignum")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
               "content-length", "host"}
-GARBAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>Sign in to continue</form></body></html>"
+GARBAGE = (b"<!DOCTYPE html><html><head><title>Sign in</title></head>"
+           b"<body><form>Sign in to continue</form></body></html>")
 _SENTINEL = "\u0000faultproxy-injected\u0000"
 
 
@@ -138,7 +139,8 @@ def set_field(document: Any, path: str, value: Any) -> Any:
     for step in steps[:-1]:
         node = node[_child(node, step)]
     last = _child(node, steps[-1])
-    node[last]  # noqa: B018 (the field must exist in the real answer)
+    if isinstance(node, dict) and last not in node:  # the field must exist in the real answer
+        raise KeyError(last)
     node[last] = value
     return document
 
