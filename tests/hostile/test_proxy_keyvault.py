@@ -148,7 +148,8 @@ def test_pass_through_hands_the_secrets_over(azure: FakeAzure, vault_proxy: Faul
     assert code == 0, output
     handed = parse_file_command(Path(env["GITHUB_OUTPUT"]).read_text())
     assert handed["A"] == SECRET and len(handed) == 5
-    assert len([s for s in vault_proxy.seen if s.path.startswith("/secrets?")]) == 3  # challenge + two pages, all via the proxy
+    # the challenge and both pages, all through the proxy (nextLink rewritten like any reverse proxy does)
+    assert len([s for s in vault_proxy.seen if s.path.startswith("/secrets?")]) == 3
     assert login_proxy.seen and not vault_proxy.faulted() and not login_proxy.faulted()
 
 
@@ -215,4 +216,24 @@ def test_trickle_is_cut_off_by_the_deadline(where: str, path: str, azure: FakeAz
     assert code == 3, output
     check_output(unmasked(output), canaries=leaked(azure), says=("deadline",))
     assert elapsed < 20, f"took {elapsed:.1f} s"
+    assert nothing_handed(env)
+
+
+@pytest.mark.parametrize(("where", "rule"), [
+    ("identity", Rule("bignum", path=MSI, field="expires_on")),
+    ("identity", Rule("wrong-typed", path=MSI, field="expires_on", value="soon")),
+    ("vault", Rule("wrong-typed", path=GET, nth=2, field="value", value={"x": 1})),
+    ("vault", Rule("garbage", path=GET, nth=2)),
+])
+def test_process_output_never_shows_a_token(where: str, rule: Rule, azure: FakeAzure, vault_proxy: FaultProxy,
+                                            login_proxy: FaultProxy, tmp_path: Path) -> None:
+    """The CLI process's whole output (log lines of the SDKs included) holds no token, header or value."""
+    env = setup(azure, login_proxy, tmp_path)
+    proxy = vault_proxy if where == "vault" else login_proxy
+    proxy.add(rule)
+    code, output = run_process(["secrets", "--vault", vault_proxy.url, "--secrets", "a", "-v", "--deadline", "30"],
+                               env=env, timeout=60)
+    assert proxy.faulted(rule.mode)
+    assert code == 3, output
+    check_output(unmasked(output), canaries=leaked(azure))
     assert nothing_handed(env)
