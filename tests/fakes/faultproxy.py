@@ -159,6 +159,7 @@ def deep_json(depth: int) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # stop() must not wait for a handler still trickling to a client
     request_queue_size = 64
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,64 @@ def github() -> Iterator[FakeGitHub]:
 def github_proxy(github: FakeGitHub) -> Iterator[FaultProxy]:
     with FaultProxy(github.server.url) as proxy:
         yield proxy
+
+
+@dataclass(frozen=True)
+class Recordable:
+    """A fresh sealed model version with passing evidence, ready for `mlgate record`."""
+
+    ref: str
+    name: str
+    version: str
+    ledger: str
+    evidence: str
+    tmp: Path
+
+    def argv(self, platform: str, *extra: str) -> list[str]:
+        return ["record", self.ref, "--platform", platform, "--ledger", self.ledger, "--evidence", self.evidence,
+                *extra]
+
+
+@pytest.fixture(scope="module")
+def registered_once(mlflow_server: str) -> tuple[str, str]:  # noqa: F811
+    """(name, version) of one sealed version per module, for the cases that must record nothing."""
+    from tests.integration.governed.helpers import register
+
+    model = register(mlflow_server, 1)
+    return model.name, model.versions[0]
+
+
+def _recordable(name: str, version: str, uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recordable:
+    from tests.integration.governed.helpers import write_evidence
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    evidence = write_evidence(tmp_path / "evidence" / "evidence.json", name, version)
+    return Recordable(f"models:/{name}/{version}", name, version, f"file:{tmp_path / 'ledger.jsonl'}",
+                      str(evidence), tmp_path)
+
+
+@pytest.fixture
+def recordable(registered_once: tuple[str, str], mlflow_server: str, tmp_path: Path,  # noqa: F811
+               monkeypatch: pytest.MonkeyPatch) -> Recordable:
+    """The module's shared version with evidence and a fresh ledger; MLflow direct (not proxied); cwd a temp
+    dir outside any git work tree. Cases using it must record nothing (they compare tags before/after)."""
+    return _recordable(*registered_once, mlflow_server, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def fresh_recordable(mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recordable:  # noqa: F811
+    """Like ``recordable`` but a version of its own, for the cases that do record."""
+    from tests.integration.governed.helpers import register
+
+    model = register(mlflow_server, 1)
+    return _recordable(model.name, model.versions[0], mlflow_server, tmp_path, monkeypatch)
+
+
+def ci_files(tmp: Path) -> dict[str, str]:
+    """The files a CI runner gives a step (outputs, summary, agent temp directory)."""
+    for name in ("gh-output", "gh-summary"):
+        (tmp / name).write_text("")
+    return {"GITHUB_OUTPUT": str(tmp / "gh-output"), "GITHUB_STEP_SUMMARY": str(tmp / "gh-summary"),
+            "AGENT_TEMPDIRECTORY": str(tmp)}

@@ -50,7 +50,7 @@ def transport(prefix: str, where: str, path: str, nth: int | None, secrets: str 
         Fault(f"{prefix}-429-forever", where, Rule("429", path=path, retry_after="0")),
         Fault(f"{prefix}-garbage", where, Rule("garbage", path=path, nth=nth)),
         Fault(f"{prefix}-redirect", where, Rule("redirect", path=path, nth=nth)),
-        Fault(f"{prefix}-huge", where, Rule("huge", path=path, nth=nth)),
+        Fault(f"{prefix}-huge", where, Rule("huge", path=path, nth=nth, declare=True)),
         Fault(f"{prefix}-truncated", where, Rule("truncated", path=path)),  # a one-off one is retried
         Fault(f"{prefix}-deep", where, Rule("deep", path=path, nth=nth)),
         Fault(f"{prefix}-bignum", where, Rule("bignum", path=path, nth=nth)),
@@ -71,6 +71,7 @@ CASES: list[Fault] = [
     Fault("list-page2-garbage", "vault", Rule("garbage", path=LIST, nth=3), secrets="*"),
     Fault("list-page2-huge", "vault", Rule("huge", path=LIST, nth=3), secrets="*"),
     *transport("msi", "identity", MSI, None),
+    Fault("get-huge-chunked", "vault", Rule("huge", path=GET, nth=2)),
     typed("get", "vault", GET, 2, "value", {"x": 1}),
     typed("get", "vault", GET, 2, "value", 5),
     typed("get", "vault", GET, 2, "value", None),
@@ -133,8 +134,9 @@ def test_fault_is_exit_3(fault: Fault, azure: FakeAzure, vault_proxy: FaultProxy
     assert proxy.errors == []
     assert code == 3, f"{fault.id}: exit {code}, expected 3:\n{output}"
     check_output(unmasked(output), canaries=leaked(azure), says=fault.says)
-    named = "vault" if fault.where == "vault" else "identity"
-    assert named in output.lower(), f"{fault.id}: the message does not name the {named}:\n{output}"
+    service = "vault" if fault.where == "vault" else "identity"
+    named = service in output.lower() or proxy.origin in output  # the service, or its URL
+    assert named, f"{fault.id}: the message names neither the {service} nor its URL:\n{output}"
     assert nothing_handed(env)
     off_origin_clean(azure, vault_proxy, login_proxy)
 
@@ -209,7 +211,7 @@ def test_trickle_is_cut_off_by_the_deadline(where: str, path: str, azure: FakeAz
     proxy = vault_proxy if where == "vault" else login_proxy
     proxy.add(Rule("trickle", path=path, interval=0.5))
     started = time.monotonic()
-    code, output = run_process(["secrets", "--vault", vault_proxy.url, "--secrets", "a", "--deadline", "3"],
+    code, output = run_process(["secrets", "--vault", vault_proxy.url, "--secrets", "a", "--deadline", "2"],
                                env=env, timeout=60)
     elapsed = time.monotonic() - started
     assert proxy.faulted("trickle")
