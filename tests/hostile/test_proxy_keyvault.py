@@ -89,7 +89,7 @@ CASES: list[Fault] = [
     typed("msi", "identity", MSI, None, "access_token", 5),
     typed("msi", "identity", MSI, None, "access_token", None),
     Fault("msi-expires-bignum", "identity", Rule("bignum", path=MSI, field="expires_on")),
-    Fault("get-exp-bignum", "vault", Rule("bignum", path=GET, nth=2, field="attributes.exp")),
+    Fault("get-created-bignum", "vault", Rule("bignum", path=GET, nth=2, field="attributes.created")),
 ]
 
 
