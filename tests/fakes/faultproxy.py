@@ -468,14 +468,17 @@ class FaultProxy:
         handler.wfile.flush()
 
 
-def _huge_chunks(size: int, step: int = 1 << 20) -> Iterator[bytes]:
+_FILLER = b"a" * (1 << 20)
+
+
+def _huge_chunks(size: int) -> Iterator[bytes]:
     """``size`` bytes of one JSON object ``{"x": "aaaa..."}`` (valid JSON, only too big)."""
     head, tail = b'{"x": "', b'"}'
     filler = size - len(head) - len(tail)
     yield head
     while filler > 0:
-        n = min(step, filler)
-        yield b"a" * n
+        n = min(len(_FILLER), filler)
+        yield _FILLER if n == len(_FILLER) else _FILLER[:n]
         filler -= n
     yield tail
 

@@ -69,7 +69,6 @@ CASES: list[Fault] = [
     *transport("get", "vault", GET, 2),
     *transport("list", "vault", LIST, 2, secrets="*"),
     Fault("list-page2-garbage", "vault", Rule("garbage", path=LIST, nth=3), secrets="*"),
-    Fault("list-page2-huge", "vault", Rule("huge", path=LIST, nth=3), secrets="*"),
     *transport("msi", "identity", MSI, None),
     Fault("get-huge-chunked", "vault", Rule("huge", path=GET, nth=2)),
     typed("get", "vault", GET, 2, "value", {"x": 1}),
