@@ -243,8 +243,8 @@ def test_bad_plan_headers_are_400_and_nothing_is_evaluated(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "the body is not JSON"),
-        ({"manifest_sha256": "c" * 64}, '"model"'),
+        (b"{not json", "the body: not valid JSON"),
+        ({"manifest_sha256": "c" * 64}, "the body: field model: expected a string, got null"),
         ({"model": "models:/m/1", "manifest_sha256": "xyz"}, "manifest_sha256"),
     ],
 )

@@ -88,7 +88,7 @@ def test_inline_secrets_in_the_file_are_refused(tmp_path: Path, policy: Path) ->
                 "MLGATE_SERVE_AZURE_DEVOPS_KEY": "k",
                 "MLGATE_SERVE_WORKERS": "zero",
             },
-            "bad value for workers",
+            "field workers: expected an integer",
         ),
         (
             {
@@ -108,7 +108,7 @@ def test_inline_secrets_in_the_file_are_refused(tmp_path: Path, policy: Path) ->
         ),
         (
             {"MLGATE_SERVE_POLICY": "{policy}", "MLGATE_SERVE_AZURE_DEVOPS_KEY_FILE": "/nonexistent/key"},
-            "cannot read the secret file for azure_devops_key",
+            "the secret file for azure_devops_key /nonexistent/key: no such file",
         ),
     ],
 )

@@ -122,8 +122,12 @@ def test_github_callback_url_must_be_plain_and_under_the_api(url: str, rebuilt: 
 
 def test_github_callback_url_under_an_enterprise_api_path() -> None:
     base = "https://ghe.example.com/api/v3/"
-    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/x", base) == "https://ghe.example.com/api/v3/repos/o/r/x"
-    assert callback_under("https://ghe.example.com/repos/o/r/x", base) is None
+    callback = "https://ghe.example.com/api/v3/repos/o/r/actions/runs/7/deployment_protection_rule"
+    assert callback_under(callback, base) == callback
+    assert callback_under("https://ghe.example.com/repos/o/r/actions/runs/7/deployment_protection_rule", base) is None
+    # under the API but not the documented callback: the installation token never goes there
+    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/x", base) is None
+    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/actions/runs/7/approvals", base) is None
 
 
 def test_replay_guard_expires_and_is_bounded() -> None:
