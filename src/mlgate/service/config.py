@@ -323,6 +323,11 @@ def _policy_path(text: object, base: Path) -> Path:
     policy = Path(text)
     if not policy.is_absolute():
         policy = base / policy
+    if policy.exists() and not policy.is_file():
+        raise InvalidInputError(
+            f"the release policy {str(policy)!r} is not a regular file",
+            hint="point MLGATE_SERVE_POLICY / `policy:` at the policy YAML itself (not a FIFO or a directory)",
+        )
     if not policy.is_file():
         raise UsageError(
             f"the release policy {str(policy)!r} does not exist",
