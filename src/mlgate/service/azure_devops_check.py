@@ -13,17 +13,28 @@ answer 200 at once, evaluate the gate on the background pool, then, with the job
 3. ``POST .../logs/{logId}`` appends the evidence summary,
 4. ``POST .../events`` sends ``TaskCompleted`` with ``result`` ``succeeded`` or ``failed``.
 
-Plain ``requests`` against these documented routes, not the ``azure-devops`` package: that
-package has no plan-events call (step 4 would be raw REST anyway), its client discovers routes
-with an extra ``OPTIONS {org}/_apis`` round trip and caches them on disk, and it costs about
-0.3 s to import. Four documented POST/PATCH calls need none of that.
+Plain REST against these documented routes, not the ``azure-devops`` package: that package has
+no plan-events call (step 4 would be raw REST anyway), its client discovers routes with an extra
+``OPTIONS {org}/_apis`` round trip and caches them on disk, and it costs about 0.3 s to import.
+The calls go through :func:`mlgate.http.make_session` and are never redirected with the token
+(a 3xx fails the call, and is reported in the service's log); every answer is read with a size
+and time cap (:func:`mlgate.http.read_json`) and the log id is checked as an integer.
 
 Authentication of the caller: the shared key, either as the password of HTTP Basic auth (a
 *Generic* service connection whose password is the key; the user name is ignored) or in an
 ``X-Mlgate-Key`` header (set from a secret variable of a variable group), compared in
-constant time. The ``AuthToken`` is only ever sent to a ``PlanUrl`` whose host is allowed
-(``azure_devops_allowed_hosts``, default ``dev.azure.com`` and ``*.visualstudio.com``), and only
-to the URL rebuilt from its strictly parsed parts (:mod:`mlgate.service.safe_url`).
+constant time.
+
+Every plan header that becomes part of a URL is checked against its documented shape before
+anything else happens (400 naming the header, nothing evaluated, no outbound call): the five
+ids are GUIDs, ``HubName`` is a plain word (``checks``, ``build``...; never ``..`` or a path),
+``AuthToken`` is printable, and ``PlanUrl`` is an organisation URL: its host allowed
+(``azure_devops_allowed_hosts``, default ``dev.azure.com`` and ``*.visualstudio.com``), https
+(http only on loopback), no userinfo, query or API path, and one of
+``azure_devops_organizations`` when that is set. Only the URL rebuilt from its strictly parsed
+parts (:mod:`mlgate.service.safe_url`) is used. The body is bounded JSON
+(:func:`mlgate.jsonvalue.parse_json`: no 5000-digit numbers, no deep nesting, no NaN) read
+field by field; anything else is 400.
 """
 
 from __future__ import annotations

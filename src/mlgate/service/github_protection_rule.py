@@ -9,13 +9,19 @@ GitHub sends ``POST /github/webhook`` with the ``deployment_protection_rule`` ev
 * find the model: ``deployment.payload.model`` (``payload`` as an object or a JSON string;
   optional ``manifest_sha256``), else the configured environment -> model mapping; without
   either the rule is rejected, saying so;
+* read the payload as bounded JSON, each field with its documented type (a wrong-typed
+  field, a 5000-digit number, deep nesting or NaN is 400, nothing evaluated);
 * evaluate on the background pool and answer on ``deployment_callback_url`` with an
-  installation token (PyGithub App auth): ``approved`` when the gate passes (the
-  environment's required reviewers still decide), ``rejected`` otherwise, with the evidence
-  summary as the comment (kept within GitHub's limit, linking the full evidence).
+  installation token (the App's JWT signed by PyGithub's ``Auth.AppAuth``, the token request
+  made through mlgate's session): ``approved`` when the gate passes (the environment's
+  required reviewers still decide), ``rejected`` otherwise, with the evidence summary as the
+  comment (kept within GitHub's limit, linking the full evidence).
 
-The callback URL must lie under the configured GitHub API URL, so a token is never sent
-elsewhere. PyGithub has no method for the callback itself; it is one documented POST.
+The callback URL must be the documented callback (``/repos/OWNER/REPO/actions/runs/ID/
+deployment_protection_rule``) under the configured GitHub API URL, so a token is never sent
+elsewhere; a redirect is followed only on the same origin (:func:`mlgate.http.make_session`),
+and every answer is read with a size and time cap. PyGithub has no method for the callback
+itself; it is one documented POST.
 """
 
 from __future__ import annotations
