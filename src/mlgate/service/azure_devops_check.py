@@ -143,10 +143,6 @@ def allowed_plan_url(url: str, allowed: tuple[str, ...], organizations: tuple[st
     return parts.url
 
 
-def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    return allowed_plan_url(url, allowed) is not None
-
-
 def _header_problem(name: str, value: str, config: ServiceConfig) -> str | None:
     """Why the plan header ``name`` does not have its documented shape (None: it does)."""
     if name in UUID_HEADERS:

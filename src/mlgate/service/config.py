@@ -21,7 +21,6 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mlgate import redact
 from mlgate.errors import InvalidInputError, UsageError
@@ -77,6 +76,49 @@ SETTINGS: dict[str, Setting] = {
     "key_vault_client_id": Setting(TEXT),
     **{f"{key}_secret_name": Setting(TEXT) for key in SECRET_KEYS},
 }
+
+@dataclass(frozen=True)
+class Values:
+    """The plain settings once read (each already checked against its :class:`Setting`), typed on the way out."""
+
+    data: Mapping[str, object]
+
+    def text(self, key: str) -> str | None:
+        value = self.data[key]
+        if value is None or isinstance(value, str):
+            return value
+        raise TypeError(key)  # pragma: no cover (the reads above give a string or None)
+
+    def required(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise TypeError(key)  # pragma: no cover (a default exists)
+        return value
+
+    def count(self, key: str) -> int:
+        value = self.data[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError(key)  # pragma: no cover
+
+    def seconds(self, key: str) -> float:
+        value = self.data[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError(key)  # pragma: no cover
+
+    def texts(self, key: str) -> list[str]:
+        value = self.data[key]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return [str(item) for item in value]
+        raise TypeError(key)  # pragma: no cover
+
+    def mapping(self, key: str) -> dict[str, str]:
+        value = self.data[key]
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        raise TypeError(key)  # pragma: no cover
+
 
 # GitHub documents 65,536 characters as the limit of a deployment review comment's body;
 # the OpenAPI description gives no maxLength, so we keep below that.
@@ -242,7 +284,7 @@ def _mapping(source: Fields, key: str, raw: object) -> dict[str, str]:
     return {str(name): values.text(str(name)) for name in values.data}
 
 
-def _plain_values(env: Mapping[str, str], file_data: Fields | None) -> dict[str, object]:
+def _plain_values(env: Mapping[str, str], file_data: Fields | None) -> Values:
     """Every plain setting: the environment variable wins over the file, the file over the default."""
     values: dict[str, object] = {}
     for key, setting in SETTINGS.items():
@@ -258,7 +300,7 @@ def _plain_values(env: Mapping[str, str], file_data: Fields | None) -> dict[str,
                 values[key] = setting.default
         except InvalidInputError as exc:  # Fields' own hint speaks of a server's answer
             raise InvalidInputError(exc.message, hint=f"fix {key}; `mlgate serve --help` lists every key") from None
-    return values
+    return Values(values)
 
 
 def _read_secret(key: str, environ: Mapping[str, str], file_data: Fields | None, base: Path) -> str | None:
@@ -314,8 +356,8 @@ def fetch_from_key_vault(
     return {secret.name: secret.value for secret in found}
 
 
-def _policy_path(text: object, base: Path) -> Path:
-    if not isinstance(text, str) or not text:
+def _policy_path(text: str | None, base: Path) -> Path:
+    if not text:
         raise UsageError(
             "the service needs a release policy",
             hint="set MLGATE_SERVE_POLICY (or `policy:` in the configuration file) to the policy YAML",
@@ -336,25 +378,24 @@ def _policy_path(text: object, base: Path) -> Path:
     return policy
 
 
-def _secrets(
-    values: Mapping[str, Any], env: Mapping[str, str], file_data: Fields | None, base: Path
-) -> dict[str, str | None]:
+def _secrets(values: Values, env: Mapping[str, str], file_data: Fields | None, base: Path) -> dict[str, str | None]:
     """The three secrets: a variable, a mounted file, or Key Vault (``<key>_secret_name``)."""
     secrets = {key: _read_secret(key, env, file_data, base) for key in SECRET_KEYS}
     from_vault = {
-        key: values[f"{key}_secret_name"]
+        key: name
         for key in SECRET_KEYS
-        if secrets[key] is None and values[f"{key}_secret_name"]
+        if secrets[key] is None and (name := values.text(f"{key}_secret_name"))
     }
     if from_vault:
-        if not values["key_vault"]:
+        vault = values.text("key_vault")
+        if not vault:
             raise UsageError(
                 f"{', '.join(k + '_secret_name' for k in from_vault)} given without a Key Vault",
                 hint="set MLGATE_SERVE_KEY_VAULT (or `key_vault:`) to the vault's name or URL",
             )
         fetched = fetch_from_key_vault(
-            values["key_vault"], list(from_vault.values()),
-            identity=values["key_vault_identity"], client_id=values["key_vault_client_id"], environ=env,
+            vault, list(from_vault.values()),
+            identity=values.required("key_vault_identity"), client_id=values.text("key_vault_client_id"), environ=env,
         )
         for key, name in from_vault.items():
             value = fetched[name]
@@ -363,7 +404,7 @@ def _secrets(
     return secrets
 
 
-def _check_enabled(secrets: Mapping[str, str | None], values: Mapping[str, Any]) -> None:
+def _check_enabled(secrets: Mapping[str, str | None], values: Values) -> None:
     if secrets["azure_devops_key"] is None and secrets["github_webhook_secret"] is None:
         raise UsageError(
             "neither the Azure DevOps check nor the GitHub protection rule is configured",
@@ -371,7 +412,7 @@ def _check_enabled(secrets: Mapping[str, str | None], values: Mapping[str, Any])
             "(with MLGATE_SERVE_GITHUB_APP_ID and MLGATE_SERVE_GITHUB_PRIVATE_KEY)",
         )
     if secrets["github_webhook_secret"] is not None and (
-        not values["github_app_id"] or secrets["github_private_key"] is None
+        not values.text("github_app_id") or secrets["github_private_key"] is None
     ):
         raise UsageError(
             "the GitHub protection rule needs the App id and private key as well as the webhook secret",
@@ -389,19 +430,20 @@ def _environment_models(mapping: Mapping[str, str]) -> dict[str, ModelRef]:
     return models
 
 
-def _check_urls(values: Mapping[str, Any]) -> None:
+def _check_urls(values: Values) -> None:
     from urllib.parse import urlsplit
 
     from mlgate.service.safe_url import parse_safe_url
 
     for key in ("public_url", "github_api_url", "mlflow_tracking_uri"):
-        url = values[key]
+        url = values.text(key)
         if url and urlsplit(url).scheme not in ("http", "https"):
             raise InvalidInputError(f"{key} must be an http(s) URL, got {safe_url(url)!r}")
-    if parse_safe_url(str(values["github_api_url"]).rstrip("/")) is None:
+    api = values.required("github_api_url")
+    if parse_safe_url(api.rstrip("/")) is None:
         raise InvalidInputError(
             f"github_api_url must be a plain URL (no userinfo, query or percent-encoding), got "
-            f"{safe_url(values['github_api_url'])!r}",
+            f"{safe_url(api)!r}",
             hint="https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server",
         )
 
@@ -431,28 +473,29 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Pat
         file_path = Path(path)
         file_data = _load_file(file_path)
         base = file_path.resolve().parent
-    values: dict[str, Any] = _plain_values(env, file_data)
-    policy = _policy_path(values["policy"], base)
+    values = _plain_values(env, file_data)
+    policy = _policy_path(values.text("policy"), base)
     secrets = _secrets(values, env, file_data, base)
     _check_urls(values)
+    public_url, evidence_dir = values.text("public_url"), values.text("evidence_dir")
     return ServiceConfig(
         policy=policy,
-        stage=values["stage"],
-        mlflow_tracking_uri=values["mlflow_tracking_uri"],
-        public_url=values["public_url"].rstrip("/") if values["public_url"] else None,
-        evidence_dir=Path(values["evidence_dir"]) if values["evidence_dir"] else None,
+        stage=values.required("stage"),
+        mlflow_tracking_uri=values.text("mlflow_tracking_uri"),
+        public_url=public_url.rstrip("/") if public_url else None,
+        evidence_dir=Path(evidence_dir) if evidence_dir else None,
         azure_devops_key=secrets["azure_devops_key"],
-        azure_devops_allowed_hosts=tuple(h.lower() for h in values["azure_devops_allowed_hosts"]),
-        azure_devops_organizations=_organizations(values["azure_devops_organizations"]),
-        github_app_id=values["github_app_id"],
+        azure_devops_allowed_hosts=tuple(h.lower() for h in values.texts("azure_devops_allowed_hosts")),
+        azure_devops_organizations=_organizations(values.texts("azure_devops_organizations")),
+        github_app_id=values.text("github_app_id"),
         github_private_key=secrets["github_private_key"],
         github_webhook_secret=secrets["github_webhook_secret"],
-        github_api_url=values["github_api_url"].rstrip("/"),
-        environment_models=_environment_models(values["environment_models"]),
-        max_body_bytes=values["max_body_bytes"],
-        workers=values["workers"],
-        max_pending=values["max_pending"],
-        replay_ttl_seconds=values["replay_ttl_seconds"],
-        replay_max_entries=values["replay_max_entries"],
-        callback_timeout_seconds=values["callback_timeout_seconds"],
+        github_api_url=values.required("github_api_url").rstrip("/"),
+        environment_models=_environment_models(values.mapping("environment_models")),
+        max_body_bytes=values.count("max_body_bytes"),
+        workers=values.count("workers"),
+        max_pending=values.count("max_pending"),
+        replay_ttl_seconds=values.seconds("replay_ttl_seconds"),
+        replay_max_entries=values.count("replay_max_entries"),
+        callback_timeout_seconds=values.seconds("callback_timeout_seconds"),
     )
