@@ -65,7 +65,7 @@ from mlgate.service.safe_url import parse_safe_url
 
 API_VERSION = "7.1"
 UUID_HEADERS = ("ProjectId", "PlanId", "JobId", "TimelineId", "TaskInstanceId")
-HEADERS = ("PlanUrl", "HubName", *UUID_HEADERS, "AuthToken")
+HEADERS = ("PlanUrl", "HubName", *UUID_HEADERS, "AuthToken")  # PlanUrl first: it is checked on its own
 # The documented shapes of the plan headers: GUIDs as Azure DevOps writes them; a hub name is a
 # plain word ("checks", "build", "rm", "release", "deployment"), never a path piece.
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -143,8 +143,16 @@ def allowed_plan_url(url: str, allowed: tuple[str, ...], organizations: tuple[st
     return parts.url
 
 
-def _header_problem(name: str, value: str, config: ServiceConfig) -> str | None:
-    """Why the plan header ``name`` does not have its documented shape (None: it does)."""
+PLAN_URL_PROBLEM = (
+    "header PlanUrl is not an allowed Azure DevOps organisation URL "
+    "(plain https://HOST/ORGANISATION, host in azure_devops_allowed_hosts, organisation in "
+    "azure_devops_organizations when set; no userinfo, backslash, whitespace, percent-encoding, "
+    "query, fragment or API path; set it to $(system.CollectionUri))"
+)
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """Why the plan header ``name`` (not PlanUrl) does not have its documented shape (None: it does)."""
     if name in UUID_HEADERS:
         return None if _GUID.match(value) else f"header {name} is not a GUID (8-4-4-4-12 hexadecimal digits)"
     if name == "HubName":
@@ -152,16 +160,7 @@ def _header_problem(name: str, value: str, config: ServiceConfig) -> str | None:
             "header HubName is not a hub name (a plain word such as 'checks' or 'build': "
             "letters, digits, '-' and '_'; set it to $(system.HostType))"
         )
-    if name == "AuthToken":
-        return None if _TOKEN.match(value) else "header AuthToken is not a token (set it to $(system.AccessToken))"
-    if allowed_plan_url(value, config.azure_devops_allowed_hosts, config.azure_devops_organizations) is None:
-        return (
-            "header PlanUrl is not an allowed Azure DevOps organisation URL "
-            "(plain https://HOST/ORGANISATION, host in azure_devops_allowed_hosts, organisation in "
-            "azure_devops_organizations when set; no userinfo, backslash, whitespace, percent-encoding, "
-            "query, fragment or API path; set it to $(system.CollectionUri))"
-        )
-    return None
+    return None if _TOKEN.match(value) else "header AuthToken is not a token (set it to $(system.AccessToken))"
 
 
 def parse_headers(request: Request, config: ServiceConfig) -> dict[str, str] | Reply:
@@ -174,16 +173,14 @@ def parse_headers(request: Request, config: ServiceConfig) -> dict[str, str] | R
             f"missing header(s): {', '.join(missing)}; configure them in the check's headers (see the mlgate README)",
             missing=missing,
         )
-    for name in HEADERS:
-        problem = _header_problem(name, values[name], config)
+    plan_url = allowed_plan_url(values["PlanUrl"], config.azure_devops_allowed_hosts, config.azure_devops_organizations)
+    if plan_url is None:
+        return error_reply(400, PLAN_URL_PROBLEM, reason="bad_header", header="PlanUrl")
+    for name in HEADERS[1:]:
+        problem = _header_problem(name, values[name])
         if problem is not None:
             return error_reply(400, problem, reason="bad_header", header=name)
-    for name in UUID_HEADERS:
-        values[name] = values[name].lower()
-    plan_url = allowed_plan_url(values["PlanUrl"], config.azure_devops_allowed_hosts, config.azure_devops_organizations)
-    assert plan_url is not None  # checked above
-    values["PlanUrl"] = plan_url
-    return values
+    return {**values, **{name: values[name].lower() for name in UUID_HEADERS}, "PlanUrl": plan_url}
 
 
 def parse_body(body: bytes) -> CheckBody:
@@ -196,7 +193,7 @@ def parse_body(body: bytes) -> CheckBody:
     manifest = fields.opt_text("manifest_sha256")
     if manifest is not None and not _SHA256.match(manifest):
         fields.fail("manifest_sha256", "must be 64 hexadecimal characters")
-    stage = fields.opt_text("stage")
+    stage = fields.opt_text("stage") or None  # "" (an unset pipeline variable): the configured stage
     if stage is not None and not _STAGE.match(stage):
         fields.fail("stage", "must be a stage name of the policy (letters, digits, '.', '-', '_'; at most 64)")
     ref: ModelRef | None

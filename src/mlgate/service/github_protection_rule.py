@@ -135,12 +135,10 @@ def _deployment_data(deployment: Fields) -> Fields:
     """The deployment's ``payload`` (an object, a JSON string of one, or empty)."""
     payload = deployment.raw("payload")
     if isinstance(payload, str):
-        payload = parse_json(payload, what="the deployment payload", error=InvalidInputError,
-                             hint='write {"model": "models:/NAME/VERSION"} as the deployment payload') \
-            if payload.strip() else None
-    if payload is None:
-        return Fields({}, "the deployment payload", error=InvalidInputError)
-    return Fields(payload, "the deployment payload", error=InvalidInputError)
+        text = payload.strip()
+        payload = parse_json(text, what="the deployment payload", error=InvalidInputError,
+                             hint='write {"model": "models:/NAME/VERSION"} as the deployment payload') if text else None
+    return Fields({} if payload is None else payload, "the deployment payload", error=InvalidInputError)
 
 
 def choose_model(deployment: Fields, environment: str, config: ServiceConfig) -> ModelChoice:
