@@ -21,6 +21,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -499,3 +502,64 @@ def test_serve_refuses_a_hostile_configuration_with_exit_2(case_id: str, tmp_pat
     # a child process: were a case not refused, the service would listen, and the timeout catches it
     code, output = run_process(case.argv, env={**clean, **case.env}, timeout=60)
     assert_case(case, code, output)
+
+
+class Trickler:
+    """A plan server on loopback that answers every call 200, then one byte every 0.3 s."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self.port = int(self._socket.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            self.paths.append(data.split(b" ", 2)[1].decode())
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n")
+                for _ in range(200):
+                    conn.sendall(b" ")
+                    time.sleep(0.3)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def test_a_trickling_plan_server_is_cut_off_at_the_time_cap_and_the_check_never_passes(
+    start_service: StartService, fake_ado: FakeAzureDevOps
+) -> None:
+    trickler = Trickler()
+    try:
+        service = start_service(ScriptedEvaluator(), callback_timeout_seconds="1")
+        headers = check_headers(fake_ado, service.secrets["azure_devops_key"],
+                                PlanUrl=f"http://127.0.0.1:{trickler.port}/fabrikam")
+        response = call(service, headers, BODY)
+        assert service.app.dispatcher.wait_idle(30)
+    finally:
+        trickler.close()
+    assert response.status_code == 200
+    failed = {line["event"]: line["error"] for line in service.log_lines() if line["event"].endswith("_failed")}
+    assert "took more than 1 s to arrive" in failed["azure_devops_log_failed"]
+    assert "took more than 1 s to arrive" in failed["azure_devops_complete_failed"]  # never completed, never passed
+    plan = f"/fabrikam/{headers['ProjectId']}/_apis/distributedtask/hubs/checks/plans/{headers['PlanId']}/"
+    assert trickler.paths and all(path.startswith(plan) for path in trickler.paths)
+    assert_clean(service, response.text)
