@@ -27,6 +27,7 @@ from mlgate.evidence import markdown, pack
 from mlgate.lineage import artifacts
 from mlgate.lineage.chain import trace
 from mlgate.lineage.mlflow import MlflowClient
+from mlgate.lineage.records import LoggedModel, ModelVersion
 from mlgate.platforms.base import CIContext
 from mlgate.policy.engine import evaluate as evaluate_policy
 from mlgate.policy.loader import load_policy
@@ -50,8 +51,8 @@ class GateOutcome:
 
 
 def _integrity(
-    client: MlflowClient, model_version: dict[str, Any], *, artifacts_dir: str | None, manifest_sha256: str | None,
-    ci: bool, logged_model: dict[str, Any] | None = None,
+    client: MlflowClient, model_version: ModelVersion, *, artifacts_dir: str | None, manifest_sha256: str | None,
+    ci: bool, logged_model: LoggedModel | None = None,
 ) -> IntegrityResult:
     from mlgate.integrity import verify_directory
     from mlgate.integrity.manifest import compare
@@ -83,7 +84,7 @@ def _integrity(
             and artifacts.is_mlflow_download_marker(artifacts_dir, model_version)):
         extra.remove(artifacts.REGISTERED_MODEL_META)
         tolerated.append(f"{artifacts.REGISTERED_MODEL_META}: written by MLflow's client when downloading "
-                         f"models:/{model_version.get('name')}/{model_version.get('version')}; names this version only")
+                         f"models:/{model_version.label}; names this version only")
     problem = None
     if manifest_sha256 is not None and manifest_sha256.strip().lower().removeprefix("sha256:") != recorded:
         problem = f"the manifest digest given ({manifest_sha256}) is not the one sealed (sha256:{recorded})"

@@ -24,14 +24,13 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
     from mlgate.errors import RefusedError, UsageError
     from mlgate.integrity import describe, verify_directory
     from mlgate.lineage import artifacts
-    from mlgate.lineage.chain import tag_map
     from mlgate.lineage.mlflow import MlflowClient
     from mlgate.refs import ModelRef
 
     ref = ModelRef.parse(args.model)
     client = MlflowClient.from_env()
     version = client.resolve(ref)
-    name, number = str(version["name"]), str(version["version"])
+    name, number = version.name, version.version
     manifest, where = artifacts.seal_from_store(client, version, ci=platform.is_ci)
     if args.directory:
         local = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
@@ -44,7 +43,7 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
     previous = artifacts.recorded_digest(version)
     label = f"models:/{name}/{number}"
     if previous == manifest.digest:
-        uri = tag_map(version).get(artifacts.TAG_URI)
+        uri = version.tags.get(artifacts.TAG_URI)
         if not uri:
             uri = artifacts.store_manifest(client, where, manifest)
             client.set_model_version_tag(name, number, artifacts.TAG_URI, uri)

@@ -101,7 +101,7 @@ def test_unsealed_model_and_manifest_digest_mode(tracking: str, sealed: dict[str
 
 def sealed_digest(uri: str, built: Built) -> str:
     version = MlflowClient.from_env(uri).resolve(built.ref)
-    return {t["key"]: t["value"] for t in version["tags"]}["mlgate.manifest.sha256"]
+    return version.tags["mlgate.manifest.sha256"]
 
 
 def test_changed_artifacts_dir_is_refused(tracking: str, sealed: dict[str, Built], policy_file: Path,
@@ -129,7 +129,7 @@ def test_file_replaced_in_the_artifact_store_after_sealing(
     assert main(["seal", "--model", built.ref, "--platform", "local"]) == 1
     assert "already sealed with different content" in capsys.readouterr().err
     assert main(["seal", "--model", built.ref, "--platform", "local", "--force"]) == 0
-    tags = {t["key"]: t["value"] for t in MlflowClient.from_env(tracking).resolve(built.ref)["tags"]}
+    tags = MlflowClient.from_env(tracking).resolve(built.ref).tags
     resealed = json.loads(tags["mlgate.resealed"])
     assert resealed["new_sha256"] == tags["mlgate.manifest.sha256"] != resealed["previous_sha256"]
 
@@ -139,7 +139,7 @@ def test_seal_model_then_verify_model(tracking: str, models: dict[str, Built], t
     built = models["seal-me"]
     manifest_out = tmp_path / "manifest.json"
     assert main(["seal", "--model", built.ref, "-o", str(manifest_out), "--platform", "local"]) == 0
-    tags = {t["key"]: t["value"] for t in MlflowClient.from_env(tracking).resolve(built.ref)["tags"]}
+    tags = MlflowClient.from_env(tracking).resolve(built.ref).tags
     import hashlib
 
     assert tags["mlgate.manifest.sha256"] == hashlib.sha256(manifest_out.read_bytes()).hexdigest()
@@ -261,7 +261,7 @@ def test_mlflow2_run_artifact_source(tracking: str, sealed: dict[str, Built], po
                                      tmp_path: Path) -> None:
     built = sealed["run-source"]  # sealed through the mlflow-artifacts proxy listing, not a logged model
     version = MlflowClient.from_env(tracking).resolve(built.ref)
-    assert version["source"] == f"runs:/{built.run_id}/model"
+    assert version.source == f"runs:/{built.run_id}/model"
     store = evaluate(built.ref, policy_path=str(policy_file))
     assert store.passed, store.summary
     assert store.evidence["manifest"]["integrity"]["files_checked"] == len(built.files)

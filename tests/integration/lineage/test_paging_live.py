@@ -89,7 +89,7 @@ def test_listing_over_several_pages_gives_the_same_manifest(
     # root (3 entries: 2 pages), data (3 dirs: 2 pages), each part dir (2 files: 1 page)
     assert paged.request_counts["/logged-models/{id}/artifacts/directories"] == 2 + 2 + 3
     proxied = list(paged.list_proxied_artifacts(where.root))
-    assert sorted(f["path"] for f in proxied) == ["MLmodel", "data", "requirements.txt"]
+    assert sorted(f.path for f in proxied) == ["MLmodel", "data", "requirements.txt"]
     assert paged.request_counts["mlflow-artifacts list"] == 2
 
 
