@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlgate.errors import InvalidInputError, RefusedError
 from mlgate.evidence import markdown, pack
@@ -43,7 +42,7 @@ __all__ = ["CIContext", "GateOutcome", "evaluate"]
 @dataclass(frozen=True)
 class GateOutcome:
     passed: bool
-    evidence: dict[str, Any]
+    evidence: pack.Evidence
     evidence_sha256: str
     markdown: str
     failed_rules: list[str] = field(default_factory=list)
@@ -95,19 +94,18 @@ def _integrity(
     )
 
 
-def summarize(evidence: dict[str, Any], limit: int = SUMMARY_LIMIT) -> str:
+def summarize(evidence: pack.Evidence, limit: int = SUMMARY_LIMIT) -> str:
     """A short plain-text verdict and the failing rules (for a check log or a PR comment)."""
-    decision = evidence["decision"]
-    risk = (evidence.get("risk") or {}).get("class") or "unknown"
-    verdict = "PASSED" if decision["passed"] else "REFUSED"
+    decision = evidence.decision
+    verdict = "PASSED" if decision.passed else "REFUSED"
     lines = [
-        f"mlgate gate: {verdict} {evidence['model']['ref']} (risk class {risk}): "
-        f"{len(decision['failed_rules'])} of {decision['rules_total']} rules failed",
+        f"mlgate gate: {verdict} {evidence.model.ref} (risk class {evidence.risk_class or 'unknown'}): "
+        f"{len(decision.failed_rules)} of {decision.rules_total} rules failed",
     ]
-    for rule in evidence["rules"]:
-        if not rule["passed"]:
-            lines.append(f"- {rule['id']}: {rule['message']} (expected {rule['expected']}; got {rule['actual']})")
-    lines.append(f"evidence sha256:{evidence['evidence_sha256']}")
+    for rule in evidence.rules:
+        if not rule.passed:
+            lines.append(f"- {rule.id}: {rule.message} (expected {rule.expected}; got {rule.actual})")
+    lines.append(f"evidence sha256:{evidence.sha256}")
     text = "\n".join(lines)
     data = text.encode("utf-8")
     if len(data) <= limit:
@@ -137,13 +135,14 @@ def evaluate(
     integrity = _integrity(mlflow, model_version, artifacts_dir=artifacts_dir, manifest_sha256=manifest_sha256,
                            ci=bool(ci and ci.platform != "local"), logged_model=lineage.logged_model)
     evaluation = evaluate_policy(policy, lineage, integrity, stage=stage)
-    evidence = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
+    document = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
                           ci=ci, stage=stage)
+    evidence = pack.Evidence.from_document(document, where="the evidence just built")
     return GateOutcome(
         passed=evaluation.passed,
         evidence=evidence,
-        evidence_sha256=evidence[pack.DIGEST_KEY],
-        markdown=markdown.render(evidence),
+        evidence_sha256=evidence.sha256,
+        markdown=markdown.render(document),
         failed_rules=[r.id for r in evaluation.failed],
         summary=summarize(evidence),
     )

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
-from mlgate.errors import EvaluationError, NetworkError, RefusedError
+from mlgate.errors import EvaluationError, InvalidInputError, NetworkError, RefusedError
 from mlgate.integrity.hashing import hash_chunks
 from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest, check_name
 from mlgate.integrity.progress import Progress
 from mlgate.lineage.chain import logged_model_id
-from mlgate.lineage.mlflow import MlflowClient, NotFound, proxied_path
+from mlgate.lineage.mlflow import MlflowClient, NotFound
 from mlgate.lineage.records import LoggedModel, ModelVersion
 from mlgate.tags import MANIFEST_BYTES as TAG_BYTES
 from mlgate.tags import MANIFEST_FILES as TAG_FILES
@@ -41,6 +41,8 @@ from mlgate.tags import SEALED_BY as TAG_SEALED_BY
 __all__ = ["TAG_BYTES", "TAG_FILES", "TAG_RESEALED", "TAG_SEALED_AT", "TAG_SEALED_BY", "TAG_SHA256", "TAG_URI"]
 MANIFEST_DIR = "mlgate-manifests"
 DOWNLOAD_WORKERS = 8
+MAX_DIRECTORIES = 100_000  # directories under one model
+MAX_DIR_DEPTH = 64  # nesting levels under one model
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RUNS_SOURCE = re.compile(r"^runs:/([^/]+)/?(.*)$")
 
@@ -72,7 +74,7 @@ def locate(
         uri = run_uri.rstrip("/") + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
     else:
         uri = source
-    root = proxied_path(uri)
+    root = client.proxied(uri, what=f"the files of {model_version.label}")
     if not root:
         raise EvaluationError(
             f"the files of {model_version.label} are at {uri or 'no location'}, "
@@ -83,23 +85,47 @@ def locate(
     return ModelFiles(root=root, model_id=mid)
 
 
+def _listing(client: MlflowClient, where: ModelFiles, directory: str) -> list[tuple[str, bool, int | None]]:
+    """``(path relative to the root, is_dir, size)`` of one directory's entries (every page)."""
+    if where.model_id:
+        entries = [(e.path, e.is_dir, e.file_size)
+                   for e in client.list_logged_model_artifacts(where.model_id, directory or None)]
+    else:
+        base = f"{where.root}/{directory}".rstrip("/")
+        entries = [(posixpath.join(directory, e.path), e.is_dir, e.file_size)
+                   for e in client.list_proxied_artifacts(base)]
+    for path, _, _ in entries:
+        why = check_name(path)
+        if why:
+            raise RefusedError(f"MLflow lists an unsafe artifact name {path!r}: {why}")
+        if directory and not path.startswith(directory + "/"):
+            raise NetworkError(f"MLflow lists {path!r} inside directory {directory!r}, which does not hold it "
+                               "(a directory listing that contains itself?); nothing was passed",
+                               hint="check the tracking server and its artifact store")
+    return entries
+
+
 def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
-    """``{relative name: size}`` of every file, one listing request per directory page."""
+    """``{relative name: size}`` of every file, one listing request per directory page.
+
+    Bounded: a directory listed twice (a cycle), nesting deeper than :data:`MAX_DIR_DEPTH` or more
+    than :data:`MAX_DIRECTORIES` directories is exit 3 naming the limit.
+    """
     files: dict[str, int] = {}
     pending = [""]
+    seen: set[str] = set()
     while pending:
         directory = pending.pop()
-        if where.model_id:
-            entries = [(e.path, e.is_dir, e.file_size)
-                       for e in client.list_logged_model_artifacts(where.model_id, directory or None)]
-        else:
-            base = f"{where.root}/{directory}".rstrip("/")
-            entries = [(posixpath.join(directory, e.path), e.is_dir, e.file_size)
-                       for e in client.list_proxied_artifacts(base)]
-        for path, is_dir, size in entries:
-            why = check_name(path)
-            if why:
-                raise RefusedError(f"MLflow lists an unsafe artifact name {path!r}: {why}")
+        if directory in seen:
+            raise NetworkError(f"MLflow lists directory {directory!r} twice (a directory cycle); nothing was passed",
+                               hint="check the tracking server and its artifact store")
+        seen.add(directory)
+        if len(seen) > MAX_DIRECTORIES or directory.count("/") >= MAX_DIR_DEPTH:
+            limit = (f"more than {MAX_DIRECTORIES} directories" if len(seen) > MAX_DIRECTORIES
+                     else f"directories nested deeper than {MAX_DIR_DEPTH} levels")
+            raise NetworkError(f"MLflow lists {limit} under the model (limit; a directory that contains "
+                               "itself?); nothing was passed", hint="check the tracking server and its artifact store")
+        for path, is_dir, size in _listing(client, where, directory):
             if is_dir:
                 pending.append(path)
             else:
@@ -186,7 +212,7 @@ def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest
     if not _SHA256.match(digest):
         raise RefusedError(f"model version {label}: tag {TAG_SHA256} is not a SHA-256 digest")
     uri = tags.get(TAG_URI, "")
-    path = proxied_path(uri) if uri else None
+    path = client.proxied(uri, what=f"the sealed manifest of {label}") if uri else None
     if not path:
         raise RefusedError(f"model version {label} has no retrievable manifest ({TAG_URI} is missing or not an "
                            "mlflow-artifacts URI)", hint="re-seal it with `mlgate seal --model`")
@@ -195,7 +221,11 @@ def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest
     except NotFound:
         raise RefusedError(f"the sealed manifest of {label} is missing from the artifact store ({uri})",
                            hint="the store was altered after sealing; investigate before releasing") from None
-    manifest = Manifest.parse(data, source=f"manifest of {label}")
+    try:
+        manifest = Manifest.parse(data, source=f"the stored manifest of {label}")
+    except InvalidInputError as exc:  # what the store holds is not the manifest it was given: tampering
+        raise RefusedError(f"{exc.message} (the seal says sha256:{digest})",
+                           hint="the manifest was replaced after sealing; investigate before releasing") from None
     if manifest.digest != digest:
         raise RefusedError(
             f"the stored manifest of {label} does not match its seal: expected sha256:{digest}, "
@@ -203,6 +233,14 @@ def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest
             hint="the manifest was altered after sealing; investigate before releasing",
         )
     return manifest
+
+
+def load_sealed_manifest(ref: str) -> Manifest:
+    """The manifest recorded on ``ref``'s model version (``MLFLOW_TRACKING_URI``), checked against its seal."""
+    from mlgate.refs import ModelRef
+
+    client = MlflowClient.from_env()
+    return load_manifest(client, client.resolve(ModelRef.parse(ref)))
 
 
 REGISTERED_MODEL_META = "registered_model_meta"

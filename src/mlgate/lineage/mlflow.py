@@ -36,10 +36,11 @@ import requests
 
 from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
-from mlgate.http import make_session, read_body
+from mlgate.http import make_session, read_body, same_origin
 from mlgate.jsonvalue import Fields, parse_json
 from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
+from mlgate.urls import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,16 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
     ``https://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...`` (what azureml-mlflow does).
     """
     text = uri.strip()
-    parts = urllib.parse.urlsplit(text)
+    hint = "point MLFLOW_TRACKING_URI at the MLflow tracking server, e.g. http://127.0.0.1:5000"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"MLFLOW_TRACKING_URI is not a valid URI ({exc})", hint=hint) from None
+    if (parts.netloc or parts.scheme in ("http", "https")) and not parts.hostname:
+        raise UsageError("MLFLOW_TRACKING_URI has no host name", hint=hint)
+    if port == 0:
+        raise UsageError("MLFLOW_TRACKING_URI has port 0, which no server listens on", hint=hint)
     if parts.scheme == "azureml":
         if not parts.netloc:
             raise UsageError(f"not an Azure ML tracking URI: {_host(text)}",
@@ -85,8 +95,8 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
         return urllib.parse.urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", "")), True
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(
-            f"MLFLOW_TRACKING_URI must be an http(s):// or azureml:// URI, got scheme {parts.scheme or 'none'!r}",
-            hint="point MLFLOW_TRACKING_URI at the MLflow tracking server, e.g. http://127.0.0.1:5000",
+            f"MLFLOW_TRACKING_URI must be an http(s):// or azureml:// URI, got scheme {parts.scheme[:20] or 'none'!r}",
+            hint=hint,
         )
     if parts.username or parts.password:
         raise UsageError(
@@ -435,6 +445,21 @@ class MlflowClient:
                               api=ARTIFACTS_API)
 
         return self._paged_files(fetch, ep)
+
+    def proxied(self, uri: str, *, what: str) -> str | None:
+        """:func:`proxied_path` of ``uri``; an ``http(s)`` location on another origin is refused (exit 3).
+
+        MLflow names where a model's files are; a location on another host would let that host
+        (or whoever MLflow's answer came from) choose the bytes that are hashed and compared.
+        """
+        parts = urllib.parse.urlsplit(uri) if "://" in uri else None
+        if parts is not None and parts.scheme in ("http", "https") and not same_origin(uri, self.base_url):
+            raise NetworkError(
+                f"MLflow at {self.host} names {what} on another origin ({safe_url(uri)}); it was not fetched",
+                hint="artifacts are read only through this tracking server's mlflow-artifacts proxy; check the "
+                "server's --artifacts-destination and the model's registered location; nothing was passed",
+            )
+        return proxied_path(uri)
 
     def _artifact_url(self, path: str) -> str:
         return f"{self.base_url}{ARTIFACTS_API}/{urllib.parse.quote(path.lstrip('/'), safe='/')}"

@@ -98,4 +98,4 @@ def test_gate_through_paged_listings(paged_uri: str, sealed: dict[str, Built], p
     monkeypatch.setenv("MLFLOW_TRACKING_URI", paged_uri)
     outcome = evaluate(sealed["traced"].ref, policy_path=str(policy_file))
     assert outcome.passed, outcome.summary
-    assert outcome.evidence["manifest"]["integrity"]["files_checked"] == len(sealed["traced"].files)
+    assert outcome.evidence.document["manifest"]["integrity"]["files_checked"] == len(sealed["traced"].files)
