@@ -12,7 +12,6 @@ approval.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -48,11 +47,10 @@ class GateResult:
 
     @classmethod
     def from_outcome(cls, outcome: GateOutcome) -> GateResult:
-        evidence = json.dumps(outcome.evidence, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         return cls(
             passed=outcome.passed,
             evidence_sha256=outcome.evidence_sha256,
-            evidence_json=evidence,
+            evidence_json=outcome.evidence.to_json().decode("utf-8"),
             markdown=outcome.markdown,
             failed_rules=tuple(outcome.failed_rules),
             summary=outcome.summary,
