@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -53,8 +53,10 @@ class Guard:
     error: type[Error]
     check: Callable[[str, Any], None]
     redirects: bool = False
-    limit: int = MAX_ANSWER_BYTES
-    seconds: float = ANSWER_SECONDS
+    #: what replaces a non-2xx body that is not bounded JSON (the SDK then reports the status)
+    substitute: Callable[[int], bytes] = lambda _status: b""
+    limit: int = field(default_factory=lambda: MAX_ANSWER_BYTES)
+    seconds: float = field(default_factory=lambda: ANSWER_SECONDS)
 
     @classmethod
     def of(cls, service: str, urls: Iterable[str], error: type[Error], check: Callable[[str, Any], None],
@@ -121,14 +123,14 @@ class GuardedTransport(HttpTransport[Any, Any]):
             response.close()
             raise _redirect_error(guard, url, status, response.headers.get("Location", ""))
         what = f"{guard.service}: the answer to {safe_url(url)}"
-        data = _read(response, what=what, guard=guard)
+        data = read_answer(response, what=what, limit=guard.limit, seconds=guard.seconds, error=guard.error)
         if 200 <= status < 300:
             guard.check(url, parse_json(data, what=what, error=guard.error))
         elif data:
             try:
                 parse_json(data, what=what, error=guard.error)
             except Error:
-                data = b""  # HTML, or JSON beyond bounds: the status alone speaks
+                data = guard.substitute(status)  # HTML, or JSON beyond bounds: the status alone speaks
         response._content = data
         setattr(response, "_content_consumed", True)  # noqa: B010 (not in requests' type stubs)
 
@@ -143,13 +145,19 @@ def _redirect_error(guard: Guard, url: str, status: int, location: str) -> Error
     )
 
 
-def _read(response: requests.Response, *, what: str, guard: Guard) -> bytes:
-    """The decoded body, refusing more than ``guard.limit`` bytes or ``guard.seconds`` to arrive."""
+def read_answer(response: requests.Response, *, what: str, limit: int = MAX_ANSWER_BYTES,
+                seconds: float = ANSWER_SECONDS, error: type[Error] = Error) -> bytes:
+    """The decoded body of a streamed answer, refusing more than ``limit`` bytes or ``seconds`` to arrive.
+
+    Reads what has arrived (``read1``), so a server trickling a byte at a time is caught; decodes
+    gzip/deflate like ``requests`` would. A cut-off answer is azure-core's ``ServiceResponseError``
+    (its retry policy decides); a limit is ``error`` (exit 3, not retried).
+    """
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > guard.limit:
+    if declared.isdigit() and int(declared) > limit:
         response.close()
-        raise guard.error(f"{what}: announces {declared} bytes, more than {guard.limit} (limit)",
-                          hint="check that the address is the service itself; nothing was passed")
+        raise error(f"{what}: announces {declared} bytes, more than {limit} (limit)",
+                    hint="check that the address is the service itself; nothing was passed")
     started = time.monotonic()
     buffer = bytearray()
     try:
@@ -158,15 +166,15 @@ def _read(response: requests.Response, *, what: str, guard: Guard) -> bytes:
             if not chunk:
                 break
             buffer += chunk
-            if len(buffer) > guard.limit:
-                raise guard.error(f"{what}: larger than {guard.limit} bytes (limit)",
-                                  hint="check that the address is the service itself; nothing was passed")
-            if time.monotonic() - started > guard.seconds:
-                raise guard.error(f"{what}: took more than {guard.seconds:.0f} s to arrive (limit; the server "
-                                  "is trickling or stalled)", hint="check the service and the network")
+            if len(buffer) > limit:
+                raise error(f"{what}: larger than {limit} bytes (limit)",
+                            hint="check that the address is the service itself; nothing was passed")
+            if time.monotonic() - started > seconds:
+                raise error(f"{what}: took more than {seconds:.0f} s to arrive (limit; the server is trickling "
+                            "or stalled)", hint="check the service and the network")
     except Error:
         raise
-    except Exception as exc:  # urllib3/requests read errors: azure-core's retry decides
+    except Exception as exc:  # urllib3/requests read errors
         raise ServiceResponseError(f"{what}: cut off ({type(exc).__name__})") from None
     finally:
         response.close()

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from azure.core.exceptions import ServiceResponseError
+
 from mlgate import redact
 from mlgate.errors import EvaluationError
 from mlgate.jsonvalue import Fields
@@ -146,6 +148,13 @@ def check_identity_answer(url: str, value: Any) -> None:
         answer.opt_text("token_type")
 
 
+def _oauth_error(status: int) -> bytes:
+    """An OAuth-shaped error body in place of an unreadable one, so azure-identity and MSAL report it cleanly."""
+    return json.dumps({"error": "invalid_response", "error_description": f"HTTP {status} with a body that is "
+                       "not JSON (HTML or text) or beyond mlgate's bounds", "message": f"HTTP {status} with a "
+                       "body that is not JSON"}).encode()
+
+
 # -- one entry per identity kind -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -162,7 +171,7 @@ class Setup:
         from mlgate.secrets.azure_http import Guard, GuardedTransport
 
         guard = Guard.of("the identity endpoint", kind.endpoints(self.env, instance_discovery=not self.msal),
-                         CredentialError, check_identity_answer)
+                         CredentialError, check_identity_answer, substitute=_oauth_error)
         return GuardedTransport(guard, **TIMEOUTS)
 
 
@@ -393,7 +402,7 @@ class GitHubIdToken:
             self.calls += 1
         try:
             response = self._session.get(
-                self._url,
+                self._url, stream=True,
                 headers={"Authorization": f"bearer {self._request_token}", "Accept": "application/json"},
             )
         except requests.RequestException as exc:
@@ -402,19 +411,31 @@ class GitHubIdToken:
                 hint="the runner's ACTIONS_ID_TOKEN_REQUEST_URL must be reachable from this step",
             ) from None
         if response.status_code != 200:
+            response.close()
             raise CredentialError(
                 f"the GitHub ID token endpoint answered HTTP {response.status_code}",
                 hint="give the job `permissions: id-token: write` and run it on a GitHub-hosted or "
                 "self-hosted runner of this repository",
             )
-        try:
-            value = response.json()["value"]
-            if not isinstance(value, str) or not value:
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            raise CredentialError("the GitHub ID token endpoint answered without a token",
-                                  hint="retry the job; if it persists, check the runner") from None
+        value = self._token_of(response)
         self._on_token(value)
+        return value
+
+    @staticmethod
+    def _token_of(response: Any) -> str:
+        from mlgate.jsonvalue import parse_json
+        from mlgate.secrets.azure_http import read_answer
+
+        what = f"the answer of the GitHub ID token endpoint {safe_url(response.url)}"
+        try:
+            body = parse_json(read_answer(response, what=what, error=CredentialError), what=what,
+                              error=CredentialError)
+        except ServiceResponseError:
+            raise CredentialError(f"{what} was cut off", hint="retry the job") from None
+        value = Fields(body, what, error=CredentialError).opt_text("value")
+        if not value:
+            raise CredentialError("the GitHub ID token endpoint answered without a token",
+                                  hint="retry the job; if it persists, check the runner")
         return value
 
 

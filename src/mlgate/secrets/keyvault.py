@@ -32,13 +32,14 @@ from azure.core.exceptions import (
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
+    TooManyRedirectsError,
 )
 from azure.core.pipeline.policies import RetryPolicy
 
 from mlgate.errors import Error, NetworkError
 from mlgate.http import same_origin
 from mlgate.jsonvalue import Fields, kind_of, parse_json
-from mlgate.secrets.azure_http import Guard, GuardedTransport, SameOriginRedirectPolicy
+from mlgate.secrets.azure_http import MAX_REDIRECTS, Guard, GuardedTransport, SameOriginRedirectPolicy
 from mlgate.secrets.credentials import CredentialError, ObservedCredential
 from mlgate.secrets.interface import Failure, Secret, SecretsError, SecretsSource
 from mlgate.urls import is_loopback_host, safe_url
@@ -79,7 +80,9 @@ def parse_vault(value: str, *, dns_suffix: str = "vault.azure.net") -> Vault:
     value = value.strip()
     if "://" not in value:
         if not VAULT_NAME.match(value):
-            raise UsageError(f"invalid Key Vault name {safe_url(value)!r}",
+            shown = repr(value) if re.fullmatch(r"[\w.-]{0,64}", value) else "(not shown: it has characters no " \
+                "vault name has, and may hold a credential)"
+            raise UsageError(f"invalid Key Vault name {shown}",
                              hint="vault names are 3-24 letters, digits and dashes starting with a letter; "
                              "or pass the vault URL (https://NAME.vault.azure.net)")
         host = f"{value.lower()}.{dns_suffix}"
@@ -186,6 +189,13 @@ def vault_guard(vault: Vault) -> Guard:
 class BoundedRetryPolicy(RetryPolicy[Any, Any]):
     """azure-core's retry, but a ``Retry-After`` longer than :data:`MAX_RETRY_AFTER` ends the retries."""
 
+    def get_retry_after(self, response: Any) -> float | None:
+        """The answer's ``Retry-After`` in seconds, or ``None`` when it is absent or not a number or date."""
+        try:
+            return super().get_retry_after(response)
+        except (ValueError, TypeError, OverflowError):
+            return None
+
     def is_retry(self, settings: dict[str, Any], response: Any) -> bool:
         if not super().is_retry(settings, response):
             return False
@@ -283,6 +293,9 @@ class KeyVaultSecrets(SecretsSource):
                 hint="check DNS, proxy and network rules between this agent and the vault; for a private "
                 "certificate authority set REQUESTS_CA_BUNDLE",
             )
+        if isinstance(exc, TooManyRedirectsError):
+            return NetworkError(f"Key Vault {vault} redirected the request for {subject} more than {MAX_REDIRECTS} "
+                                "times (limit)", hint="pass the vault's own URL; Key Vault itself does not redirect")
         if isinstance(exc, AzureError):
             return NetworkError(f"Key Vault request for {subject} failed: {type(exc).__name__}",
                                 hint="re-run with -vv for details")
