@@ -57,7 +57,7 @@ GITHUB_AUDIENCE = "api://AzureADTokenExchange"
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 IMDS = "http://169.254.169.254"
 LAST_TIME = 253402300799  # 9999-12-31T23:59:59Z
-TIMEOUTS: dict[str, Any] = {"connection_timeout": 10, "read_timeout": 30}
+TIMEOUTS: dict[str, int] = {"connection_timeout": 10, "read_timeout": 30}
 # Values the CI already treats as secret: never print them even by accident.
 SECRET_VARIABLES = ("SYSTEM_ACCESSTOKEN", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
                     "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "IDENTITY_HEADER", "MSI_SECRET")
@@ -75,7 +75,7 @@ class IdentityOptions:
     service_connection_id: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Choice:
     """The chosen credential, a description naming the identity, and why it was chosen."""
 
@@ -85,9 +85,19 @@ class Choice:
     why: list[str] = field(default_factory=list)
 
 
+def _var(env: Mapping[str, str], name: str) -> str:
+    """The variable's value, ``""`` when unset."""
+    return env.get(name) or ""
+
+
+def _set(env: Mapping[str, str], *names: str) -> bool:
+    """Every one of ``names`` is set to something."""
+    return all(_var(env, name) for name in names)
+
+
 def _first(env: Mapping[str, str], *names: str) -> str | None:
     for name in names:
-        value = env.get(name, "").strip()
+        value = _var(env, name).strip()
         if value:
             return value
     return None
@@ -102,16 +112,16 @@ def _client(opts: IdentityOptions, env: Mapping[str, str], *extra: str) -> str |
 
 
 def _authority_url(env: Mapping[str, str]) -> str:
-    authority = (env.get("AZURE_AUTHORITY_HOST") or "").strip() or PUBLIC_AUTHORITY
+    authority = _var(env, "AZURE_AUTHORITY_HOST").strip() or PUBLIC_AUTHORITY
     return authority if "://" in authority else f"https://{authority}"
 
 
 def _managed_endpoint(env: Mapping[str, str]) -> str | None:
-    if env.get("IDENTITY_ENDPOINT") and env.get("IDENTITY_HEADER"):
+    if _set(env, "IDENTITY_ENDPOINT", "IDENTITY_HEADER"):
         return "the App Service / Container Apps identity endpoint (IDENTITY_ENDPOINT)"
-    if env.get("IDENTITY_ENDPOINT") and env.get("IMDS_ENDPOINT"):
+    if _set(env, "IDENTITY_ENDPOINT", "IMDS_ENDPOINT"):
         return "the Azure Arc identity endpoint (IDENTITY_ENDPOINT, IMDS_ENDPOINT)"
-    if env.get("MSI_ENDPOINT"):
+    if _set(env, "MSI_ENDPOINT"):
         return "the Azure ML / Cloud Shell identity endpoint (MSI_ENDPOINT)"
     return None
 
@@ -165,7 +175,7 @@ class Setup:
     env: Mapping[str, str]
     why: list[str]
     on_id_token: Callable[[str], None]
-    msal: dict[str, Any]
+    msal: dict[str, bool]
 
     def transport(self, kind: IdentityKind) -> Any:
         from mlgate.secrets.azure_http import Guard, GuardedTransport
@@ -212,7 +222,7 @@ class GitHubOidc(IdentityKind):
 
     def needs(self, opts: IdentityOptions, env: Mapping[str, str]) -> list[str]:
         need = []
-        if not (env.get("ACTIONS_ID_TOKEN_REQUEST_URL") and env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")):
+        if not _set(env, "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"):
             need.append("ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN (give the job `permissions: id-token: write`)")
         if not _tenant(opts, env):
             need.append("the tenant id (--tenant-id or AZURE_TENANT_ID)")
@@ -250,14 +260,14 @@ class AzurePipelines(IdentityKind):
         if not (opts.service_connection_id or _first(env, "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID")):
             need.append("the service connection id (--service-connection-id or "
                         "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID)")
-        if not env.get("SYSTEM_ACCESSTOKEN"):
+        if not _set(env, "SYSTEM_ACCESSTOKEN"):
             need.append("SYSTEM_ACCESSTOKEN (map it: `env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)`)")
-        if not env.get("SYSTEM_OIDCREQUESTURI"):
+        if not _set(env, "SYSTEM_OIDCREQUESTURI"):
             need.append("SYSTEM_OIDCREQUESTURI (set by the Azure Pipelines agent)")
         return need
 
     def endpoints(self, env: Mapping[str, str], *, instance_discovery: bool) -> list[str]:
-        return [*super().endpoints(env, instance_discovery=instance_discovery), env.get("SYSTEM_OIDCREQUESTURI", "")]
+        return [*super().endpoints(env, instance_discovery=instance_discovery), _var(env, "SYSTEM_OIDCREQUESTURI")]
 
     def build(self, setup: Setup) -> Choice:
         from azure import identity
@@ -283,8 +293,8 @@ class Environment(IdentityKind):
     uses_msal = True
 
     def needs(self, opts: IdentityOptions, env: Mapping[str, str]) -> list[str]:
-        need = [name for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if not env.get(name)]
-        if not (env.get("AZURE_CLIENT_SECRET") or env.get("AZURE_CLIENT_CERTIFICATE_PATH")):
+        need = [name for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if not _set(env, name)]
+        if not (_set(env, "AZURE_CLIENT_SECRET") or _set(env, "AZURE_CLIENT_CERTIFICATE_PATH")):
             need.append("AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH")
         return need
 
@@ -297,18 +307,20 @@ class Environment(IdentityKind):
         who = f"service principal {client} (tenant {tenant})"
         if setup.msal:
             setup.why.append("loopback authority: MSAL instance discovery is off")
-        kwargs = {**TIMEOUTS, **setup.msal, "transport": setup.transport(self)}
-        secret = env.get("AZURE_CLIENT_SECRET")
+        transport = setup.transport(self)
+        secret = _var(env, "AZURE_CLIENT_SECRET")
         if secret:
             setup.why.append(f"environment: {who} with the client secret in AZURE_CLIENT_SECRET; meant for local "
                              "runs (prefer managed or federated identity in pipelines)")
-            credential: Any = identity.ClientSecretCredential(tenant, client, secret, **kwargs)
+            credential: Any = identity.ClientSecretCredential(tenant, client, secret, transport=transport,
+                                                                **TIMEOUTS, **setup.msal)
         else:
             setup.why.append(f"environment: {who} with the certificate in AZURE_CLIENT_CERTIFICATE_PATH; meant for "
                              "local runs (prefer managed or federated identity in pipelines)")
             credential = identity.CertificateCredential(
                 tenant, client, env["AZURE_CLIENT_CERTIFICATE_PATH"],
-                password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or None, **kwargs,
+                password=_var(env, "AZURE_CLIENT_CERTIFICATE_PASSWORD") or None, transport=transport,
+                **TIMEOUTS, **setup.msal,
             )
         return Choice(self.name, credential, who, setup.why)
 
@@ -325,8 +337,8 @@ class Managed(IdentityKind):
                 "--identity managed explicitly"]
 
     def endpoints(self, env: Mapping[str, str], *, instance_discovery: bool) -> list[str]:
-        local = [env.get(name, "") for name in ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT")]
-        imds = env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS
+        local = [_var(env, name) for name in ("IDENTITY_ENDPOINT", "IMDS_ENDPOINT", "MSI_ENDPOINT")]
+        imds = _var(env, "AZURE_POD_IDENTITY_AUTHORITY_HOST") or IMDS
         return [*super().endpoints(env, instance_discovery=instance_discovery), *local, imds]
 
     def build(self, setup: Setup) -> Choice:
@@ -339,7 +351,8 @@ class Managed(IdentityKind):
             "system-assigned managed identity of this agent"
         setup.why.append(f"ManagedIdentityCredential: the {who}, through {endpoint}; no secret is stored anywhere")
         credential = identity.ManagedIdentityCredential(client_id=client_id, transport=setup.transport(self),
-                                                        **TIMEOUTS)
+                                                        connection_timeout=TIMEOUTS["connection_timeout"],
+                                                        read_timeout=TIMEOUTS["read_timeout"])
         return Choice(self.name, credential, who, setup.why)
 
 
@@ -441,16 +454,21 @@ class GitHubIdToken:
 
 # -- observing tokens ------------------------------------------------------------------------------------
 
-def token_claims(token: str) -> dict[str, Any]:
-    """The unverified payload of a JWT access token (to *name* the identity in errors), or ``{}``."""
+def token_claims(token: str) -> dict[str, str]:
+    """The unverified string claims of a JWT access token (to *name* the identity in errors), or ``{}``."""
+    from mlgate.errors import Error
+    from mlgate.jsonvalue import parse_json
+
     parts = token.split(".")
     if len(parts) != 3:
         return {}
     try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error):
+        payload = parse_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)), what="token")
+    except (Error, ValueError, binascii.Error):
         return {}
-    return payload if isinstance(payload, dict) else {}
+    if not isinstance(payload, dict):
+        return {}
+    return {key: value for key, value in payload.items() if isinstance(value, str)}
 
 
 class ObservedCredential:
@@ -458,7 +476,7 @@ class ObservedCredential:
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
-        self.claims: dict[str, Any] = {}
+        self.claims: dict[str, str] = {}
         self.tokens = 0
         self._lock = threading.Lock()
 
@@ -508,8 +526,8 @@ def _auto(opts: IdentityOptions, env: Mapping[str, str]) -> tuple[str, str]:
     raise no_credential_error(opts, env)
 
 
-def _msal_options(env: Mapping[str, str], why: list[str]) -> dict[str, Any]:
-    authority = env.get("AZURE_AUTHORITY_HOST")
+def _msal_options(env: Mapping[str, str], why: list[str]) -> dict[str, bool]:
+    authority = _var(env, "AZURE_AUTHORITY_HOST")
     if not authority:
         return {}
     why.append(f"Entra ID authority from AZURE_AUTHORITY_HOST: {safe_url(authority)}")
@@ -533,7 +551,7 @@ def choose(opts: IdentityOptions, environ: Mapping[str, str] | None = None, *,
     elif missing_for(name, opts, env):
         raise no_credential_error(opts, env, chosen=name)
     for variable in SECRET_VARIABLES:
-        if env.get(variable):
+        if _set(env, variable):
             redact.register(env[variable])
     kind = KINDS[name]
     msal = _msal_options(env, why)
