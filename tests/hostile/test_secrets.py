@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ def azure(_fake: tuple[FakeAzure, Path], monkeypatch: pytest.MonkeyPatch) -> Fak
     # Keep the corpus fast: one retry, a short answer clock, a short listing.
     monkeypatch.setattr("mlgate.secrets.keyvault.RETRIES", 1)
     monkeypatch.setattr("mlgate.secrets.keyvault.MAX_LIST_PAGES", 5)
+    monkeypatch.setattr("mlgate.secrets.keyvault.READ_TIMEOUT", 1)
     monkeypatch.setattr("mlgate.secrets.azure_http.ANSWER_SECONDS", 1.0)
     return fake
 
@@ -129,6 +131,16 @@ def pages_forever() -> Factory:
                                                              f"{token}"}))
         return hostile
     return factory
+
+
+def stall(fake: FakeAzure, seconds: float) -> Hostile:
+    """The vault accepts the request and says nothing for ``seconds``."""
+
+    def hostile(hit: Hit) -> Raw | None:
+        if _is_vault(hit, None):
+            time.sleep(seconds)
+        return None
+    return hostile
 
 
 def login(match: Callable[[Hit], bool], payload: object, status: int = 200, *,
@@ -210,6 +222,7 @@ CASES = [
     SecretsCase("vault-5000-digits", 3, ("5000 digits",), vault(b'{"value": "x", "attributes": {"exp": '
                                                                  + b"9" * 5000 + b"}}")),
     SecretsCase("vault-huge", 3, ("(limit)", "bytes"), vault({"value": "x" * (2 << 20)})),
+    SecretsCase("vault-silent", 3, ("could not reach Key Vault", "Timeout"), hostile=lambda fake, _c: stall(fake, 3)),
     SecretsCase("vault-trickle", 3, ("took more than", "trickling"),
                 vault({"value": "CANARY", "pad": "x" * 200}, trickle=0.02)),
     # another origin never gets a request

@@ -47,7 +47,8 @@ disabled, expired, invalid name, throttled): nothing is handed over unless --all
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser = command_parser(sub, common, "secrets", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--vault", metavar="NAME|URL", required=True,
-                        help="the Key Vault: its name (public cloud) or https:// URL")
+                        help="the Key Vault: its name (public cloud) or https:// URL (no user, password or query: "
+                        "refused without being shown)")
     parser.add_argument("--secrets", metavar="LIST", required=True,
                         help="comma-separated secret names, NAME:VARIABLE to rename, or '*' for all")
     parser.add_argument("--identity", choices=("auto", "managed", "azure-pipelines", "github-oidc", "environment"),

@@ -50,6 +50,8 @@ DEFAULT_CONCURRENCY = 20
 MAX_CONCURRENCY = 64
 RETRIES = 4
 MAX_RETRY_AFTER = 60.0
+CONNECT_TIMEOUT = 10  # seconds
+READ_TIMEOUT = 30  # seconds without a byte of the answer
 MAX_LIST_PAGES = 1000  # 25 secrets a page: far beyond any vault a pipeline reads
 LAST_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second Python's datetime holds
 VAULT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,22}[A-Za-z0-9]$")
@@ -242,7 +244,9 @@ class KeyVaultSecrets(SecretsSource):
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.concurrency,
                               max_retries=Retry(total=False, redirect=False, raise_on_status=False))
         session.mount("https://", adapter)
-        transport = GuardedTransport(vault_guard(vault), session=session, session_owner=True)
+        # The timeouts belong to the transport: azure-core applies a client's to a transport it builds itself.
+        transport = GuardedTransport(vault_guard(vault), session=session, session_owner=True,
+                                     connection_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
         self._client = SecretClient(
             vault.url,
             credential,
@@ -252,8 +256,6 @@ class KeyVaultSecrets(SecretsSource):
             retry_policy=BoundedRetryPolicy(retry_total=RETRIES, retry_status=RETRIES, retry_backoff_factor=0.5,
                                             retry_backoff_max=20,
                                             timeout=300),
-            connection_timeout=10,
-            read_timeout=30,
         )
 
     def close(self) -> None:
