@@ -451,3 +451,10 @@ def test_guarded_transport_reads_compressed_answers() -> None:
         server.shutdown()
         server.server_close()
     assert seen == [{"access_token": "t"}] and response.json() == {"access_token": "t"}
+
+
+def test_guard_names_its_origins_printably() -> None:
+    from mlgate.secrets.azure_http import Guard
+
+    guard = Guard.of("x", ["https://[::1]:8443/a", "https://kv.vault.azure.net/"], CredentialError, lambda _u, _v: None)
+    assert guard.names() == "https://[::1]:8443, https://kv.vault.azure.net:443"

@@ -70,7 +70,12 @@ class Guard:
             return False
 
     def names(self) -> str:
-        return ", ".join(sorted(safe_host(f"{s}://{h}" + (f":{p}" if p else "")) for s, h, p in self.origins))
+        """The allowed origins, as printed."""
+        def show(scheme: str, host: str, port: int | None) -> str:
+            host = f"[{host}]" if ":" in host else host
+            return safe_host(f"{scheme}://{host}" + (f":{port}" if port else ""))
+
+        return ", ".join(sorted(show(*each) for each in self.origins))
 
 
 class GuardedTransport(HttpTransport[Any, Any]):
