@@ -76,9 +76,9 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
         out(f"sealed {label}: {len(manifest.subjects)} files ({manifest.total_bytes} bytes), "
             f"manifest sha256:{manifest.digest} -> {uri}")
     if args.ledger:
-        from mlgate.governed.events import log_event
+        from mlgate.governed.events import append_event
 
-        log_event(args.ledger, "sealed", name=name, version=number, ci=platform.context(),
+        append_event(args.ledger, "sealed", name=name, version=number, ci=platform.context(),
                   details={"manifest_sha256": manifest.digest, "files": len(manifest.subjects),
                            "bytes": manifest.total_bytes, "resealed_from": previous if previous != manifest.digest
                            else None},

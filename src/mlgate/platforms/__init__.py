@@ -1,6 +1,6 @@
-"""CI platform adapters: masking, outputs, annotations, summaries and run context."""
+"""CI platform adapters: masking, outputs, annotations, summaries, run context and approvals."""
 
 from mlgate.platforms.base import Platform
-from mlgate.platforms.detect import detect_platform
+from mlgate.platforms.detect import NAMES, approval_platform, backend, detect_platform, running_ci
 
-__all__ = ["Platform", "detect_platform"]
+__all__ = ["NAMES", "Platform", "approval_platform", "backend", "detect_platform", "running_ci"]

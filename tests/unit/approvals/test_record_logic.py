@@ -7,16 +7,20 @@ from pathlib import Path
 import pytest
 
 from mlgate.errors import RefusedError, UsageError
-from mlgate.governed.record import duty_rules, read_report, rollback_target, run_key
+from mlgate.approvals import ApprovalRequest
+from mlgate.governed.record import duty_rules, rollback_target, run_key
 from mlgate.ledger import Draft
 from mlgate.ledger.file import FileLedger
 from mlgate.platforms.base import CIContext
 
 
 def test_approver_flag_is_refused_inside_ci() -> None:
+    from mlgate.platforms import detect_platform
+
+    request = ApprovalRequest("production", approvers=("Me",), comment="trust me")
     for platform in ("github", "azure-devops"):
         with pytest.raises(UsageError, match="only for local runs"):
-            read_report(platform, stage="production", approvers=["Me"], comment="trust me", environ={})
+            detect_platform(platform, {}).read_approvals(request)
 
 
 def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> None:
