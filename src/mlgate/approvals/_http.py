@@ -21,7 +21,7 @@ from mlgate.errors import EvaluationError, NetworkError
 MAX_PAGES = 50
 CONTINUATION_HEADER = "x-ms-continuationtoken"
 CONTINUATION_PARAM = "continuationToken"
-_UNUSABLE = "the CI service answered something other than its documented shape; nothing was recorded"
+_NOTHING = "nothing was recorded"
 
 
 def _get(
@@ -70,7 +70,7 @@ def _next_link(response: requests.Response, first: str, what: str) -> str | None
     if not same_origin(first, target):
         raise NetworkError(
             f"{what}: the next page is on another origin ({safe_url(target)}); it was not followed",
-            hint="point mlgate at the CI service's API itself; " + _UNUSABLE,
+            hint="point mlgate at the CI service's API itself (not a proxy that pages elsewhere); " + _NOTHING,
         )
     return target
 
@@ -100,7 +100,7 @@ def get_pages(
         if following in seen:
             raise NetworkError(
                 f"{what}: page {page} points back to a page already read (a pagination loop); stopped",
-                hint="the service's pagination repeats itself; re-run later. " + _UNUSABLE,
+                hint="the service's pagination repeats itself; re-run later; " + _NOTHING,
             )
         seen.add(following)
         if link:
@@ -109,5 +109,5 @@ def get_pages(
             query = {**(params or {}), CONTINUATION_PARAM: token}
     raise NetworkError(
         f"{what}: more than {max_pages} pages (limit); stopped",
-        hint="the service paginates without end; " + _UNUSABLE,
+        hint="the service paginates without end; re-run later or check the API address; " + _NOTHING,
     )

@@ -77,7 +77,7 @@ def approval_platform(
     if ci is not None and platform.is_ci and not type(platform).detected(env):
         raise UsageError(
             f"--platform {platform.name} cannot read approvals in {ci.title} ({ci.marker} is set): inside a CI run "
-            "the approvers come only from that CI's own approvals API",
+            "the approvers come only from that CI's own approvals API, so a pipeline cannot name its own approver",
             hint=f"drop --platform / MLGATE_PLATFORM (or use --platform {ci.name}) and configure the approval there",
         )
     platform.check_approval_request(request)

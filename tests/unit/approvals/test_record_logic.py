@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.errors import RefusedError, UsageError
 from mlgate.approvals import ApprovalRequest
+from mlgate.errors import RefusedError, UsageError
 from mlgate.governed.record import duty_rules, rollback_target, run_key
 from mlgate.ledger import Draft
 from mlgate.ledger.file import FileLedger
