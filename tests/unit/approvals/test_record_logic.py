@@ -103,3 +103,21 @@ def test_record_with_a_stage_cannot_weaken_the_risk_class_duties(tmp_path: Path)
     rules, _ = duty_rules(policy_path=str(policy), evidence=None, version_tags={}, stage="production")
     assert rules.min_approvers == 2
     assert rules.approver_not_author and rules.approver_not_requester and rules.approver_not_committer
+
+
+def test_no_deployed_event_the_approved_entry_is_the_deployment_record(tmp_path: Path) -> None:
+    from mlgate.ledger.base import EVENTS
+
+    assert "deployed" not in EVENTS and "approved" in EVENTS
+    with pytest.raises(ValueError, match="unknown ledger event 'deployed'"):
+        Draft(event="deployed")
+
+
+def test_rules_recorded_in_the_evidence_are_read_back_typed() -> None:
+    from mlgate.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"requirements\.approvals\.min_approvers"):
+        duty_rules(policy_path=None, evidence={"requirements": {"approvals": {"min_approvers": "2"}}},
+                   version_tags={}, stage="production")
+    with pytest.raises(InvalidInputError, match="must be a mapping"):
+        duty_rules(policy_path=None, evidence={"requirements": {"approvals": "lax"}}, version_tags={}, stage="p")
