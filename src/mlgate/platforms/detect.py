@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mlgate.errors import UsageError
-from mlgate.platforms.base import Platform
 
 if TYPE_CHECKING:
     from mlgate.approvals import ApprovalRequest
+    from mlgate.platforms.base import Platform
 
 # name -> "module:Class", in detection order (the fallback, local, last)
 BACKENDS: dict[str, str] = {
