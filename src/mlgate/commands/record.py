@@ -112,24 +112,22 @@ def summary_markdown(outcome: Outcome, title: str) -> str:
 
 
 # ---------------------------------------------------------------------------- record
-def _evidence_file(path: str) -> None:
-    """The evidence path names a regular file (a FIFO or a directory never hangs or crashes; exit 2)."""
+def _evidence_exists(path: str) -> None:
+    """Say how to make the evidence when there is none (its reading, bounded and non-blocking so a
+    FIFO or a directory is exit 2, is :func:`mlgate.governed.evidence.read_pack`)."""
     import os
 
     from mlgate.errors import UsageError
-    from mlgate.files import read_bounded
-    from mlgate.governed.evidence import MAX_EVIDENCE_BYTES
 
     if not os.path.lexists(path):
         raise UsageError(
             f"no evidence pack at {path}",
             hint="run `mlgate gate` first and pass --evidence with its evidence.json",
         )
-    read_bounded(path, MAX_EVIDENCE_BYTES, what="evidence")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlgate.governed.evidence import bind_evidence, load_evidence
+    from mlgate.governed.evidence import bind_evidence, read_pack
     from mlgate.governed.record import duty_rules, model_authors, record
     from mlgate.ledger import open_ledger
     from mlgate.lineage.artifacts import recorded_digest
@@ -143,13 +141,12 @@ def run(args: argparse.Namespace) -> int:
     client = MlflowClient.from_env()
     parsed = ModelRef.parse(args.ref)
     mv = client.resolve(parsed)
-    version = str(mv.get("version"))
-    _evidence_file(args.evidence)
-    evidence = load_evidence(args.evidence, name=parsed.name, version=version, stage=args.stage)
+    version = mv.version
+    _evidence_exists(args.evidence)
+    evidence = read_pack(args.evidence, name=parsed.name, version=version, stage=args.stage)
     in_ledger = bind_evidence(evidence, path=args.evidence, name=parsed.name, version=version,
                               sealed_sha256=recorded_digest(mv), ledger=ledger)
-    tags = {str(t.get("key")): str(t.get("value")) for t in mv.get("tags") or [] if isinstance(t, dict)}
-    rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=tags, stage=args.stage)
+    rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=mv.tags, stage=args.stage)
     report = platform.read_approvals(request)
     outcome = record(parsed.name, version, stage=args.stage, authors=model_authors(client, mv), ledger=ledger,
                      client=client, ci=platform.context(), report=report, evidence=evidence, rules=rules,

@@ -31,10 +31,11 @@ from mlgate import tags as T
 from mlgate.approvals import ApprovalReport
 from mlgate.approvals.duties import Violation, check_duties
 from mlgate.approvals.rules import NO_DUTIES, ApprovalRules
-from mlgate.errors import InvalidInputError, RefusedError, UsageError
+from mlgate.errors import RefusedError, UsageError
+from mlgate.evidence.pack import Evidence
 from mlgate.governed import clip
 from mlgate.ledger import Draft, Entry, Ledger
-from mlgate.lineage.mlflow import MlflowClient, NotFound
+from mlgate.lineage.mlflow import MlflowClient, ModelVersion, NotFound
 from mlgate.platforms.base import CIContext
 
 
@@ -56,7 +57,7 @@ class Outcome:
 
 # ---------------------------------------------------------------------------- rules
 def duty_rules(
-    *, policy_path: str | None, evidence: Mapping[str, Any] | None, version_tags: Mapping[str, str], stage: str
+    *, policy_path: str | None, evidence: Evidence | None, version_tags: Mapping[str, str], stage: str
 ) -> tuple[ApprovalRules, str]:
     """The separation-of-duties rules and where they came from.
 
@@ -77,37 +78,30 @@ def duty_rules(
             )
         rules = policy.requirements(risk, stage if stage in policy.stages else None).approvals
         return rules, f"policy {os.path.basename(policy_path)} (risk class {risk})"
-    requirements = (evidence or {}).get("requirements")
-    block = requirements.get("approvals") if isinstance(requirements, Mapping) else None
-    if block is not None:
-        rules = ApprovalRules.from_dict(block, where="evidence requirements.approvals", error=InvalidInputError)
-        return rules, "the policy recorded in the evidence pack"
+    if evidence is not None and evidence.approvals is not None:
+        return evidence.approvals, "the policy recorded in the evidence pack"
     return ApprovalRules(), "strict defaults (no policy given)"
 
 
 # ---------------------------------------------------------------------------- helpers
-def model_authors(client: MlflowClient, mv: Mapping[str, Any]) -> tuple[str, ...]:
+def model_authors(client: MlflowClient, mv: ModelVersion) -> tuple[str, ...]:
     """``mlflow.user`` of the version's source run (and the version's own user_id), when known."""
     authors: list[str] = []
-    user = mv.get("user_id")
-    if isinstance(user, str) and user.strip():
-        authors.append(user)
-    run_id = mv.get("run_id")
-    if isinstance(run_id, str) and run_id:
+    if mv.user_id and mv.user_id.strip():
+        authors.append(mv.user_id)
+    if mv.run_id:
         try:
-            run = client.get_run(run_id)
+            run_user = client.get_run(mv.run_id).data.tags.get("mlflow.user")
         except NotFound:
-            run = {}
-        tags = (run.get("data") or {}).get("tags") or []
-        for tag in tags if isinstance(tags, list) else []:
-            if isinstance(tag, dict) and tag.get("key") == "mlflow.user" and isinstance(tag.get("value"), str):
-                authors.append(tag["value"])
+            run_user = None
+        if run_user is not None:
+            authors.append(run_user)
     return tuple(dict.fromkeys(a for a in authors if a.strip()))
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
-        return str(client.get_model_version_by_alias(name, alias).get("version"))
+        return client.get_model_version_by_alias(name, alias).version
     except NotFound:
         return None
 
@@ -131,7 +125,7 @@ def _record_details(
     report: ApprovalReport,
     rules: ApprovalRules,
     rules_source: str,
-    evidence: Mapping[str, Any],
+    evidence: Evidence,
     evidence_in_ledger: bool | None,
 ) -> dict[str, Any]:
     from mlgate.governed.evidence import evidence_summary
@@ -144,7 +138,7 @@ def _record_details(
         "ci_min_required": report.min_required,
         "duty_rules": rules.to_dict(),
         "duty_rules_source": rules_source,
-        "evidence": evidence_summary(dict(evidence)) if evidence else None,
+        "evidence": evidence_summary(evidence),
     }
     if evidence_in_ledger is not None:
         details["evidence_in_ledger"] = evidence_in_ledger
@@ -161,14 +155,14 @@ def record(
     client: MlflowClient,
     ci: CIContext,
     report: ApprovalReport,
-    evidence: Mapping[str, Any],
+    evidence: Evidence,
     rules: ApprovalRules,
     rules_source: str,
     evidence_in_ledger: bool | None = None,
 ) -> Outcome:
     """Record the approval of the resolved version ``name``/``version`` (``authors``: who trained it)."""
     violations = check_duties(report, rules, model_authors=authors)
-    evidence_sha = str(evidence.get("evidence_sha256")) if evidence else None
+    evidence_sha = evidence.sha256
     approvers = _approvers_payload(report)
     base: dict[str, Any] = {
         "model": f"models:/{name}/{version}",

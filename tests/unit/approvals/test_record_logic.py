@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from mlgate.approvals import ApprovalRequest
-from mlgate.errors import RefusedError, UsageError
+from mlgate.approvals.rules import ApprovalRules
+from mlgate.errors import InvalidInputError, RefusedError, UsageError
+from mlgate.evidence.pack import Evidence
 from mlgate.governed.record import duty_rules, rollback_target, run_key
 from mlgate.ledger import Draft
 from mlgate.ledger.file import FileLedger
@@ -21,6 +23,18 @@ def test_approver_flag_is_refused_inside_ci() -> None:
     for platform in ("github", "azure-devops"):
         with pytest.raises(UsageError, match="only for local runs"):
             detect_platform(platform, {}).read_approvals(request)
+
+
+def _evidence(approvals: object = None) -> Evidence:
+    """An evidence pack as the gate writes it, with ``requirements.approvals`` = ``approvals``."""
+    doc = {
+        "model": {"ref": "models:/m/1", "name": "m", "version": "1"},
+        "decision": {"passed": True, "failed_rules": []},
+        "policy": {"source": "p.yaml", "sha256": "cd" * 32},
+        "requirements": None if approvals is None else {"approvals": approvals},
+        "evidence_sha256": "ab" * 32,
+    }
+    return Evidence.from_document(doc, error=InvalidInputError)
 
 
 def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> None:
@@ -41,7 +55,7 @@ def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> N
         duty_rules(policy_path=str(policy), evidence=None, version_tags={"risk_class": "nope"}, stage="x")
     from_evidence, source = duty_rules(
         policy_path=None,
-        evidence={"requirements": {"approvals": {"min_approvers": 2}}},
+        evidence=_evidence({"min_approvers": 2}),
         version_tags={},
         stage="production",
     )
@@ -54,7 +68,7 @@ def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> N
     )
     lax, _ = duty_rules(policy_path=str(lax_file), evidence=None, version_tags={}, stage="x")
     assert (lax.approver_not_author, lax.approver_not_requester, lax.approver_not_committer) == (False, False, False)
-    strict, source = duty_rules(policy_path=None, evidence={}, version_tags={}, stage="production")
+    strict, source = duty_rules(policy_path=None, evidence=_evidence(), version_tags={}, stage="production")
     assert strict.approver_not_author and strict.approver_not_requester and "strict" in source
 
 
@@ -114,10 +128,10 @@ def test_no_deployed_event_the_approved_entry_is_the_deployment_record(tmp_path:
 
 
 def test_rules_recorded_in_the_evidence_are_read_back_typed() -> None:
-    from mlgate.errors import InvalidInputError
-
+    # the evidence's approvals block is read by the same ApprovalRules that wrote it
+    rules = ApprovalRules(3, True, False, True)
+    assert _evidence(rules.to_dict()).approvals == rules
     with pytest.raises(InvalidInputError, match=r"requirements\.approvals\.min_approvers"):
-        duty_rules(policy_path=None, evidence={"requirements": {"approvals": {"min_approvers": "2"}}},
-                   version_tags={}, stage="production")
+        _evidence({"min_approvers": "2"})
     with pytest.raises(InvalidInputError, match="must be a mapping"):
-        duty_rules(policy_path=None, evidence={"requirements": {"approvals": "lax"}}, version_tags={}, stage="p")
+        _evidence("lax")
