@@ -279,7 +279,7 @@ EVIDENCE = [
     ("evidence-device", lambda _tmp: "/dev/null", 2, "not a regular file (a device)"),
     ("evidence-missing", _missing, 2, "no evidence pack at"),
     ("evidence-dangling-symlink", _dangling, 2, "no such file"),
-    ("evidence-not-json", _html, 2, "not valid JSON"),
+    ("evidence-not-json", _html, 2, "HTML or text, not JSON"),
 ]
 
 
