@@ -149,7 +149,9 @@ def read_body(
     raw = response.raw
     try:
         while True:
-            chunk = raw.read1(_READ_STEP) if hasattr(raw, "read1") else raw.read(_READ_STEP)
+            # decode_content: the body as sent may be gzip-compressed (GitHub's API does)
+            chunk = (raw.read1(_READ_STEP, decode_content=True) if hasattr(raw, "read1")
+                     else raw.read(_READ_STEP, decode_content=True))
             if not chunk:
                 break
             buffer += chunk
