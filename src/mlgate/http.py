@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from mlgate import __version__
-from mlgate.errors import NetworkError
+from mlgate.errors import Error, NetworkError
 from mlgate.urls import safe_url
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
@@ -168,7 +168,7 @@ def read_body(
         raise NetworkError(f"{what}: the answer was cut off ({type(exc).__name__})",
                            hint="re-run; nothing was passed") from None
     except Exception as exc:  # urllib3 read errors (ProtocolError, ReadTimeoutError, ...)
-        if isinstance(exc, NetworkError):
+        if isinstance(exc, Error):  # our own (a NetworkError above, the command's DeadlineExceeded)
             raise
         raise NetworkError(f"{what}: the answer was cut off or timed out ({type(exc).__name__})",
                            hint="re-run; nothing was passed") from None
