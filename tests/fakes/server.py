@@ -73,6 +73,19 @@ def path_pattern(template: str) -> re.Pattern[str]:
     return re.compile(f"^{pattern}$")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-answer (as mlgate does when it refuses one) is not a server error."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeServer:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
@@ -170,7 +183,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer((self.host, 0), _Handler)
+        self._server = _QuietServer((self.host, 0), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
