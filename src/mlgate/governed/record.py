@@ -245,23 +245,23 @@ def record(
         )
     )
     if not created:  # a re-run: the entry's own facts are the record
-        previous = entry.get("details", {}).get("previous_version")
+        previous = entry.details.text("previous_version")
     write_record_tags(client, name, version, entry, ledger)
     client.set_registered_model_alias(name, stage, version)
     return Outcome(entry, created, name, version, stage, [], report, previous)
 
 
 def _names(entry: Entry) -> str:
-    return ", ".join(str(a.get("name")) for a in entry.get("approvers") or [])
+    return ", ".join(entry.approver_names)
 
 
 def _approved_at(entry: Entry) -> str:
-    times = [str(a["time"]) for a in entry.get("approvers") or [] if a.get("time")]
-    return max(times) if times else str(entry.get("time"))
+    times = [a.time for a in entry.approvers if a.time]
+    return max(times) if times else entry.time
 
 
 def _comments(entry: Entry) -> str:
-    return "\n".join(f"{a.get('name')}: {a.get('comment') or ''}" for a in entry.get("approvers") or [])
+    return "\n".join(f"{a.name}: {a.comment or ''}" for a in entry.approvers)
 
 
 def ledger_tags(ledger: Ledger, entry: Entry) -> dict[str, str]:
@@ -276,8 +276,8 @@ def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entr
         TAG_APPROVED_BY: clip(_names(entry)),
         TAG_APPROVED_AT: _approved_at(entry),
         TAG_APPROVAL_COMMENT: clip(_comments(entry)),
-        TAG_EVIDENCE: str(entry.get("evidence_sha256") or ""),
-        TAG_DEPLOYMENT: str(entry.get("run_url") or f"{entry.get('details', {}).get('platform', 'local')} run"),
+        TAG_EVIDENCE: entry.evidence_sha256 or "",
+        TAG_DEPLOYMENT: entry.run_url or f"{entry.details.text('platform') or 'local'} run",
         **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
@@ -292,14 +292,14 @@ def alias_history(ledger: Ledger, name: str, stage: str) -> list[Entry]:
         e
         for e in ledger.entries()
         if e.event in ("approved", "rolled_back")
-        and e.get("stage") == stage
-        and str(e.get("model") or "").startswith(prefix)
-        and "/" not in str(e.get("model"))[len(prefix) :]
+        and e.stage == stage
+        and (e.model or "").startswith(prefix)
+        and "/" not in (e.model or "")[len(prefix) :]
     ]
 
 
 def _version_of(entry: Entry) -> str:
-    return str(entry.get("model")).rsplit("/", 1)[1]
+    return str(entry.model).rsplit("/", 1)[1]
 
 
 def rollback_target(history: list[Entry], current: str | None, name: str, stage: str) -> tuple[Entry, Entry]:
@@ -390,7 +390,7 @@ def rollback(
             stage=stage,
             actor=ci.requester,
             approvers=approvers,
-            evidence_sha256=target.get("evidence_sha256"),
+            evidence_sha256=target.evidence_sha256,
             run_url=ci.run_url,
             key=run_key(ci, "rolled_back", name, to_version, stage, repr((approvers, current))),
             details={
@@ -409,7 +409,7 @@ def rollback(
         TAG_ROLLBACK_BY: clip(_names(entry)),
         TAG_ROLLBACK_AT: _approved_at(entry),
         TAG_ROLLBACK_COMMENT: clip(_comments(entry)),
-        TAG_DEPLOYMENT: str(entry.get("run_url") or f"{ci.platform} run"),
+        TAG_DEPLOYMENT: entry.run_url or f"{ci.platform} run",
         **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
