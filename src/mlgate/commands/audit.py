@@ -191,7 +191,7 @@ def run_verify(args: argparse.Namespace) -> int:
     client = _client(args)
     ledger = _open_existing(args, client)
     result = ledger.verify()
-    identity = result.ledger_id or anchor_name(ledger)
+    identity = result.ledger_id or (anchor_name(ledger) if result.entries else None)
     own = _live_anchors(client, result, identity=identity, location=ledger.location,
                         what=f"the ledger {ledger.location}")
     result = replace(result, anchors_checked=len(own))
@@ -208,7 +208,7 @@ def run_export(args: argparse.Namespace) -> int:
     client = _client(args)
     ledger = _open_existing(args, client)
     first_pass = ledger.verify()
-    identity = first_pass.ledger_id or anchor_name(ledger)
+    identity = first_pass.ledger_id or (anchor_name(ledger) if first_pass.entries else None)
     own = _live_anchors(client, first_pass, identity=identity, location=ledger.location,
                         what=f"the ledger {ledger.location}")
     check_anchored(args, len(own))  # before writing: --require-anchors writes nothing

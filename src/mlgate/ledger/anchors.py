@@ -239,14 +239,16 @@ def check(anchors: Sequence[Anchor], result: VerifyResult, *, identity: str | No
         state = f"has the identity {identity}" if identity else "is empty" if not result.entries else "has no identity"
         if location is not None and anchor.location == location:
             raise _tampered(
-                f"{anchor.model} carries the anchor {anchor.value[:80]} of {anchor.describe()}, this ledger's "
-                f"location, but {what} {state}: the ledger at {location} was emptied, replaced or re-created",
+                f"{anchor.model} carries the anchor {anchor.value[:80]} of ledger {anchor.ledger or '(none)'}, "
+                f"written at this ledger's location, but {what} {state}: the ledger at {location} was emptied, "
+                "replaced or re-created",
                 result,
             )
         mine = recorded.get(anchor.model)
         if mine is not None:
             raise _tampered(
-                f"{what} records {mine.event} of {anchor.model} at seq {mine.seq}, but MLflow's anchor on that "
+                f"{what} records the {'approval' if mine.event == 'approved' else 'rollback'} of {anchor.model} "
+                f"at seq {mine.seq}, but MLflow's anchor on that "
                 f"version ({anchor.value[:80]}) belongs to {anchor.describe()}, which is not this ledger "
                 "(the ledger was rewritten under another identity, or the version was recorded in another ledger)",
                 result,

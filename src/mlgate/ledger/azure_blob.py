@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mlgate.errors import UsageError
 from mlgate.ledger.base import Conflict, Ledger, LedgerUnavailable, Snapshot
 
 if TYPE_CHECKING:
@@ -45,7 +46,18 @@ def open_azure_blob(account_url: str, container: str, blob: str, *, location: st
         for part in connection.split(";"):
             if part.lower().startswith(("accountkey=", "sharedaccesssignature=")):
                 redact.register(part.split("=", 1)[1])
-        client = ContainerClient.from_connection_string(connection, container, **CLIENT_OPTIONS)
+        try:
+            client = ContainerClient.from_connection_string(connection, container, **CLIENT_OPTIONS)
+        except ValueError:  # never echo it: it holds the account key
+            raise UsageError(
+                "AZURE_STORAGE_CONNECTION_STRING is malformed",
+                hint="copy it again from the storage account's access keys (or unset it to use an identity)",
+            ) from None
+    elif not account_url.startswith("https://"):
+        raise UsageError(
+            f"the ledger {location} is reached over plain http, where an Azure identity cannot be used",
+            hint="use the account's https URL, or set AZURE_STORAGE_CONNECTION_STRING (e.g. for Azurite)",
+        )
     else:
         client = ContainerClient(account_url, container, credential=_credential(os.environ), **CLIENT_OPTIONS)
     return AzureBlobLedger(client, blob, location=location)
