@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from mlgate.errors import EvaluationError, RefusedError
 from mlgate.integrity.manifest import canonical_json
@@ -45,13 +45,18 @@ MAX_LINE = 4 << 20  # no entry mlgate writes comes near this
 MAX_ATTEMPTS = 40
 
 # details mlgate writes and reads back, with their types (None is always allowed)
-_DETAIL_TEXT = (
-    LEDGER_ID, "platform", "commit", "alias", "previous_version", "from_version", "to_version",
-    "approved_entry", "replaced_entry", "action", "approval_source", "approval_for", "duty_rules_source",
-    "manifest_sha256",
-)
-_DETAIL_FLAG = ("passed", "evidence_in_ledger")
-_DETAIL_OBJ = ("evidence", "duty_rules")
+_DETAIL_TYPES: dict[str, tuple[type, str]] = {
+    **dict.fromkeys(
+        (LEDGER_ID, "platform", "commit", "alias", "previous_version", "from_version", "to_version",
+         "approved_entry", "replaced_entry", "action", "approval_source", "approval_for", "duty_rules_source",
+         "manifest_sha256"),
+        (str, "a string"),
+    ),
+    **dict.fromkeys(("passed", "evidence_in_ledger"), (bool, "a boolean")),
+    **dict.fromkeys(("evidence", "duty_rules"), (dict, "an object")),
+}
+_ENTRY_TEXT = ("model", "stage", "actor", "evidence_sha256", "run_url", "key")
+_APPROVER_TEXT = ("id", "comment", "time", "source")
 
 
 def utc_now() -> str:
@@ -61,10 +66,6 @@ def utc_now() -> str:
 
 _HASH_MATCH = re.compile(r"[0-9a-f]{64}").fullmatch
 _DECODE = json.JSONDecoder().decode
-
-
-def _is_hash(value: object) -> bool:
-    return isinstance(value, str) and _HASH_MATCH(value) is not None
 
 
 class TamperedError(RefusedError):
@@ -84,11 +85,43 @@ class _Shape(ValueError):
     """A field of the wrong type (turned into a TamperedError naming the line)."""
 
 
-def _opt_text(data: Mapping[str, object], name: str, path: str = "") -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise _Shape(f"field {path}{name}: expected a string, got {kind_of(value)}")
-    return value
+_TEXT_OR_NULL = frozenset((str, type(None)))
+
+
+def _check_texts(data: Mapping[str, object], names: tuple[str, ...], path: object = None) -> None:
+    """Every one of ``names`` in ``data`` is a string or absent/null (checked in C first: this runs per line)."""
+    if set(map(type, map(data.get, names))) <= _TEXT_OR_NULL:
+        return
+    for name in names:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _Shape(f"field {f'{path}.' if path else ''}{name}: expected a string, got {kind_of(value)}")
+
+
+_T = TypeVar("_T")
+
+
+def _built(cls: type[_T], **values: Any) -> _T:
+    """An instance of the frozen dataclass ``cls`` from already type-checked ``values`` (every field).
+
+    The frozen ``__init__`` sets each field through ``object.__setattr__``, which made parsing
+    several times slower; ``parse_line`` runs once per stored line, so it fills the fields directly.
+    """
+    made = object.__new__(cls)
+    made.__dict__.update(values)
+    return made
+
+
+class _ApproverPath:
+    """``approvers[i]``, formatted only when a message needs it (parsing runs once per line)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int | None) -> None:
+        self.index = index
+
+    def __str__(self) -> str:
+        return "approvers" if self.index is None else f"approvers[{self.index}]"
 
 
 @dataclass(frozen=True)
@@ -103,19 +136,24 @@ class Approver:
     identities: tuple[str, ...] = ()
 
     @classmethod
-    def parse(cls, value: object, path: str) -> Approver:
-        if isinstance(value, Approver):
-            return value
-        if not isinstance(value, Mapping):
-            raise _Shape(f"field {path}: expected an object, got {kind_of(value)}")
-        name = value.get("name")
-        if not isinstance(name, str):
+    def parse(cls, value: object, index: int | None = None) -> Approver:
+        """An approver from its JSON object (``index``: its place in ``approvers``, for messages)."""
+        path = _ApproverPath(index)
+        if value.__class__ is not dict:
+            if isinstance(value, Approver):
+                return value
+            if not isinstance(value, Mapping):
+                raise _Shape(f"field {path}: expected an object, got {kind_of(value)}")
+        get = value.get
+        name = get("name")
+        if name.__class__ is not str:
             raise _Shape(f"field {path}.name: expected a string, got {kind_of(name)}")
-        identities = value.get("identities") or []
-        if not isinstance(identities, list) or not all(isinstance(i, str) for i in identities):
+        identities = get("identities") or ()
+        if identities and (not isinstance(identities, (list, tuple)) or not set(map(type, identities)) <= {str}):
             raise _Shape(f"field {path}.identities: expected a list of strings")
-        return cls(name, _opt_text(value, "id", f"{path}."), _opt_text(value, "comment", f"{path}."),
-                   _opt_text(value, "time", f"{path}."), _opt_text(value, "source", f"{path}."), tuple(identities))
+        _check_texts(value, _APPROVER_TEXT, path)
+        return _built(cls, name=name, id=get("id"), comment=get("comment"), time=get("time"), source=get("source"),
+                      identities=tuple(identities))
 
     def to_json(self) -> dict[str, object]:
         return {"name": self.name, "id": self.id, "comment": self.comment, "time": self.time,
@@ -127,7 +165,7 @@ def _approvers(value: object) -> tuple[Approver, ...]:
         return ()
     if not isinstance(value, (list, tuple)):
         raise _Shape(f"field approvers: expected a list, got {kind_of(value)}")
-    return tuple(Approver.parse(item, f"approvers[{i}]") for i, item in enumerate(value))
+    return tuple([Approver.parse(item, i) for i, item in enumerate(value)])
 
 
 @dataclass(frozen=True)
@@ -140,15 +178,13 @@ class Details:
     def parse(cls, value: object) -> Details:
         if value is None:
             return cls({})
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             raise _Shape(f"field details: expected an object, got {kind_of(value)}")
-        for names, kind, check in ((_DETAIL_TEXT, "a string", str), (_DETAIL_FLAG, "a boolean", bool),
-                                   (_DETAIL_OBJ, "an object", Mapping)):
-            for name in names:
-                item = value.get(name)
-                if item is not None and not isinstance(item, check):
-                    raise _Shape(f"field details.{name}: expected {kind}, got {kind_of(item)}")
-        return cls(dict(value))
+        for name, item in value.items():
+            expected = _DETAIL_TYPES.get(name)
+            if expected is not None and item is not None and not isinstance(item, expected[0]):
+                raise _Shape(f"field details.{name}: expected {expected[1]}, got {kind_of(item)}")
+        return _built(cls, values=value)
 
     def text(self, name: str) -> str | None:
         value = self.values.get(name)
@@ -243,23 +279,12 @@ def _typed(data: Mapping[str, Any], raw: bytes, claimed: str) -> Entry:
     version = data.get("v", FORMAT_VERSION)
     if not isinstance(version, int) or isinstance(version, bool):
         raise _Shape(f"field v: expected an integer, got {kind_of(version)}")
-    return Entry(
-        v=version,
-        seq=data["seq"],
-        prev=data["prev"],
-        time=data["time"],
-        event=data["event"],
-        model=_opt_text(data, "model"),
-        stage=_opt_text(data, "stage"),
-        actor=_opt_text(data, "actor"),
-        approvers=_approvers(data.get("approvers")),
-        evidence_sha256=_opt_text(data, "evidence_sha256"),
-        run_url=_opt_text(data, "run_url"),
-        key=_opt_text(data, "key"),
-        details=Details.parse(data.get("details")),
-        hash=claimed,
-        raw=raw,
-    )
+    _check_texts(data, _ENTRY_TEXT)
+    get = data.get
+    return _built(Entry, v=version, seq=data["seq"], prev=data["prev"], time=data["time"], event=data["event"],
+                  model=get("model"), stage=get("stage"), actor=get("actor"), approvers=_approvers(get("approvers")),
+                  evidence_sha256=get("evidence_sha256"), run_url=get("run_url"), key=get("key"),
+                  details=Details.parse(get("details")), hash=claimed, raw=raw)
 
 
 def chain(draft: Draft, previous: Entry | None, *, time: str | None = None) -> Entry:
@@ -280,7 +305,7 @@ def chain(draft: Draft, previous: Entry | None, *, time: str | None = None) -> E
         "model": draft.model,
         "stage": draft.stage,
         "actor": draft.actor,
-        "approvers": [Approver.parse(a, "approvers").to_json() for a in draft.approvers],
+        "approvers": [Approver.parse(a, i).to_json() for i, a in enumerate(draft.approvers)],
         "evidence_sha256": draft.evidence_sha256,
         "run_url": draft.run_url,
         "key": draft.key,
@@ -320,18 +345,26 @@ def _body_bytes(raw: bytes, claimed: str) -> bytes | None:
     return None
 
 
-def _decode(raw: bytes, where: str, line: int) -> dict[str, Any]:
+def _decode(raw: bytes, where: str | None, line: int) -> dict[str, Any]:
     if len(raw) > MAX_LINE:
-        raise TamperedError(f"{where}: longer than {MAX_LINE >> 20} MiB (limit)", line=line, seq=None)
+        raise TamperedError(f"{where or f'line {line}'}: longer than {MAX_LINE >> 20} MiB (limit)", line=line, seq=None)
     if not raw.endswith(b"\n"):
-        raise TamperedError(f"{where}: incomplete last line (no newline)", line=line, seq=None)
+        raise TamperedError(f"{where or f'line {line}'}: incomplete last line (no newline)", line=line, seq=None)
     try:
         data = _DECODE(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
-        raise TamperedError(f"{where}: not valid JSON ({str(exc)[:200]})", line=line, seq=None) from None
-    if not isinstance(data, dict):
-        raise TamperedError(f"{where}: not a JSON object", line=line, seq=None)
+        raise TamperedError(f"{where or f'line {line}'}: not valid JSON ({str(exc)[:200]})", line=line,
+                            seq=None) from None
+    if data.__class__ is not dict:
+        raise TamperedError(f"{where or f'line {line}'}: not a JSON object", line=line, seq=None)
     return data
+
+
+def _bad(what: str, where: str | None, line: int, seq: int | None) -> TamperedError:
+    """The error for line ``line`` (``where`` names it when it is not counted, e.g. "the last line")."""
+    place = where or f"line {line}"
+    return TamperedError(f"{place} (seq {seq}): {what}" if seq is not None else f"{place}: {what}", line=line,
+                         seq=seq)
 
 
 def parse_line(raw: bytes, *, line: int, where: str | None = None) -> Entry:
@@ -339,37 +372,33 @@ def parse_line(raw: bytes, *, line: int, where: str | None = None) -> Entry:
 
     Raises :class:`TamperedError` naming the line (``where``, default ``line N``) when it is not
     a JSON entry whose ``hash`` is the SHA-256 of its own bytes without the hash member, or when
-    a field has the wrong type.
+    a field has the wrong type. (This runs once per line: messages are only formatted on failure.)
     """
-    where = where or f"line {line}"
     data = _decode(raw, where, line)
     seq = data.get("seq")
-    seq_i = seq if isinstance(seq, int) and not isinstance(seq, bool) else None
-    label = f"{where} (seq {seq_i})" if seq_i is not None else where
+    seq_i = seq if seq.__class__ is int else None  # a boolean is not an int here
     claimed = data.pop("hash", None)
-    if not _is_hash(claimed):
-        raise TamperedError(f"{label}: missing or malformed hash", line=line, seq=seq_i)
-    assert isinstance(claimed, str)
-    if not _is_hash(data.get("prev")):
-        raise TamperedError(f"{label}: missing or malformed prev", line=line, seq=seq_i)
+    if claimed.__class__ is not str or _HASH_MATCH(claimed) is None:
+        raise _bad("missing or malformed hash", where, line, seq_i)
+    prev = data.get("prev")
+    if prev.__class__ is not str or _HASH_MATCH(prev) is None:
+        raise _bad("missing or malformed prev", where, line, seq_i)
     if seq_i is None or seq_i < 1:
-        raise TamperedError(f"{where}: seq must be a positive integer", line=line, seq=None)
-    if not isinstance(data.get("event"), str) or not isinstance(data.get("time"), str):
-        raise TamperedError(f"{label}: event and time must be strings", line=line, seq=seq_i)
+        raise _bad("seq must be a positive integer", where, line, None)
+    if data.get("event").__class__ is not str or data.get("time").__class__ is not str:
+        raise _bad("event and time must be strings", where, line, seq_i)
     body = _body_bytes(raw, claimed)
     if body is None:  # the hash member is not where the canonical form puts it
         body = canonical_json(data)
         if canonical_json({**data, "hash": claimed}) + b"\n" != raw:
-            raise TamperedError(f"{label}: bytes differ from the entry's canonical form", line=line, seq=seq_i)
+            raise _bad("bytes differ from the entry's canonical form", where, line, seq_i)
     actual = hashlib.sha256(body).hexdigest()
     if actual != claimed:
-        raise TamperedError(
-            f"{label}: content does not match its hash (expected {claimed}, got {actual})", line=line, seq=seq_i
-        )
+        raise _bad(f"content does not match its hash (expected {claimed}, got {actual})", where, line, seq_i)
     try:
         return _typed(data, raw, claimed)
     except _Shape as exc:
-        raise TamperedError(f"{label}: {exc}", line=line, seq=seq_i) from None
+        raise _bad(str(exc), where, line, seq_i) from None
 
 
 def model_name(ref: str | None) -> str | None:
@@ -445,7 +474,8 @@ def verify_lines(
         if number == 1:
             first_id = entry.ledger_id
         if entry.event in ANCHORING_EVENTS:
-            recorded[entry.seq] = Recorded(entry.seq, entry.hash, entry.model, entry.event)
+            recorded[entry.seq] = _built(Recorded, seq=entry.seq, hash=entry.hash, model=entry.model,
+                                         event=entry.event)
         for where, digest in pending.pop(expected_seq, ()):
             checked += 1
             if digest != entry.hash:
