@@ -224,7 +224,9 @@ def run_show(args: argparse.Namespace) -> int:
     from mlgate.console import out
     from mlgate.ledger.show import audit_answer, render_text
 
-    answer = audit_answer(args.ref, _open_existing(args, None))
+    from mlgate.ledger.anchors import client_from_env
+
+    answer = audit_answer(args.ref, _open_existing(args, client_from_env()))
     if args.json:
         out(json.dumps(answer.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
     else:

@@ -7,6 +7,9 @@
 * ``azure-blob://ACCOUNT_URL/CONTAINER/BLOB`` (``ACCOUNT_URL`` without ``https://`` means
   https; ``azure-blob://http://127.0.0.1:10000/devstoreaccount1/c/b`` reaches Azurite), or the
   blob's plain URL ``https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB``.
+
+:data:`SCHEMES` maps each scheme to the opener of its back-end; a new store (a back-end
+implementing :meth:`Ledger.snapshot` and :meth:`Ledger.append_if_unchanged`) adds one entry.
 """
 
 from __future__ import annotations

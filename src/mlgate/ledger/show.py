@@ -200,6 +200,14 @@ def _anchor_of(model: str, facts: VersionFacts, ledger: Ledger) -> tuple[str | N
     recorded_in = facts.tags.get(LEDGER_TAG)
     if recorded_in and recorded_in != anchor_name(ledger):
         where = facts.tags.get(LOCATION_TAG) or recorded_in
+        if where == ledger.location:
+            raise TamperedError(
+                f"{model} was recorded in the ledger {recorded_in} at this very location ({where}), but the "
+                f"ledger there now {'is empty' if ledger.identity() is None else 'has another identity'}: "
+                "it was emptied, replaced or re-created",
+                line=0,
+                seq=None,
+            )
         raise UsageError(
             f"{model} was recorded in the ledger {recorded_in} (at {where}), not in {ledger.location}",
             hint=f"pass --ledger {where} (or set MLGATE_LEDGER), or a copy of that ledger",

@@ -183,6 +183,12 @@ CASES = [
     (Case("head-tag-wrong-hash", VERIFY, 1, says=("the ledger was rewritten",)), "head-tag-wrong-hash"),
     (Case("approvals-turned-into-gated-elsewhere-required", (*COPY, "--require-anchors"), 1,
           says=("--require-anchors",)), "approvals-turned-into-gated-elsewhere"),
+    (Case("show-after-emptied", ("audit", "show", "{ref}", "--ledger", "file:{ledger}"), 1, says=(REPLACED,)),
+     "emptied"),
+    (Case("show-after-deleted", ("audit", "show", "{ref}", "--ledger", "file:{ledger}"), 1,
+          says=("the ledger was deleted",)), "deleted"),
+    (Case("show-after-rewritten-same-id", ("audit", "show", "{ref}", "--ledger", "file:{ledger}"), 1,
+          says=("the ledger was rewritten",)), "rewritten-same-id"),
     (Case("only-gated-in-another-ledger-is-no-tampering", COPY, 0, says=("1 entries, chain intact",)),
      "only-gated-in-another-ledger"),
 ]
@@ -193,7 +199,7 @@ def test_hostile_ledger_with_anchors(
     case: Case, damage: str, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     DAMAGES[damage](world)
-    argv = [a.format(ledger=world.ledger, tmp=world.tmp) for a in case.argv]
+    argv = [a.format(ledger=world.ledger, tmp=world.tmp, ref=world.model.ref(1)) for a in case.argv]
     code, output = run_in_process(argv, capsys, monkeypatch, env={"MLFLOW_TRACKING_URI": world.uri})
     assert_case(case, code, output)
     if argv[:2] == ["audit", "export"]:
