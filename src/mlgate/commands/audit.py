@@ -222,9 +222,8 @@ def run_show(args: argparse.Namespace) -> int:
     import json
 
     from mlgate.console import out
-    from mlgate.ledger.show import audit_answer, render_text
-
     from mlgate.ledger.anchors import client_from_env
+    from mlgate.ledger.show import audit_answer, render_text
 
     answer = audit_answer(args.ref, _open_existing(args, client_from_env()))
     if args.json:
