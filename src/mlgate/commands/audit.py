@@ -129,8 +129,8 @@ def _open_existing(args: argparse.Namespace, client: MlflowClient | None) -> Led
     ledger = open_ledger(args.ledger)
     if ledger.exists():
         return ledger
-    anchors = find(client, identity=None, location=ledger.location) if client is not None else []
-    at_location = [a for a in anchors if a.location == ledger.location]
+    anchors = find(client, identity=None, locations=ledger.locations()) if client is not None else []
+    at_location = [a for a in anchors if a.location in ledger.locations()]
     if at_location:
         first = at_location[0]
         raise TamperedError(
@@ -146,14 +146,14 @@ def _open_existing(args: argparse.Namespace, client: MlflowClient | None) -> Led
 
 
 def _live_anchors(client: MlflowClient | None, result: VerifyResult, *, identity: str | None,
-                  location: str | None, what: str) -> list[Anchor]:
+                  locations: tuple[str, ...], what: str) -> list[Anchor]:
     """Check the anchors MLflow holds for this ledger (by identity, location and recorded models); its own ones."""
     from mlgate.ledger.anchors import check, find, recorded_model_names
 
     if client is None:
         return []
-    anchors = find(client, identity=identity, location=location, models=recorded_model_names(result))
-    check(anchors, result, identity=identity, location=location, what=what)
+    anchors = find(client, identity=identity, locations=locations, models=recorded_model_names(result))
+    check(anchors, result, identity=identity, locations=locations, what=what)
     return [a for a in anchors if identity is not None and a.ledger == identity]
 
 
@@ -164,8 +164,8 @@ def _verify_file(args: argparse.Namespace) -> int:
     client = _client(args)
     result, header = verify_file(args.file)
     identity = result.ledger_id or (header.ledger_id if header else None)
-    location = header.source if header else None
-    own = _live_anchors(client, result, identity=identity, location=location, what=f"the file {args.file}")
+    locations = (header.source,) if header and header.source else ()
+    own = _live_anchors(client, result, identity=identity, locations=locations, what=f"the file {args.file}")
     text = describe_result(result, args.file, live=len(own))
     if header is not None:
         copied = header.anchor_count
@@ -192,7 +192,7 @@ def run_verify(args: argparse.Namespace) -> int:
     ledger = _open_existing(args, client)
     result = ledger.verify()
     identity = result.ledger_id or (anchor_name(ledger) if result.entries else None)
-    own = _live_anchors(client, result, identity=identity, location=ledger.location,
+    own = _live_anchors(client, result, identity=identity, locations=ledger.locations(),
                         what=f"the ledger {ledger.location}")
     result = replace(result, anchors_checked=len(own))
     out(describe_result(result, ledger.location))
@@ -209,7 +209,7 @@ def run_export(args: argparse.Namespace) -> int:
     ledger = _open_existing(args, client)
     first_pass = ledger.verify()
     identity = first_pass.ledger_id or (anchor_name(ledger) if first_pass.entries else None)
-    own = _live_anchors(client, first_pass, identity=identity, location=ledger.location,
+    own = _live_anchors(client, first_pass, identity=identity, locations=ledger.locations(),
                         what=f"the ledger {ledger.location}")
     check_anchored(args, len(own))  # before writing: --require-anchors writes nothing
     result = export_ledger(ledger, args.output, anchors=by_seq(own))

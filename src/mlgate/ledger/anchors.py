@@ -162,9 +162,9 @@ def client_from_env() -> MlflowClient | None:
 
 
 def find(
-    client: MlflowClient, *, identity: str | None, location: str | None, models: Iterable[str] = ()
+    client: MlflowClient, *, identity: str | None, locations: Iterable[str] = (), models: Iterable[str] = ()
 ) -> list[Anchor]:
-    """The anchors of ledger ``identity``, at ``location``, and on versions of ``models`` (deduplicated).
+    """The anchors of ledger ``identity``, at ``locations``, and on versions of ``models`` (deduplicated).
 
     One paged search per filter and per registered model, never one request per entry.
     """
@@ -172,8 +172,7 @@ def find(
     queries = []
     if identity:
         queries.append(f"tags.`{LEDGER_TAG}` = {_quote(identity)} AND {head}")
-    if location:
-        queries.append(f"tags.`{LOCATION_TAG}` = {_quote(location)} AND {head}")
+    queries += [f"tags.`{LOCATION_TAG}` = {_quote(location)} AND {head}" for location in dict.fromkeys(locations)]
     queries += [f"name = {_quote(name)} AND {head}" for name in sorted(set(models))]
     unique: dict[str, Anchor] = {}
     for query in queries:
@@ -187,7 +186,7 @@ def read_anchors(name: str, client: MlflowClient | None = None) -> dict[int, lis
     client = client or client_from_env()
     if client is None:
         return {}
-    return by_seq(a for a in find(client, identity=name, location=None) if a.ledger == name)
+    return by_seq(a for a in find(client, identity=name) if a.ledger == name)
 
 
 def recorded_model_names(result: VerifyResult) -> list[str]:
@@ -222,12 +221,12 @@ def _check_own(anchor: Anchor, result: VerifyResult) -> None:
                         "not this version (the ledger was rewritten, or the tag was copied)", result, seq)
 
 
-def check(anchors: Sequence[Anchor], result: VerifyResult, *, identity: str | None, location: str | None,
+def check(anchors: Sequence[Anchor], result: VerifyResult, *, identity: str | None, locations: Sequence[str],
           what: str) -> int:
     """Refuse the anchors ``result`` (a verified ledger called ``what``) does not contain or contradicts.
 
-    ``identity`` is the ledger's name in the anchors (its ``ledger_id``), ``location`` where it is
-    (None for a copy without one). Returns how many anchors of this ledger matched.
+    ``identity`` is the ledger's name in the anchors (its ``ledger_id``), ``locations`` the names
+    of where it is (none for a copy without one). Returns how many anchors of this ledger matched.
     """
     recorded = result.recorded_models
     matched = 0
@@ -237,11 +236,11 @@ def check(anchors: Sequence[Anchor], result: VerifyResult, *, identity: str | No
             matched += 1
             continue
         state = f"has the identity {identity}" if identity else "is empty" if not result.entries else "has no identity"
-        if location is not None and anchor.location == location:
+        if anchor.location is not None and anchor.location in locations:
             raise _tampered(
                 f"{anchor.model} carries the anchor {anchor.value[:80]} of ledger {anchor.ledger or '(none)'}, "
-                f"written at this ledger's location, but {what} {state}: the ledger at {location} was emptied, "
-                "replaced or re-created",
+                f"written at this ledger's location, but {what} {state}: the ledger at {anchor.location} was "
+                "emptied, replaced or re-created",
                 result,
             )
         mine = recorded.get(anchor.model)

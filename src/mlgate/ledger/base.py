@@ -569,6 +569,10 @@ class Ledger(abc.ABC):
     def append_if_unchanged(self, line: bytes, snapshot: Snapshot) -> None:
         """Append ``line`` only if the store is still as ``snapshot`` saw it, else raise :class:`Conflict`."""
 
+    def locations(self) -> tuple[str, ...]:
+        """Every name of where this ledger is that an anchor may carry (``location`` first)."""
+        return (self.location,)
+
     def writing(self) -> contextlib.AbstractContextManager[None]:
         """Held around a whole append (a lock, the translation of the store's errors)."""
         return contextlib.nullcontext()

@@ -52,6 +52,10 @@ class FileLedger(Ledger):
         self.lock_timeout = lock_timeout
         self.location = f"file:{self.path.resolve()}"
 
+    def locations(self) -> tuple[str, ...]:
+        """The resolved path, and the path as given (a symlink swapped in must not hide the anchors written there)."""
+        return tuple(dict.fromkeys((self.location, f"file:{os.path.abspath(self.path)}")))
+
     def exists(self) -> bool:
         return self.path.is_file()
 

@@ -135,6 +135,9 @@ DAMAGES: dict[str, Callable[[World], None]] = {
     "other-real-ledger-swapped-in": lambda w: (w.ledger.unlink(), FileLedger(w.ledger).append(
         Draft(event="approved", model="models:/another/1", stage="production",
               approvers=[{"name": "Mallory", "comment": "mine", "source": "local"}]))),
+    "symlink-to-other-real-ledger": lambda w: (FileLedger(w.tmp / "other.jsonl").append(
+        Draft(event="approved", model="models:/another/1", stage="production")), w.ledger.unlink(),
+        w.ledger.symlink_to(w.tmp / "other.jsonl")),
     "re-id-and-location-tags-deleted": lambda w: (rewrite(w.ledger, new_id=NEW_ID),
                                                   w.tag(0, "mlgate.ledger.location", None),
                                                   w.tag(1, "mlgate.ledger.location", None)),
@@ -173,6 +176,7 @@ CASES = [
     (Case("export-emptied-id-kept", FILE, 1, says=("the ledger is empty", "entries were removed")),
      "export-emptied-id-kept"),
     (Case("other-real-ledger-swapped-in", VERIFY, 1, says=(REPLACED,)), "other-real-ledger-swapped-in"),
+    (Case("symlink-to-other-real-ledger", VERIFY, 1, says=(REPLACED,)), "symlink-to-other-real-ledger"),
     (Case("re-id-and-location-tags-deleted", VERIFY, 1, says=(OTHER, "(no location tag)")),
      "re-id-and-location-tags-deleted"),
     (Case("head-tag-malformed", VERIFY, 1, says=("is malformed",)), "head-tag-malformed"),
