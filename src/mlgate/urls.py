@@ -42,3 +42,16 @@ def safe_host(url: str) -> str:
     if port is not None:
         host += f":{port}"
     return f"{parts.scheme}://{host}" if parts.scheme else host
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ``::1`` or ``localhost`` (brackets and a trailing dot allowed): a local emulator, never a cloud."""
+    import ipaddress
+
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -248,7 +248,7 @@ def _version(**fields: object) -> dict[str, object]:
 
 
 ANSWERS = [
-    (Case("search-repeats-its-page-token", V, 3, says=("repeated a page token",)),
+    (Case("search-repeats-its-page-token", V, 3, says=("repeated a next_page_token",)),
      {"model_versions": [], "next_page_token": "again"}),
     (Case("search-model-versions-a-string", V, 3, says=("field model_versions",)), {"model_versions": "many"}),
     (Case("search-tags-value-a-number", V, 3, says=("field model_versions[0].tags[0].value",)),

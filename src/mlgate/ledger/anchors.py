@@ -23,27 +23,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlgate import tags
-from mlgate.errors import NetworkError
-from mlgate.jsonvalue import Fields
 from mlgate.ledger.base import TamperedError, VerifyResult, model_name
 
 if TYPE_CHECKING:
     from mlgate.ledger.base import Ledger
-    from mlgate.lineage.mlflow import MlflowClient
+    from mlgate.lineage.mlflow import MlflowClient, ModelVersion
 
 
 HEAD_TAG = tags.LEDGER_HEAD
 LEDGER_TAG = tags.LEDGER  # which ledger the anchor belongs to (its identity)
 LOCATION_TAG = tags.LEDGER_LOCATION  # where that ledger was when the tag was written
-MAX_PAGES = 1000
-PAGE_SIZE = 1000
 _ANCHOR = re.compile(r"^([1-9][0-9]{0,17}):([0-9a-f]{64})$")
-_ENDPOINT = "/model-versions/search"
 
 
 def parse_anchor(value: str) -> tuple[int, str] | None:
@@ -73,29 +68,16 @@ class Anchor:
         return f"ledger {self.ledger or '(none)'} at {self.location or '(no location tag)'}"
 
 
-def version_text(mv: Fields) -> str:
-    """A model version's ``version`` (MLflow's REST answers send it as a string; an integer is accepted)."""
-    raw = mv.raw("version")
-    return str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else mv.text("version")
-
-
-def _version_anchor(mv: Fields) -> Anchor | None:
-    version_tags = mv.tags("tags")
-    value = version_tags.get(HEAD_TAG)
+def _version_anchor(mv: ModelVersion) -> Anchor | None:
+    value = mv.tags.get(HEAD_TAG)
     if value is None:
         return None
-    return Anchor(f"models:/{mv.text('name')}/{version_text(mv)}", value, version_tags.get(LEDGER_TAG) or None,
-                  version_tags.get(LOCATION_TAG) or None)
+    return Anchor(f"models:/{mv.label}", value, mv.tags.get(LEDGER_TAG) or None, mv.tags.get(LOCATION_TAG) or None)
 
 
-def collect(versions: Iterable[Mapping[str, Any]], *, where: str = "model versions") -> list[Anchor]:
-    """The anchors among MLflow model-version records (``name``, ``version``, ``tags`` as a list or object)."""
-    found = []
-    for i, mv in enumerate(versions):
-        anchor = _version_anchor(Fields(mv, where, path=f"model_versions[{i}]"))
-        if anchor is not None:
-            found.append(anchor)
-    return found
+def collect(versions: Iterable[ModelVersion]) -> list[Anchor]:
+    """The anchors among MLflow model-version records."""
+    return [anchor for anchor in map(_version_anchor, versions) if anchor is not None]
 
 
 def by_seq(anchors: Iterable[Anchor]) -> dict[int, list[tuple[str, str]]]:
@@ -112,39 +94,9 @@ def _quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _search_page(client: MlflowClient, query: str, token: str | None) -> object:
-    """One page of ``model-versions/search`` (the only place that calls MLflow's transport directly)."""
-    params: dict[str, Any] = {"filter": query, "max_results": PAGE_SIZE}
-    if token:
-        params["page_token"] = token
-    return client._call("GET", _ENDPOINT, what="model versions carrying ledger anchors", params=params)
-
-
 def search(client: MlflowClient, query: str) -> list[Anchor]:
-    """Every anchored version matching ``query``, paged (bounded: :data:`MAX_PAGES`, no repeated token)."""
-    where = f"MLflow at {client.host} answer for {_ENDPOINT}"
-    found: list[Anchor] = []
-    token: str | None = None
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        body = Fields(_search_page(client, query, token), where)
-        for mv in body.objs("model_versions"):
-            anchor = _version_anchor(mv)
-            if anchor is not None:
-                found.append(anchor)
-        token = body.opt_text("next_page_token") or None
-        if not token:
-            return found
-        if token in seen:
-            raise NetworkError(
-                f"MLflow at {client.host} repeated a page token for {_ENDPOINT} (paging would never end)",
-                hint="check the tracking server; nothing was passed",
-            )
-        seen.add(token)
-    raise NetworkError(
-        f"MLflow at {client.host} kept paging {_ENDPOINT} past {MAX_PAGES} pages (limit)",
-        hint="check the tracking server; nothing was passed",
-    )
+    """Every anchored version matching ``query``: one paged search (the client bounds the paging, exit 3)."""
+    return collect(client.search_model_versions(filter=query))
 
 
 def anchor_name(ledger: Ledger) -> str:

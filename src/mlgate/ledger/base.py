@@ -39,7 +39,7 @@ from mlgate.jsonvalue import kind_of
 GENESIS = "0" * 64
 FORMAT_VERSION = 1
 LEDGER_ID = "ledger_id"  # key in seq 1's details: the ledger's identity wherever it is stored
-EVENTS = ("sealed", "gated", "approved", "deployed", "rolled_back", "refused")
+EVENTS = ("sealed", "gated", "approved", "rolled_back", "refused")  # `approved` is written after the deployment
 ANCHORING_EVENTS = ("approved", "rolled_back")  # the entries `record`/`rollback` anchor on a version
 MAX_LINE = 4 << 20  # no entry mlgate writes comes near this
 MAX_ATTEMPTS = 40

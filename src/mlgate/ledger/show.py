@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from mlgate import tags as tag_names
 from mlgate.errors import RefusedError, UsageError
 from mlgate.jsonvalue import Fields
-from mlgate.ledger.anchors import HEAD_TAG, LEDGER_TAG, LOCATION_TAG, anchor_name, parse_anchor, version_text
+from mlgate.ledger.anchors import HEAD_TAG, LEDGER_TAG, LOCATION_TAG, anchor_name, parse_anchor
 from mlgate.ledger.base import Entry, Ledger, TamperedError
 
 if TYPE_CHECKING:
     from mlgate.lineage.chain import Lineage
-    from mlgate.lineage.mlflow import MlflowClient
+    from mlgate.lineage.mlflow import MlflowClient, ModelVersion
     from mlgate.refs import ModelRef
 
 EVIDENCE_TAG = tag_names.EVIDENCE_SHA256
@@ -30,20 +30,6 @@ GOVERNING = ("approved", "rolled_back")
 
 class MalformedEntryError(RefusedError):
     """A verified ledger entry carries a field of the wrong type (exit 1: whoever wrote it was not mlgate)."""
-
-
-@dataclass(frozen=True)
-class VersionFacts:
-    """What the answer needs of MLflow's ``model_version``."""
-
-    version: str
-    aliases: tuple[str, ...]
-    tags: dict[str, str]
-
-    @classmethod
-    def parse(cls, mv: object, what: str) -> VersionFacts:
-        fields = Fields(mv, f"MLflow answer for {what}")
-        return cls(version_text(fields), tuple(fields.texts("aliases")), fields.tags("tags"))
 
 
 @dataclass(frozen=True)
@@ -82,7 +68,7 @@ class AuditAnswer:
     """The answer to the audit question for one model version."""
 
     ref: ModelRef
-    mv: VersionFacts
+    mv: ModelVersion
     current: Entry | None  # the entry that governs the version (approved / rolled back to)
     original: Entry | None  # for a rollback: the approval rolled back to
     ledger_location: str
@@ -196,7 +182,7 @@ def _scan(ledger: Ledger, model: str, anchor: tuple[int, str] | None, anchor_tex
     return _Found(tuple(history), anchored, count)
 
 
-def _anchor_of(model: str, facts: VersionFacts, ledger: Ledger) -> tuple[str | None, tuple[int, str] | None]:
+def _anchor_of(model: str, facts: ModelVersion, ledger: Ledger) -> tuple[str | None, tuple[int, str] | None]:
     recorded_in = facts.tags.get(LEDGER_TAG)
     if recorded_in and recorded_in != anchor_name(ledger):
         where = facts.tags.get(LOCATION_TAG) or recorded_in
@@ -227,9 +213,8 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
     parsed = ModelRef.parse(ref)
     mlflow = client or MlflowClient.from_env()
     mv = mlflow.resolve(parsed)
-    facts = VersionFacts.parse(mv, f"model version {parsed}")
-    model = f"models:/{parsed.name}/{facts.version}"
-    anchor_text, anchor = _anchor_of(model, facts, ledger)
+    model = f"models:/{parsed.name}/{mv.version}"
+    anchor_text, anchor = _anchor_of(model, mv, ledger)
     found = _scan(ledger, model, anchor, anchor_text)
     anchored = found.anchored
     governing = [e for e in found.history if e.event in GOVERNING]
@@ -241,7 +226,7 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
         by_anchor = {e.anchor: e for e in found.history}
         original = by_anchor.get(current.details.text("approved_entry") or "")
     lineage = trace(mlflow, parsed, model_version=mv)
-    return AuditAnswer(parsed, facts, current, original, ledger.location, found.count, anchor_text,
+    return AuditAnswer(parsed, mv, current, original, ledger.location, found.count, anchor_text,
                        anchored is not None, lineage, found.history)
 
 

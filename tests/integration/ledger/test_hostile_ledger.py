@@ -21,6 +21,7 @@ from mlgate.integrity.manifest import canonical_json
 from mlgate.ledger import Draft
 from mlgate.ledger.base import entry_hash
 from mlgate.ledger.file import FileLedger
+from mlgate.lineage.mlflow import MlflowClient
 from tests.hostile.harness import Case, assert_case, run_in_process
 from tests.integration.governed.helpers import CI_VARS, Registered, register, write_evidence
 
@@ -215,13 +216,13 @@ def test_anchor_searches_are_bounded(world: World, monkeypatch: pytest.MonkeyPat
     from mlgate.ledger import anchors
 
     calls: list[str] = []
-    real = anchors._search_page
+    real = anchors.search
 
-    def counting(client: object, query: str, token: str | None) -> object:
+    def counting(client: MlflowClient, query: str) -> list[anchors.Anchor]:
         calls.append(query)
-        return real(client, query, token)  # type: ignore[arg-type]
+        return real(client, query)
 
-    monkeypatch.setattr(anchors, "_search_page", counting)
+    monkeypatch.setattr(anchors, "search", counting)
     shutil.copy(world.ledger, world.tmp / "again.jsonl")
     assert main(["audit", "verify", "--ledger", f"file:{world.ledger}"]) == 0
     assert len(calls) == 3  # by identity, by location, by the one registered model

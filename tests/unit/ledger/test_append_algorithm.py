@@ -88,17 +88,17 @@ def test_schemes_are_a_registry() -> None:
 
 
 def test_anchor_paging_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import responses
+
+    import mlgate.lineage.mlflow as mlflow
     from mlgate.ledger import anchors
 
     pages = iter(range(10_000))
-
-    def page(client: object, query: str, token: str | None) -> object:
-        return {"model_versions": [], "next_page_token": f"t{next(pages)}"}
-
-    class Client:
-        host = "mlflow.test"
-
-    monkeypatch.setattr(anchors, "_search_page", page)
-    monkeypatch.setattr(anchors, "MAX_PAGES", 5)
-    with pytest.raises(NetworkError, match="past 5 pages"):
-        anchors.search(Client(), "q")  # type: ignore[arg-type]
+    monkeypatch.setattr(mlflow, "MAX_PAGES", 5)
+    with responses.RequestsMock() as mock:
+        mock.add_callback(
+            "GET", "http://mlflow.test/api/2.0/mlflow/model-versions/search",
+            callback=lambda request: (200, {}, f'{{"model_versions": [], "next_page_token": "t{next(pages)}"}}'),
+        )
+        with pytest.raises(NetworkError, match="past 5 pages"):
+            anchors.search(mlflow.MlflowClient("http://mlflow.test"), "q")
