@@ -23,6 +23,9 @@ def safe_url(url: str) -> str:
         host = f"[{host}]"
     if port is not None:
         host += f":{port}"
+    if not parts.netloc and "@" in text:
+        # "user:PW@host" parses as scheme "user": never print what precedes an @
+        return "<URL with credentials>"
     if not parts.scheme and not parts.netloc:
         # a bare path or name: drop anything after ? or #, and anything before an @
         return text.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
