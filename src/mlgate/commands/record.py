@@ -73,11 +73,11 @@ def approval_request(args: argparse.Namespace) -> ApprovalRequest:
 
 def approver_lines(outcome: Outcome) -> list[str]:
     lines = []
-    for a in outcome.entry.get("approvers") or []:
-        when = a.get("time") or "time not reported by the CI"
+    for a in outcome.entry.approvers:
+        when = a.time or "time not reported by the CI"
         lines.append(
-            f"  approved by {a.get('name')} ({a.get('id') or '-'}, {a.get('source')}) at {when}: "
-            f"{a.get('comment') or '(no comment)'}"
+            f"  approved by {a.name} ({a.id or '-'}, {a.source}) at {when}: "
+            f"{a.comment or '(no comment)'}"
         )
     return lines
 
@@ -101,13 +101,13 @@ def refused(platform: Platform, outcome: Outcome, what: str, location: str) -> i
 
 def summary_markdown(outcome: Outcome, title: str) -> str:
     cells = [
-        (a.get("name"), a.get("source"), a.get("time") or "-", str(a.get("comment") or "").replace("|", "/"))
-        for a in outcome.entry.get("approvers") or []
+        (a.name, a.source, a.time or "-", (a.comment or "").replace("|", "/"))
+        for a in outcome.entry.approvers
     ]
     rows = "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in cells)
     return (
         f"### {title}\n\n| approver | source | time | comment |\n|---|---|---|---|\n{rows}\n\n"
-        f"evidence sha256 `{outcome.entry.get('evidence_sha256') or '-'}` · ledger head `{outcome.entry.anchor}`\n"
+        f"evidence sha256 `{outcome.entry.evidence_sha256 or '-'}` · ledger head `{outcome.entry.anchor}`\n"
     )
 
 
@@ -169,10 +169,10 @@ def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, 
     for line in approver_lines(outcome):
         out(line)
     found = "found in the ledger" if in_ledger else "NOT found in the ledger"
-    out(f"  evidence sha256 {outcome.entry.get('evidence_sha256')} ({found}); duties checked against {source}")
+    out(f"  evidence sha256 {outcome.entry.evidence_sha256} ({found}); duties checked against {source}")
     out(ledger_line(outcome, ledger.location))
     if platform.is_ci:
-        platform.set_output("approver", ", ".join(str(a.get("name")) for a in outcome.entry.get("approvers") or []))
+        platform.set_output("approver", ", ".join(outcome.entry.approver_names))
         platform.set_output("ledger_head", outcome.entry.anchor)
         platform.summary(
             summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} -> {outcome.stage}")

@@ -78,12 +78,12 @@ def bind_evidence(
             hint="gate the version again against its current seal and record that evidence",
         )
     model = f"models:/{name}/{version}"
-    entries = [e for e in ledger.entries() if e.event == "gated" and e.get("model") == model]
+    entries = [e for e in ledger.entries() if e.event == "gated" and e.model == model]
     if not entries:
         return False
     claimed = evidence.sha256
     if any(
-        e.get("evidence_sha256") == claimed and (e.get("details") or {}).get("passed") is True for e in entries
+        e.evidence_sha256 == claimed and e.details.flag("passed") is True for e in entries
     ):
         return True
     raise RefusedError(

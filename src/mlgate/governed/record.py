@@ -185,23 +185,23 @@ def record(
     key = run_key(ci, "approved", name, version, stage, fingerprint)
     entry, created = ledger.append(Draft(event="approved", key=key, details=details, **base))
     if not created:  # a re-run: the entry's own facts are the record
-        previous = entry.get("details", {}).get("previous_version")
+        previous = entry.details.text("previous_version")
     write_record_tags(client, name, version, entry, ledger)
     client.set_registered_model_alias(name, stage, version)
     return Outcome(entry, created, name, version, stage, [], report, previous)
 
 
 def _names(entry: Entry) -> str:
-    return ", ".join(str(a.get("name")) for a in entry.get("approvers") or [])
+    return ", ".join(entry.approver_names)
 
 
 def _approved_at(entry: Entry) -> str:
-    times = [str(a["time"]) for a in entry.get("approvers") or [] if a.get("time")]
-    return max(times) if times else str(entry.get("time"))
+    times = [a.time for a in entry.approvers if a.time]
+    return max(times) if times else entry.time
 
 
 def _comments(entry: Entry) -> str:
-    return "\n".join(f"{a.get('name')}: {a.get('comment') or ''}" for a in entry.get("approvers") or [])
+    return "\n".join(f"{a.name}: {a.comment or ''}" for a in entry.approvers)
 
 
 def ledger_tags(ledger: Ledger, entry: Entry) -> dict[str, str]:
@@ -216,8 +216,8 @@ def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entr
         T.APPROVED_BY: clip(_names(entry)),
         T.APPROVED_AT: _approved_at(entry),
         T.APPROVAL_COMMENT: clip(_comments(entry)),
-        T.EVIDENCE_SHA256: str(entry.get("evidence_sha256") or ""),
-        T.DEPLOYMENT: str(entry.get("run_url") or f"{entry.get('details', {}).get('platform', 'local')} run"),
+        T.EVIDENCE_SHA256: entry.evidence_sha256 or "",
+        T.DEPLOYMENT: entry.run_url or f"{entry.details.text('platform') or 'local'} run",
         **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
@@ -232,14 +232,14 @@ def alias_history(ledger: Ledger, name: str, stage: str) -> list[Entry]:
         e
         for e in ledger.entries()
         if e.event in ("approved", "rolled_back")
-        and e.get("stage") == stage
-        and str(e.get("model") or "").startswith(prefix)
-        and "/" not in str(e.get("model"))[len(prefix) :]
+        and e.stage == stage
+        and (e.model or "").startswith(prefix)
+        and "/" not in (e.model or "")[len(prefix) :]
     ]
 
 
 def _version_of(entry: Entry) -> str:
-    return str(entry.get("model")).rsplit("/", 1)[1]
+    return str(entry.model).rsplit("/", 1)[1]
 
 
 def rollback_target(history: list[Entry], current: str | None, name: str, stage: str) -> tuple[Entry, Entry]:
@@ -306,7 +306,7 @@ def _write_rollback_tags(client: MlflowClient, name: str, version: str, entry: E
         T.ROLLBACK_BY: clip(_names(entry)),
         T.ROLLBACK_AT: _approved_at(entry),
         T.ROLLBACK_COMMENT: clip(_comments(entry)),
-        T.DEPLOYMENT: str(entry.get("run_url") or f"{ci.platform} run"),
+        T.DEPLOYMENT: entry.run_url or f"{ci.platform} run",
         **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
@@ -344,7 +344,7 @@ def rollback(
             stage=stage,
             actor=ci.requester,
             approvers=approvers,
-            evidence_sha256=target.get("evidence_sha256"),
+            evidence_sha256=target.evidence_sha256,
             run_url=ci.run_url,
             key=run_key(ci, "rolled_back", name, to_version, stage, repr((approvers, current))),
             details={

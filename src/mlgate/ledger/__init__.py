@@ -7,14 +7,18 @@
 * ``azure-blob://ACCOUNT_URL/CONTAINER/BLOB`` (``ACCOUNT_URL`` without ``https://`` means
   https; ``azure-blob://http://127.0.0.1:10000/devstoreaccount1/c/b`` reaches Azurite), or the
   blob's plain URL ``https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB``.
+
+:data:`SCHEMES` maps each scheme to the opener of its back-end; a new store (a back-end
+implementing :meth:`Ledger.snapshot` and :meth:`Ledger.append_if_unchanged`) adds one entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from mlgate.errors import UsageError
-from mlgate.ledger.base import Draft, Entry, Ledger, LedgerUnavailable, TamperedError, VerifyResult
+from mlgate.ledger.base import Approver, Draft, Entry, Ledger, LedgerUnavailable, TamperedError, VerifyResult
 
 DEFAULT_LEDGER = "file:.mlgate/ledger.jsonl"
 _HINT = (
@@ -24,6 +28,8 @@ _HINT = (
 
 __all__ = [
     "DEFAULT_LEDGER",
+    "SCHEMES",
+    "Approver",
     "Draft",
     "Entry",
     "Ledger",
@@ -55,28 +61,43 @@ def parse_azure_blob(spec: str) -> tuple[str, str, str]:
     return account, segments[-2], segments[-1]
 
 
-def open_ledger(spec: str | None) -> Ledger:
-    """The ledger named by ``spec`` (None or empty: the embedded default)."""
-    text = (spec or "").strip() or DEFAULT_LEDGER
-    if text.startswith(("https://", "http://")):
-        text = "azure-blob://" + text
-    if text.startswith("azure-blob://"):
-        from mlgate.ledger.azure_blob import open_azure_blob
-
-        account, container, blob = parse_azure_blob(text)
-        return open_azure_blob(
-            account, container, blob, location=f"azure-blob://{account}/{container}/{blob}"
-        )
-    if text.startswith("file:"):
-        path = text[len("file:") :]
-        if path.startswith("//"):
-            path = path[2:]
-    elif "://" in text:
-        raise UsageError(f"unknown ledger scheme {text.split('://', 1)[0]!r}://", hint=_HINT)
-    else:
-        path = text
+def _open_file(path: str) -> Ledger:
+    if path.startswith("//"):
+        path = path[2:]
     if not path:
         raise UsageError("empty ledger path", hint=_HINT)
     from mlgate.ledger.file import FileLedger
 
     return FileLedger(path)
+
+
+def _open_blob(spec: str) -> Ledger:
+    from mlgate.ledger.azure_blob import open_azure_blob
+
+    account, container, blob = parse_azure_blob("azure-blob://" + spec.removeprefix("//"))
+    return open_azure_blob(account, container, blob, location=f"azure-blob://{account}/{container}/{blob}")
+
+
+def _open_blob_url(scheme: str) -> Callable[[str], Ledger]:
+    return lambda rest: _open_blob(f"{scheme}:{rest}")
+
+
+#: ``SCHEME:REST`` -> the opener of that back-end (given REST); a new store adds one line here
+SCHEMES: dict[str, Callable[[str], Ledger]] = {
+    "file": _open_file,
+    "azure-blob": _open_blob,
+    "https": _open_blob_url("https"),  # a blob's plain URL
+    "http": _open_blob_url("http"),
+}
+
+
+def open_ledger(spec: str | None) -> Ledger:
+    """The ledger named by ``spec`` (None or empty: the embedded default)."""
+    text = (spec or "").strip() or DEFAULT_LEDGER
+    scheme, _, rest = text.partition(":")
+    if "://" not in text and scheme != "file":
+        return _open_file(text)  # a bare path (which may hold a colon, e.g. C:\\...)
+    opener = SCHEMES.get(scheme)
+    if opener is None:
+        raise UsageError(f"unknown ledger scheme {scheme!r}://", hint=_HINT)
+    return opener(rest)

@@ -1,10 +1,10 @@
 """The shared ledger: an Azure Storage append blob, written with conditional appends.
 
-Each append reads the blob's tail (or all of it when the draft has an idempotency key)
-together with its ETag and length, chains the new entry to the last one read, and appends
-it with ``If-Match: <etag>`` and ``x-ms-blob-condition-appendpos: <length>``. If another
-pipeline appended in between, the store answers 412 and we re-read and retry, so two
-pipelines recording at once neither lose nor fork entries.
+The snapshot of an append (:meth:`Ledger.append` holds the algorithm) is the blob's tail (or
+all of it when the draft has an idempotency key) together with its ETag and length; the new
+line is appended with ``If-Match: <etag>`` and ``x-ms-blob-condition-appendpos: <length>``.
+If another pipeline appended in between, the store answers 412, which is a conflict: the
+ledger re-reads and retries, so two pipelines recording at once neither lose nor fork entries.
 
 Limit: an append blob holds at most 50,000 blocks (one block per entry); past that the
 store refuses and mlgate says so (exit 3) instead of losing the entry.
@@ -13,17 +13,15 @@ store refuses and mlgate says so (exit 3) instead of losing the entry.
 from __future__ import annotations
 
 import contextlib
-import random
-import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlgate.ledger.base import Draft, Entry, Ledger, LedgerUnavailable, chain, find_key, parse_line
+from mlgate.errors import UsageError
+from mlgate.ledger.base import Conflict, Ledger, LedgerUnavailable, Snapshot
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient, ContainerClient
 
-MAX_ATTEMPTS = 40
 _TAIL = 64 << 10
 _RANGE = 4 << 20  # below the SDK's single-GET size, so one request per range
 CLIENT_OPTIONS: dict[str, Any] = {
@@ -48,7 +46,18 @@ def open_azure_blob(account_url: str, container: str, blob: str, *, location: st
         for part in connection.split(";"):
             if part.lower().startswith(("accountkey=", "sharedaccesssignature=")):
                 redact.register(part.split("=", 1)[1])
-        client = ContainerClient.from_connection_string(connection, container, **CLIENT_OPTIONS)
+        try:
+            client = ContainerClient.from_connection_string(connection, container, **CLIENT_OPTIONS)
+        except ValueError:  # never echo it: it holds the account key
+            raise UsageError(
+                "AZURE_STORAGE_CONNECTION_STRING is malformed",
+                hint="copy it again from the storage account's access keys (or unset it to use an identity)",
+            ) from None
+    elif not account_url.startswith("https://"):
+        raise UsageError(
+            f"the ledger {location} is reached over plain http, where an Azure identity cannot be used",
+            hint="use the account's https URL, or set AZURE_STORAGE_CONNECTION_STRING (e.g. for Azurite)",
+        )
     else:
         client = ContainerClient(account_url, container, credential=_credential(os.environ), **CLIENT_OPTIONS)
     return AzureBlobLedger(client, blob, location=location)
@@ -208,63 +217,51 @@ class AzureBlobLedger(Ledger):
         with contextlib.suppress(ResourceExistsError):
             self.container.create_container()
 
-    def append(self, draft: Draft) -> tuple[Entry, bool]:
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        from mlgate.errors import Error
+
         try:
-            return self._append(draft)
-        except LedgerUnavailable:
+            yield
+        except Error:
             raise
         except Exception as exc:
-            from mlgate.errors import Error
-
-            if isinstance(exc, Error):
-                raise
             raise self._unavailable(exc, "write") from exc
 
-    def _append(self, draft: Draft) -> tuple[Entry, bool]:
-        from azure.core import MatchConditions
+    def snapshot(self, *, whole: bool) -> Snapshot:
+        """The blob's ETag and length with its lines (all, or the tail), read under ``If-Match``."""
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                if draft.key is not None:
-                    downloader = self.blob.download_blob()
-                    etag = str(downloader.properties.etag)
-                    size = int(downloader.properties.size)
-                    match, last = find_key(split_lines(downloader.chunks()), draft.key)
-                    if match is not None:
-                        return match, False
-                else:
-                    props = self.blob.get_blob_properties()
-                    etag, size = str(props.etag), int(props.size)
-                    raw = self._read_tail(size, etag)
-                    last = parse_line(raw, line=0) if raw is not None else None
-            except ResourceNotFoundError:
-                self._ensure_blob()
-                continue
-            except HttpResponseError as exc:
-                if exc.status_code == 412:  # changed between two reads: read again
-                    self._pause(attempt)
-                    continue
-                raise
-            entry = chain(draft, last)
-            try:
-                self.blob.append_block(
-                    entry.line(),
-                    appendpos_condition=size,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except HttpResponseError as exc:
-                if exc.status_code == 412:  # someone else appended first: re-read the tail
-                    self._pause(attempt)
-                    continue
-                raise
-            return entry, True
-        raise LedgerUnavailable(
-            f"gave up appending to {self.location} after {MAX_ATTEMPTS} conflicting writers",
-            hint="too many pipelines are recording at the same instant; re-run this step",
-        )
+        try:
+            if whole:
+                downloader = self.blob.download_blob()
+                etag, size = str(downloader.properties.etag), int(downloader.properties.size)
+                return Snapshot(split_lines(downloader.chunks()), size, etag)
+            props = self.blob.get_blob_properties()
+            etag, size = str(props.etag), int(props.size)
+            raw = self._read_tail(size, etag)
+            return Snapshot([raw] if raw is not None else [], size, etag, whole=False)
+        except ResourceNotFoundError:
+            self._ensure_blob()
+            raise Conflict from None
+        except HttpResponseError as exc:
+            if exc.status_code == 412:  # changed between two reads: read again
+                raise Conflict from None
+            raise
 
-    @staticmethod
-    def _pause(attempt: int) -> None:
-        time.sleep(random.uniform(0, min(0.05 * (2 ** min(attempt, 5)), 1.0)))  # noqa: S311 (jitter)
+    def append_if_unchanged(self, line: bytes, snapshot: Snapshot) -> None:
+        """``append_block`` with ``If-Match: <etag>`` and ``x-ms-blob-condition-appendpos: <size>``."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            self.blob.append_block(
+                line,
+                appendpos_condition=snapshot.size,
+                etag=snapshot.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except HttpResponseError as exc:
+            if exc.status_code == 412:  # someone else appended first: re-read the tail
+                raise Conflict from None
+            raise

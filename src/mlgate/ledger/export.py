@@ -9,27 +9,31 @@ An auditor checks it offline with ``mlgate audit verify --file FILE``: the chain
 recomputed, the number of entries and the head must match the header (a truncated copy is
 caught), and every anchor copied from MLflow at export time must name an entry with that hash.
 Those copied anchors travel with the file, so they cannot reveal a rewrite of the file itself;
-``audit verify --file`` also checks the anchors MLflow holds for the ledger's ``ledger_id``
-(when MLFLOW_TRACKING_URI is set). A plain copy of a ledger file (no header) verifies too.
+``audit verify --file`` also checks the anchors MLflow holds (when MLFLOW_TRACKING_URI is set)
+for the file's ``ledger_id``, for the header's source location and on the versions the file
+records (see :mod:`.anchors`). A plain copy of a ledger file (no header) verifies too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlgate.errors import EvaluationError, InvalidInputError, UsageError
 from mlgate.integrity.manifest import canonical_json
+from mlgate.jsonvalue import Fields, parse_json
 from mlgate.ledger.base import (
+    MAX_LINE,
     Entry,
     Ledger,
     TamperedError,
     VerifyResult,
-    ledger_id,
     parse_line,
     utc_now,
     verify_lines,
@@ -52,16 +56,11 @@ def anchors_from_list(items: object, *, source: str) -> dict[int, list[tuple[str
         raise InvalidInputError(f"{source}: header anchors must be a list")
     result: dict[int, list[tuple[str, str]]] = {}
     for i, item in enumerate(items):
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("seq"), int)
-            or not isinstance(item.get("hash"), str)
-            or not isinstance(item.get("where"), str)
-        ):
-            raise InvalidInputError(
-                f"{source}: header anchors[{i}] needs where (string), seq (int), hash (string)"
-            )
-        result.setdefault(item["seq"], []).append((item["where"], item["hash"]))
+        fields = Fields(item, f"{source}: export header", path=f"anchors[{i}]", error=InvalidInputError)
+        seq = fields.raw("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            fields.fail("seq", "expected an integer")
+        result.setdefault(seq, []).append((fields.text("where"), fields.text("hash")))
     return result
 
 
@@ -84,7 +83,7 @@ def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors) -> VerifyRes
             EXPORT_KEY: 1,
             "exported_at": utc_now(),
             "source": ledger.location,
-            "ledger_id": ledger_id(first[0]) if first else None,
+            "ledger_id": first[0].ledger_id if first else None,
             "entries": result.entries,
             "head": {"seq": result.head.seq, "hash": result.head.hash} if result.head else None,
             "anchors": anchors_to_list(anchors),
@@ -116,47 +115,66 @@ def _tee(lines: Iterable[bytes], sink: BinaryIO, first: list[Entry]) -> Iterator
         yield line
 
 
-def file_identity(path: str) -> str | None:
-    """The ``ledger_id`` of an exported file or a plain ledger copy (None when it carries none)."""
+@dataclass(frozen=True)
+class ExportHeader:
+    """The first line of an export file, type-checked."""
+
+    exported_at: str | None
+    source: str | None
+    ledger_id: str | None
+    entries: int
+    head_hash: str | None
+    anchors: dict[int, list[tuple[str, str]]]
+
+    @property
+    def anchor_count(self) -> int:
+        return sum(len(items) for items in self.anchors.values())
+
+
+def parse_header(data: object, *, source: str) -> ExportHeader:
+    fields = Fields(data, f"{source}: export header", error=InvalidInputError)
+    if fields.raw(EXPORT_KEY) != 1:
+        raise InvalidInputError(f"{source}: unsupported export format {fields.raw(EXPORT_KEY)!r}")
+    head = fields.opt_obj("head")
+    return ExportHeader(
+        exported_at=fields.opt_text("exported_at"),
+        source=fields.opt_text("source"),
+        ledger_id=fields.opt_text("ledger_id") or None,
+        entries=fields.integer("entries"),
+        head_hash=head.opt_text("hash"),
+        anchors=anchors_from_list(fields.raw("anchors") or [], source=source),
+    )
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """``path`` opened for reading without blocking on a FIFO; only a regular file is accepted."""
+    hint = "pass the file written by `mlgate audit export -o` (or a copy of a ledger file)"
     try:
-        with open(path, "rb") as stream:
-            first = stream.readline()
-            try:
-                parsed = json.loads(first) if first.strip() else None
-            except ValueError:
-                return None
-            if isinstance(parsed, dict) and EXPORT_KEY in parsed:
-                parsed = json.loads(stream.readline() or b"null")
-    except (OSError, ValueError):
-        return None  # verify_file reports an unreadable or broken file
-    details = parsed.get("details") if isinstance(parsed, dict) else None
-    value = details.get("ledger_id") if isinstance(details, dict) else None
-    return value if isinstance(value, str) and value else None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}", hint=hint) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidInputError(f"{path}: not a regular file", hint=hint)
+    return os.fdopen(fd, "rb")
 
 
-def verify_file(path: str, *, live: Anchors | None = None) -> tuple[VerifyResult, dict[str, Any] | None]:
+def verify_file(path: str, *, live: Anchors | None = None) -> tuple[VerifyResult, ExportHeader | None]:
     """Verify an exported file (or a plain ledger copy); return the result and header.
 
     ``live`` are anchors read from MLflow now (checked in addition to the header's copies).
     """
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read {path}: {exc.strerror}", hint="pass the file written by `mlgate audit export -o`"
-        ) from exc
-    with stream:
-        first = stream.readline()
-        header: dict[str, Any] | None = None
+    with _open_regular(path) as stream:
+        first = stream.readline(MAX_LINE + 1)
+        header: ExportHeader | None = None
         try:
             parsed = json.loads(first) if first.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         if isinstance(parsed, dict) and EXPORT_KEY in parsed:
-            header = parsed
-            if header.get(EXPORT_KEY) != 1:
-                raise InvalidInputError(f"{path}: unsupported export format {header.get(EXPORT_KEY)!r}")
-            anchors = anchors_from_list(header.get("anchors", []), source=path)
+            header = parse_header(parse_json(first, what=f"{path}: export header", error=InvalidInputError),
+                                  source=path)
+            anchors = {seq: list(items) for seq, items in header.anchors.items()}
             offset = 1
             lines: Iterable[bytes] = stream
         else:
@@ -173,18 +191,26 @@ def verify_file(path: str, *, live: Anchors | None = None) -> tuple[VerifyResult
                 exc.message = exc.args[0]
             raise
     if header is not None:
-        head = header.get("head")
-        expected_hash = head.get("hash") if isinstance(head, dict) else None
-        actual_hash = result.head.hash if result.head else None
-        if header.get("entries") != result.entries or expected_hash != actual_hash:
-            raise TamperedError(
-                f"{path}: the header says {header.get('entries')} entries ending with {expected_hash}, "
-                f"the file holds {result.entries} ending with {result.head.hash if result.head else None} "
-                "(entries were removed or added)",
-                line=result.entries + 2,
-                seq=None,
-            )
+        _check_header(path, header, result)
     return result, header
+
+
+def _check_header(path: str, header: ExportHeader, result: VerifyResult) -> None:
+    actual_hash = result.head.hash if result.head else None
+    if header.entries != result.entries or header.head_hash != actual_hash:
+        raise TamperedError(
+            f"{path}: the header says {header.entries} entries ending with {header.head_hash}, "
+            f"the file holds {result.entries} ending with {actual_hash} "
+            "(entries were removed or added)",
+            line=result.entries + 2,
+            seq=None,
+        )
+    if header.ledger_id and result.ledger_id and header.ledger_id != result.ledger_id:
+        raise TamperedError(
+            f"{path}: the header names the ledger {header.ledger_id}, its first entry {result.ledger_id}",
+            line=1,
+            seq=None,
+        )
 
 
 def _chain_first(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:

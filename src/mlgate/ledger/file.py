@@ -1,33 +1,36 @@
 """The embedded ledger: a JSON Lines file, appended under an exclusive lock (``filelock``).
 
-The lock file sits next to the ledger (``PATH.lock``). Each append reads the last entry (or
-scans the whole file when the draft carries an idempotency key), writes one line, flushes
-and fsyncs, all while holding the lock, so concurrent writers on one machine (or on a shared
+The lock file sits next to the ledger (``PATH.lock``) and is held around the whole of
+:meth:`Ledger.append`: its snapshot is the file's size and last line (or every line, when the
+draft carries an idempotency key), and the line is appended (flushed and fsynced) only if the
+size is still the one the snapshot saw, so concurrent writers on one machine (or on a shared
 file system that honours ``flock``) neither lose nor fork entries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlgate.ledger.base import Draft, Entry, Ledger, LedgerUnavailable, chain, find_key, parse_line
+from mlgate.ledger.base import Conflict, Ledger, LedgerUnavailable, Snapshot
 
 LOCK_TIMEOUT = 60.0
 _CHUNK = 64 << 10
 
 
-def read_last_line(path: Path) -> tuple[bytes | None, int]:
-    """The last line of ``path`` (with its newline, if any) and its 1-based line number hint.
-
-    The line number is only known exactly when the whole file is scanned; here it is 0.
-    """
-    with path.open("rb") as stream:
+def read_last_line(path: Path) -> bytes | None:
+    """The last line of ``path`` (with its newline, if any); None for an empty or missing file."""
+    try:
+        stream = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with stream:
         stream.seek(0, os.SEEK_END)
         end = stream.tell()
         if end == 0:
-            return None, 0
+            return None
         buffer = b""
         position = end
         while position > 0:
@@ -38,8 +41,8 @@ def read_last_line(path: Path) -> tuple[bytes | None, int]:
             # the newline ending the last line does not start it
             cut = buffer.rfind(b"\n", 0, len(buffer) - 1)
             if cut >= 0:
-                return buffer[cut + 1 :], 0
-        return buffer, 0
+                return buffer[cut + 1 :]
+        return buffer
 
 
 class FileLedger(Ledger):
@@ -48,6 +51,10 @@ class FileLedger(Ledger):
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.lock_timeout = lock_timeout
         self.location = f"file:{self.path.resolve()}"
+
+    def locations(self) -> tuple[str, ...]:
+        """The resolved path, and the path as given (a symlink swapped in must not hide the anchors written there)."""
+        return tuple(dict.fromkeys((self.location, f"file:{os.path.abspath(self.path)}")))
 
     def exists(self) -> bool:
         return self.path.is_file()
@@ -62,14 +69,20 @@ class FileLedger(Ledger):
         with stream:
             yield from stream
 
-    def append(self, draft: Draft) -> tuple[Entry, bool]:
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
         from filelock import FileLock, Timeout
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(self.lock_path), timeout=self.lock_timeout)
-            with lock:
-                return self._append_locked(draft)
+            with FileLock(str(self.lock_path), timeout=self.lock_timeout):
+                yield
         except Timeout as exc:
             raise LedgerUnavailable(
                 f"the ledger {self.location} stayed locked for {self.lock_timeout:.0f} s",
@@ -81,18 +94,20 @@ class FileLedger(Ledger):
                 hint="check the path and its permissions (--ledger / MLGATE_LEDGER)",
             ) from exc
 
-    def _append_locked(self, draft: Draft) -> tuple[Entry, bool]:
-        last: Entry | None
-        if draft.key is not None:
-            match, last = find_key(self.lines(), draft.key)
-            if match is not None:
-                return match, False
-        else:
-            raw, _ = read_last_line(self.path) if self.path.exists() else (None, 0)
-            last = parse_line(raw, line=0) if raw is not None else None
-        entry = chain(draft, last)
+    def snapshot(self, *, whole: bool) -> Snapshot:
+        size = self._size()
+        if whole:
+            return Snapshot(self.lines(), size)
+        last = read_last_line(self.path) if size else None
+        return Snapshot([last] if last is not None else [], size, whole=False)
+
+    def append_if_unchanged(self, line: bytes, snapshot: Snapshot) -> None:
+        from mlgate.deadline import shielded
+
         with self.path.open("ab") as stream:
-            stream.write(entry.line())
-            stream.flush()
-            os.fsync(stream.fileno())
-        return entry, True
+            if os.fstat(stream.fileno()).st_size != snapshot.size:
+                raise Conflict
+            with shielded():
+                stream.write(line)
+                stream.flush()
+                os.fsync(stream.fileno())

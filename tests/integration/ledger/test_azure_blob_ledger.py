@@ -97,9 +97,9 @@ def test_two_concurrent_recorders_neither_lose_nor_fork(azurite: Azurite, spec: 
     ledger = open_ledger(spec)
     result = ledger.verify()
     assert result.entries == 1 + 2 * count
-    actors = [e.get("actor") for e in ledger.entries()]
+    actors = [e.actor for e in ledger.entries()]
     assert actors.count("pipeline-a") == count and actors.count("pipeline-b") == count
-    assert len({(e.get("actor"), e.get("model")) for e in ledger.entries()}) == 1 + 2 * count
+    assert len({(e.actor, e.model) for e in ledger.entries()}) == 1 + 2 * count
 
 
 def test_unreachable_store_is_exit_3_and_key_never_printed(

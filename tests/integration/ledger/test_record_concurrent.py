@@ -74,7 +74,7 @@ def test_two_pipelines_record_at_once_into_one_blob_ledger(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     ledger = open_ledger(spec)
     entries = list(ledger.entries())
-    assert sorted(str(e.get("model")) for e in entries) == sorted(m.ref() for m in models)
+    assert sorted(str(e.model) for e in entries) == sorted(m.ref() for m in models)
     anchors = {version_tags(mlflow_server, m.name, m.versions[0])["mlgate.ledger.head"] for m in models}
     assert anchors == {e.anchor for e in entries}
     assert main(["audit", "verify", "--ledger", spec]) == 0

@@ -98,7 +98,7 @@ def test_rollback_target_replays_the_alias_history(tmp_path: Path) -> None:
         if isinstance(e, Entry)
     ]
     last, target = rollback_target(history, "2", "m", "production")
-    assert last.seq == 4 and target.get("model") == "models:/m/1"
+    assert last.seq == 4 and target.model == "models:/m/1"
     with pytest.raises(RefusedError, match="moved outside mlgate"):
         rollback_target(history, "3", "m", "production")
     with pytest.raises(RefusedError, match="no earlier approved version"):

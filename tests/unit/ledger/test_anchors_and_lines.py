@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.ledger import TamperedError
-from mlgate.ledger.anchors import collect, parse_anchor
+from mlgate.ledger.anchors import by_seq, collect, parse_anchor
 from mlgate.ledger.azure_blob import split_lines
 from mlgate.ledger.base import Draft, chain, verify_lines
 from mlgate.lineage.records import ModelVersion
@@ -25,7 +25,7 @@ def test_collect_reads_dict_and_list_tags_and_keeps_malformed_ones() -> None:
         {"name": "m", "version": "2", "tags": {"mlgate.ledger.head": "garbage"}},
         {"name": "m", "version": "3", "tags": {"other": "x"}},
     ]
-    anchors = collect(ModelVersion.from_json(v, "test") for v in versions)
+    anchors = by_seq(collect(ModelVersion.from_json(v, "test") for v in versions))
     assert anchors[1][0] == ("models:/m/1", "b" * 64)
     assert "malformed tag" in anchors[1][1][0]
     one = chain(Draft(event="approved", model="models:/m/2"), None).line()

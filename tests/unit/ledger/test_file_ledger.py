@@ -188,7 +188,7 @@ def test_concurrent_processes_neither_lose_nor_fork(tmp_path: Path) -> None:
         assert p.exitcode == 0
     result = FileLedger(path).verify()
     assert result.entries == 45
-    models = {e.get("model") for e in FileLedger(path).entries()}
+    models = {e.model for e in FileLedger(path).entries()}
     assert len(models) == 45
 
 
@@ -199,7 +199,7 @@ def test_export_then_verify_offline(
     entries = list(ledger.entries())
     export_ledger(ledger, str(out), anchors={2: [("models:/fraud/2", entries[1].hash)]})
     result, header = verify_file(str(out))
-    assert result.entries == 5 and header is not None and header["entries"] == 5
+    assert result.entries == 5 and header is not None and header.entries == 5
     assert result.anchors_checked == 1
     assert main(["audit", "verify", "--file", str(out)]) == 0
     assert "1 anchor(s) checked" in capsys.readouterr().out

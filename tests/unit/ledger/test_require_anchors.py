@@ -21,8 +21,8 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_first_entry_carries_a_ledger_id(ledger: str) -> None:
     first = next(open_ledger(ledger).entries())
-    assert len(first.get("details")["ledger_id"]) == 32
-    assert open_ledger(ledger).identity() == first.get("details")["ledger_id"]
+    assert first.ledger_id is not None and len(first.ledger_id) == 32
+    assert open_ledger(ledger).identity() == first.ledger_id
 
 
 def test_no_anchor_warns_and_passes(ledger: str, capsys: pytest.CaptureFixture[str]) -> None:
