@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mlgate.errors import InvalidInputError, RefusedError, UsageError
+from mlgate.errors import InvalidInputError, RefusedError
 
 if TYPE_CHECKING:
     from mlgate.ledger import Ledger
@@ -22,13 +22,9 @@ def load_evidence(path: str, *, name: str, version: str, stage: str) -> dict[str
     from mlgate.evidence.pack import DIGEST_KEY, digest
 
     hint = "pass --evidence with the evidence.json that `mlgate gate` wrote for this model version"
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_EVIDENCE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read evidence {path}: {exc.strerror}", hint=hint) from None
-    if len(data) > MAX_EVIDENCE_BYTES:
-        raise InvalidInputError(f"{path}: larger than {MAX_EVIDENCE_BYTES >> 20} MiB", hint=hint)
+    from mlgate.files import read_bounded
+
+    data = read_bounded(path, MAX_EVIDENCE_BYTES, what="evidence")
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:
