@@ -139,7 +139,7 @@ def _env_default(action: argparse.Action, value: str) -> None:
         action.default = truthy if isinstance(action, argparse._StoreTrueAction) else not truthy
     elif isinstance(action, argparse._CountAction):
         text = value.strip()
-        if not (text.isascii() and text.isdigit() and int(text) <= MAX_VERBOSITY):
+        if not (text.isascii() and text.isdigit() and len(text) <= 2 and int(text) <= MAX_VERBOSITY):
             raise UsageError(f"{name}={shown} is not a count for {option}",
                              hint=f"set {name} to a whole number from 0 to {MAX_VERBOSITY}, or unset it")
         action.default = int(text)

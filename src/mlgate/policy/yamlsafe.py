@@ -100,9 +100,9 @@ class _Walk:
         self.seen = 0
         self.stack: set[int] = set()
 
-    def node(self, node: yaml.Node, path: str) -> bool:
-        """Check ``node``; False stops the walk (the tree is unbounded)."""
-        line = node.start_mark.line + 1
+    def node(self, node: yaml.Node, path: str, at: int = 0) -> bool:
+        """Check ``node`` (reached from line ``at``, if known); False stops the walk (the tree is unbounded)."""
+        line = at or node.start_mark.line + 1
         self.seen += 1
         if self.seen > MAX_NODES:
             self.problems.append(Problem(line, path, f"more than {MAX_NODES} values after expanding aliases "
@@ -145,7 +145,7 @@ class _Walk:
             if name in seen:
                 self.problems.append(Problem(line, child, "duplicate key"))
             seen.add(name)
-            if not self.node(value, child):
+            if not self.node(value, child, line):
                 return False
         return True
 
