@@ -85,7 +85,7 @@ def _attempt(entry: FileEntry, advance: Callable[[int], None] | None) -> tuple[s
         if entry.ino and (before.st_dev, before.st_ino) != (entry.dev, entry.ino):
             raise RefusedError(f"{display(entry.name)} was replaced by another file after the scan",
                                hint="stop whatever is writing to the model directory, then run again")
-        digest, size = _read(fd, advance)
+        digest, size = _read(fd, advance, before.st_size)
         after = os.fstat(fd)
         now = os.stat(entry.path, follow_symlinks=not entry.nofollow)
     except OSError as exc:
@@ -97,13 +97,14 @@ def _attempt(entry: FileEntry, advance: Callable[[int], None] | None) -> tuple[s
     return (digest, size) if still else None
 
 
-def _read(fd: int, advance: Callable[[int], None] | None) -> tuple[str, int]:
+def _read(fd: int, advance: Callable[[int], None] | None, expected: int) -> tuple[str, int]:
+    """Digest and count of the bytes read, stopping once past ``expected`` (the file grew: read again)."""
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
     view = memoryview(buffer)
     size = 0
     with open(fd, "rb", buffering=0, closefd=False) as stream:
-        while True:
+        while size <= expected:
             n = stream.readinto(buffer)
             if not n:
                 break
