@@ -34,11 +34,6 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def hash_file(entry: FileEntry, advance: Callable[[int], None] | None = None) -> str:
-    """SHA-256 hex digest of one regular file (see :func:`hash_sized`)."""
-    return hash_sized(entry, advance)[0]
-
-
 def hash_sized(entry: FileEntry, advance: Callable[[int], None] | None = None) -> tuple[str, int]:
     """SHA-256 hex digest and size of one regular file whose bytes held still while hashed.
 
@@ -147,7 +142,7 @@ def hash_tree(
 def hash_chunks(chunks: Iterable[bytes], advance: Callable[[int], None] | None = None) -> tuple[str, int]:
     """SHA-256 hex digest and size of a byte stream (a download), hashed as it arrives.
 
-    The same digest as :func:`hash_file` gives for a file with these bytes.
+    The same digest as :func:`hash_sized` gives for a file with these bytes.
     """
     digest = hashlib.sha256()
     size = 0

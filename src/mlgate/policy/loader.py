@@ -204,7 +204,7 @@ def _dotted(path: list[str | int]) -> str:
     return out or "(top level)"
 
 
-def _yaml(text: str, source: str) -> tuple[dict[str, Any], Any]:
+def _yaml(text: str, source: str) -> tuple[Mapping[str, Any], Any]:
     """The YAML mapping in ``text`` and its root node; every problem is exit 2 naming line and key."""
     import yaml
 
