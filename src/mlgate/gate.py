@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlgate.errors import InvalidInputError, RefusedError
 from mlgate.evidence import markdown, pack
 from mlgate.lineage import artifacts
 from mlgate.lineage.chain import trace
 from mlgate.lineage.mlflow import MlflowClient
+from mlgate.lineage.records import LoggedModel, ModelVersion
 from mlgate.platforms.base import CIContext
 from mlgate.policy.engine import evaluate as evaluate_policy
 from mlgate.policy.loader import load_policy
@@ -42,7 +42,7 @@ __all__ = ["CIContext", "GateOutcome", "evaluate"]
 @dataclass(frozen=True)
 class GateOutcome:
     passed: bool
-    evidence: dict[str, Any]
+    evidence: pack.Evidence
     evidence_sha256: str
     markdown: str
     failed_rules: list[str] = field(default_factory=list)
@@ -50,8 +50,8 @@ class GateOutcome:
 
 
 def _integrity(
-    client: MlflowClient, model_version: dict[str, Any], *, artifacts_dir: str | None, manifest_sha256: str | None,
-    ci: bool, logged_model: dict[str, Any] | None = None,
+    client: MlflowClient, model_version: ModelVersion, *, artifacts_dir: str | None, manifest_sha256: str | None,
+    ci: bool, logged_model: LoggedModel | None = None,
 ) -> IntegrityResult:
     from mlgate.integrity import verify_directory
     from mlgate.integrity.manifest import compare
@@ -83,7 +83,7 @@ def _integrity(
             and artifacts.is_mlflow_download_marker(artifacts_dir, model_version)):
         extra.remove(artifacts.REGISTERED_MODEL_META)
         tolerated.append(f"{artifacts.REGISTERED_MODEL_META}: written by MLflow's client when downloading "
-                         f"models:/{model_version.get('name')}/{model_version.get('version')}; names this version only")
+                         f"models:/{model_version.label}; names this version only")
     problem = None
     if manifest_sha256 is not None and manifest_sha256.strip().lower().removeprefix("sha256:") != recorded:
         problem = f"the manifest digest given ({manifest_sha256}) is not the one sealed (sha256:{recorded})"
@@ -94,19 +94,18 @@ def _integrity(
     )
 
 
-def summarize(evidence: dict[str, Any], limit: int = SUMMARY_LIMIT) -> str:
+def summarize(evidence: pack.Evidence, limit: int = SUMMARY_LIMIT) -> str:
     """A short plain-text verdict and the failing rules (for a check log or a PR comment)."""
-    decision = evidence["decision"]
-    risk = (evidence.get("risk") or {}).get("class") or "unknown"
-    verdict = "PASSED" if decision["passed"] else "REFUSED"
+    decision = evidence.decision
+    verdict = "PASSED" if decision.passed else "REFUSED"
     lines = [
-        f"mlgate gate: {verdict} {evidence['model']['ref']} (risk class {risk}): "
-        f"{len(decision['failed_rules'])} of {decision['rules_total']} rules failed",
+        f"mlgate gate: {verdict} {evidence.model.ref} (risk class {evidence.risk_class or 'unknown'}): "
+        f"{len(decision.failed_rules)} of {decision.rules_total} rules failed",
     ]
-    for rule in evidence["rules"]:
-        if not rule["passed"]:
-            lines.append(f"- {rule['id']}: {rule['message']} (expected {rule['expected']}; got {rule['actual']})")
-    lines.append(f"evidence sha256:{evidence['evidence_sha256']}")
+    for rule in evidence.rules:
+        if not rule.passed:
+            lines.append(f"- {rule.id}: {rule.message} (expected {rule.expected}; got {rule.actual})")
+    lines.append(f"evidence sha256:{evidence.sha256}")
     text = "\n".join(lines)
     data = text.encode("utf-8")
     if len(data) <= limit:
@@ -136,13 +135,14 @@ def evaluate(
     integrity = _integrity(mlflow, model_version, artifacts_dir=artifacts_dir, manifest_sha256=manifest_sha256,
                            ci=bool(ci and ci.platform != "local"), logged_model=lineage.logged_model)
     evaluation = evaluate_policy(policy, lineage, integrity, stage=stage)
-    evidence = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
+    document = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
                           ci=ci, stage=stage)
+    evidence = pack.Evidence.from_document(document, where="the evidence just built")
     return GateOutcome(
         passed=evaluation.passed,
         evidence=evidence,
-        evidence_sha256=evidence[pack.DIGEST_KEY],
-        markdown=markdown.render(evidence),
+        evidence_sha256=evidence.sha256,
+        markdown=markdown.render(document),
         failed_rules=[r.id for r in evaluation.failed],
         summary=summarize(evidence),
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.errors import InvalidInputError
-from mlgate.governed.evidence import load_evidence
+from mlgate.governed.evidence import read_pack
 from tests.hostile.harness import Case, assert_case, run_in_process
 
 BUDGET = 10.0  # seconds one case may take (each runs in milliseconds; a hang or a bomb takes minutes)
@@ -319,6 +319,6 @@ def test_evidence_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     """``record --evidence`` reads the pack after resolving the version; the reader itself must not block."""
     os.mkfifo(tmp_path / "evidence.json")
     with pytest.raises(InvalidInputError, match=r"evidence .*evidence\.json: not a regular file \(a FIFO\)"):
-        load_evidence(str(tmp_path / "evidence.json"), name="m", version="1", stage="production")
+        read_pack(str(tmp_path / "evidence.json"), name="m", version="1", stage="production")
     with pytest.raises(InvalidInputError, match=r"\(a directory\)"):
-        load_evidence(str(tmp_path), name="m", version="1", stage="production")
+        read_pack(str(tmp_path), name="m", version="1", stage="production")

@@ -82,7 +82,7 @@ def run_record(args: argparse.Namespace) -> int:
     client = MlflowClient.from_env()
     parsed = ModelRef.parse(args.ref)
     mv = client.resolve(parsed)
-    version = str(mv.get("version"))
+    version = mv.version
     if not os.path.exists(args.evidence):
         raise UsageError(
             f"no evidence pack at {args.evidence}",
@@ -91,7 +91,7 @@ def run_record(args: argparse.Namespace) -> int:
     evidence = load_evidence(args.evidence, name=parsed.name, version=version, stage=args.stage)
     in_ledger = bind_evidence(evidence, path=args.evidence, name=parsed.name, version=version,
                               sealed_sha256=recorded_digest(mv), ledger=ledger)
-    tags = {str(t.get("key")): str(t.get("value")) for t in mv.get("tags") or [] if isinstance(t, dict)}
+    tags = mv.tags
     rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=tags, stage=args.stage)
     report = _approvals(args, platform.name)
     outcome = record(

@@ -34,12 +34,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     import os
 
-    from mlgate.commands.seal import write_atomically
     from mlgate.console import out
     from mlgate.errors import UsageError
+    from mlgate.files import write_atomically
     from mlgate.gate import evaluate
     from mlgate.platforms import detect_platform
 
@@ -48,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
                        stage=args.stage)
     try:
         os.makedirs(args.evidence_dir, exist_ok=True)
-        write_atomically(os.path.join(args.evidence_dir, "evidence.json"),
-                         (json.dumps(outcome.evidence, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-                         .encode("utf-8"))
+        write_atomically(os.path.join(args.evidence_dir, "evidence.json"), outcome.evidence.to_json())
         write_atomically(os.path.join(args.evidence_dir, "evidence.md"), outcome.markdown.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot write evidence to {args.evidence_dir}: {exc.strerror}",
@@ -60,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ledger:
         from mlgate.governed.events import log_event
 
-        model = outcome.evidence.get("model") or {}
-        log_event(args.ledger, "gated", name=str(model.get("name")), version=str(model.get("version")),
+        model = outcome.evidence.model
+        log_event(args.ledger, "gated", name=model.name, version=model.version,
                   ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
                   details={"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
                            "stage": args.stage, "artifacts_checked": bool(args.artifacts)},
@@ -70,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)
         platform.set_output("gate_passed", "true" if outcome.passed else "false")
-        sealed = (outcome.evidence.get("manifest") or {}).get("sha256")
+        sealed = outcome.evidence.manifest_sha256
         if sealed:
-            platform.set_output("manifest_sha256", str(sealed))
+            platform.set_output("manifest_sha256", sealed)
     if not outcome.passed:
         platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.manifest:
         manifest = read_manifest(args.manifest)
     elif args.model:
-        from mlgate.commands._seal_model import load_sealed_manifest
+        from mlgate.lineage.artifacts import load_sealed_manifest
 
         manifest = load_sealed_manifest(args.model)
     else:

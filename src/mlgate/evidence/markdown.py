@@ -6,6 +6,7 @@ cells are escaped and capped so the whole page stays far below 1 MiB.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 MAX_CELL = 300
@@ -26,7 +27,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def render(evidence: dict[str, Any]) -> str:
+def render(evidence: Mapping[str, Any]) -> str:
     decision = evidence["decision"]
     model = evidence["model"]
     passed = decision["passed"]

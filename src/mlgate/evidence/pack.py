@@ -15,11 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlgate import __version__
+from mlgate.errors import Error, InvalidInputError, NetworkError, RefusedError
 from mlgate.integrity.manifest import canonical_json, sha256_hex
+from mlgate.jsonvalue import Fields, parse_json
 from mlgate.lineage.chain import Lineage
 from mlgate.platforms.base import CIContext
 from mlgate.policy.engine import Evaluation
@@ -70,3 +75,129 @@ def build(
     }
     doc[DIGEST_KEY] = digest(doc)
     return doc
+
+
+@dataclass(frozen=True)
+class EvidenceModel:
+    ref: str
+    name: str
+    version: str
+    alias: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    passed: bool
+    verdict: str
+    failed_rules: tuple[str, ...]
+    rules_total: int
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    id: str
+    passed: bool
+    expected: str
+    actual: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ApprovalRules:
+    """The approvals the record step must see, as the gate recorded them (absent: strict)."""
+
+    min_approvers: int
+    approver_not_author: bool
+    approver_not_requester: bool
+    approver_not_committer: bool
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An evidence pack: the typed facts its readers use, and the document exactly as written.
+
+    Build it with :meth:`from_document` (what the gate just built) or :meth:`from_json` (a
+    file); both check every field read here, and :meth:`from_json` also checks the digest.
+    """
+
+    model: EvidenceModel
+    stage: str | None
+    generated_at: str
+    risk_class: str | None
+    policy_source: str
+    policy_sha256: str
+    manifest_sha256: str | None
+    decision: Decision
+    rules: tuple[RuleOutcome, ...]
+    approvals: ApprovalRules | None
+    sha256: str
+    document: Mapping[str, Any] = field(repr=False)
+
+    def to_json(self) -> bytes:
+        """The bytes of ``evidence.json``: indented, sorted keys, UTF-8, newline-terminated."""
+        return (json.dumps(self.document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+    def digest(self) -> str:
+        """The digest recomputed from the document (equals :attr:`sha256` for an intact pack)."""
+        return digest(dict(self.document))
+
+    @classmethod
+    def from_document(
+        cls, doc: object, *, where: str = "evidence", error: type[Error] = NetworkError
+    ) -> Evidence:
+        """The typed view of an evidence document; a wrong-typed field raises ``error`` naming it."""
+        f = Fields(doc, where, error=error)
+        model, decision, risk, policy = f.obj("model"), f.obj("decision"), f.opt_obj("risk"), f.obj("policy")
+        requirements = f.opt_obj("requirements")
+        approvals = requirements.obj("approvals") if requirements.has("approvals") else None
+        return cls(
+            model=EvidenceModel(ref=model.text("ref"), name=model.text("name"), version=_text_or_int(model, "version"),
+                                alias=model.opt_text("alias")),
+            stage=f.opt_text("stage"),
+            generated_at=f.opt_text("generated_at", "") or "",
+            risk_class=risk.opt_text("class"),
+            policy_source=policy.opt_text("source", "") or "",
+            policy_sha256=policy.opt_text("sha256", "") or "",
+            manifest_sha256=f.opt_obj("manifest").opt_text("sha256"),
+            decision=Decision(passed=decision.flag("passed"), verdict=decision.opt_text("verdict", "") or "",
+                              failed_rules=tuple(decision.texts("failed_rules")),
+                              rules_total=decision.opt_integer("rules_total") or 0),
+            rules=tuple(RuleOutcome(id=r.text("id"), passed=r.flag("passed"), expected=_shown(r, "expected"),
+                                    actual=_shown(r, "actual"), message=_shown(r, "message"))
+                        for r in f.objs("rules")),
+            approvals=None if approvals is None else ApprovalRules(
+                min_approvers=max(1, approvals.opt_integer("min_approvers") or 1),
+                approver_not_author=approvals.raw("approver_not_author") is not False,
+                approver_not_requester=approvals.raw("approver_not_requester") is not False,
+                approver_not_committer=approvals.raw("approver_not_committer") is not False,
+            ),
+            sha256=f.text(DIGEST_KEY),
+            document=f.data,
+        )
+
+    @classmethod
+    def from_json(cls, data: bytes | str, *, source: str) -> Evidence:
+        """A user's ``evidence.json``: malformed or wrong-typed is exit 2 naming ``source`` and the field;
+        a document whose content does not match its digest is exit 1 (changed after the gate wrote it)."""
+        hint = "pass the evidence.json that `mlgate gate` wrote for this model version"
+        doc = parse_json(data, what=source, error=InvalidInputError, hint=hint)
+        if not isinstance(doc, dict) or not isinstance(doc.get(DIGEST_KEY), str):
+            raise InvalidInputError(f"{source}: not an mlgate evidence pack (no {DIGEST_KEY})", hint=hint)
+        evidence = cls.from_document(doc, where=source, error=InvalidInputError)
+        actual = evidence.digest()
+        if actual != evidence.sha256:
+            raise RefusedError(
+                f"{source}: evidence was changed after the gate wrote it (says {evidence.sha256}, content is {actual})",
+                hint="re-run `mlgate gate`; evidence is never edited by hand",
+            )
+        return evidence
+
+
+def _text_or_int(f: Fields, key: str) -> str:
+    return str(f.integer(key)) if isinstance(f.raw(key), int) else f.text(key)
+
+
+def _shown(f: Fields, key: str) -> str:
+    """A rule's expected/actual/message as shown (they are free-form values, shown as text)."""
+    value = f.raw(key)
+    return "" if value is None else str(value)

@@ -41,7 +41,7 @@ from mlgate.governed import (
 )
 from mlgate.ledger import Draft, Entry, Ledger
 from mlgate.ledger.base import utc_now
-from mlgate.lineage.mlflow import MlflowClient, NotFound
+from mlgate.lineage.mlflow import MlflowClient, ModelVersion, NotFound
 from mlgate.platforms.base import CIContext
 from mlgate.refs import ModelRef
 
@@ -132,35 +132,24 @@ def duty_rules(
 
 
 # ---------------------------------------------------------------------------- helpers
-def _tags(mv: Mapping[str, Any]) -> dict[str, str]:
-    raw = mv.get("tags") or []
-    if isinstance(raw, dict):
-        return {str(k): str(v) for k, v in raw.items()}
-    return {str(t.get("key")): str(t.get("value")) for t in raw if isinstance(t, dict)}
-
-
-def model_authors(client: MlflowClient, mv: Mapping[str, Any]) -> tuple[str, ...]:
+def model_authors(client: MlflowClient, mv: ModelVersion) -> tuple[str, ...]:
     """``mlflow.user`` of the version's source run (and the version's own user_id), when known."""
     authors: list[str] = []
-    user = mv.get("user_id")
-    if isinstance(user, str) and user.strip():
-        authors.append(user)
-    run_id = mv.get("run_id")
-    if isinstance(run_id, str) and run_id:
+    if mv.user_id and mv.user_id.strip():
+        authors.append(mv.user_id)
+    if mv.run_id:
         try:
-            run = client.get_run(run_id)
+            run_user = client.get_run(mv.run_id).data.tags.get("mlflow.user")
         except NotFound:
-            run = {}
-        tags = (run.get("data") or {}).get("tags") or []
-        for tag in tags if isinstance(tags, list) else []:
-            if isinstance(tag, dict) and tag.get("key") == "mlflow.user" and isinstance(tag.get("value"), str):
-                authors.append(tag["value"])
+            run_user = None
+        if run_user is not None:
+            authors.append(run_user)
     return tuple(dict.fromkeys(a for a in authors if a.strip()))
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
-        return str(client.get_model_version_by_alias(name, alias).get("version"))
+        return client.get_model_version_by_alias(name, alias).version
     except NotFound:
         return None
 
@@ -196,7 +185,7 @@ def record(
 
     parsed = ModelRef.parse(ref)
     mv = client.resolve(parsed)
-    name, version = parsed.name, str(mv.get("version"))
+    name, version = parsed.name, mv.version
     authors = model_authors(client, mv)
     violations = check_duties(report, rules, model_authors=authors)
     evidence_sha = str(evidence.get("evidence_sha256")) if evidence else None

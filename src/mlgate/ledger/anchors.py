@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mlgate.ledger.base import Ledger
-    from mlgate.lineage.mlflow import MlflowClient
+    from mlgate.lineage.mlflow import MlflowClient, ModelVersion
 
 
 HEAD_TAG = "mlgate.ledger.head"
@@ -32,21 +32,18 @@ def parse_anchor(value: str) -> tuple[int, str] | None:
     return (int(match.group(1)), match.group(2)) if match else None
 
 
-def collect(versions: Iterable[Mapping[str, Any]]) -> dict[int, list[tuple[str, str]]]:
-    """Anchors from MLflow model-version records (``name``, ``version``, ``tags`` as a dict or list).
+def collect(versions: Iterable[ModelVersion]) -> dict[int, list[tuple[str, str]]]:
+    """Anchors from MLflow model-version records.
 
     A malformed tag value is itself recorded as an anchor that cannot match (seq 0 is never
     valid), so it fails verification instead of being ignored.
     """
     anchors: dict[int, list[tuple[str, str]]] = {}
     for mv in versions:
-        tags = mv.get("tags") or {}
-        if isinstance(tags, list):
-            tags = {t.get("key"): t.get("value") for t in tags if isinstance(t, dict)}
-        value = tags.get(HEAD_TAG)
-        if not isinstance(value, str):
+        value = mv.tags.get(HEAD_TAG)
+        if value is None:
             continue
-        where = f"models:/{mv.get('name')}/{mv.get('version')}"
+        where = f"models:/{mv.label}"
         parsed = parse_anchor(value)
         if parsed is None:
             anchors.setdefault(1, []).append((f"{where} (malformed tag {value[:80]!r})", "malformed"))
@@ -76,24 +73,6 @@ def read_anchors(name: str, client: MlflowClient | None = None) -> dict[int, lis
     return collect(search_tagged_versions(client, name))
 
 
-def search_tagged_versions(client: MlflowClient, location: str) -> list[dict[str, Any]]:
-    from mlgate.errors import NetworkError
-
-    ep = "/model-versions/search"
-    found: list[dict[str, Any]] = []
-    token: str | None = None
-    for _ in range(MAX_PAGES):
-        escaped = location.replace("\\", "\\\\").replace("'", "\\'")
-        query = f"tags.`{LEDGER_TAG}` = '{escaped}' AND tags.`{HEAD_TAG}` LIKE '%'"
-        params: dict[str, Any] = {"filter": query, "max_results": 1000}
-        if token:
-            params["page_token"] = token
-        body = client._call("GET", ep, what="model versions carrying ledger anchors", params=params)
-        page = body.get("model_versions", [])
-        if not isinstance(page, list):
-            raise NetworkError(f"MLflow at {client.host} answered a malformed page for {ep}")
-        found.extend(v for v in page if isinstance(v, dict))
-        token = body.get("next_page_token") or None
-        if not token:
-            return found
-    raise NetworkError(f"MLflow at {client.host} kept paging {ep}")
+def search_tagged_versions(client: MlflowClient, location: str) -> list[ModelVersion]:
+    escaped = location.replace("\\", "\\\\").replace("'", "\\'")
+    return client.search_model_versions(filter=f"tags.`{LEDGER_TAG}` = '{escaped}' AND tags.`{HEAD_TAG}` LIKE '%'")

@@ -23,10 +23,6 @@ class NoRecordError(RefusedError):
     """The version has no governed record: the audit question cannot be answered (exit 1)."""
 
 
-def _tags(mv: dict[str, Any]) -> dict[str, str]:
-    return {str(t.get("key")): str(t.get("value")) for t in mv.get("tags") or [] if isinstance(t, dict)}
-
-
 def _approval(entry: Entry | None) -> dict[str, Any] | None:
     if entry is None:
         return None
@@ -48,8 +44,8 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
     parsed = ModelRef.parse(ref)
     mlflow = client or MlflowClient.from_env()
     mv = mlflow.resolve(parsed)
-    name, version = parsed.name, str(mv.get("version"))
-    tags = _tags(mv)
+    name, version = parsed.name, mv.version
+    tags = mv.tags
     model = f"models:/{name}/{version}"
     recorded_in = tags.get(LEDGER_TAG)
     if recorded_in and recorded_in != anchor_name(ledger):
@@ -114,7 +110,7 @@ def audit_answer(ref: str, ledger: Ledger, *, client: MlflowClient | None = None
             "name": name,
             "version": version,
             "alias": parsed.alias,
-            "aliases": list(mv.get("aliases") or []),
+            "aliases": list(mv.aliases),
         },
         "recorded": current is not None,
         "approval": _approval(current),

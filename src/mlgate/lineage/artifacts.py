@@ -22,24 +22,27 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
 
-from mlgate.errors import EvaluationError, NetworkError, RefusedError
+from mlgate.errors import EvaluationError, InvalidInputError, NetworkError, RefusedError
 from mlgate.integrity.hashing import hash_chunks
 from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest, check_name
 from mlgate.integrity.progress import Progress
-from mlgate.lineage.chain import logged_model_id, tag_map
-from mlgate.lineage.mlflow import MlflowClient, NotFound, proxied_path
+from mlgate.lineage.chain import logged_model_id
+from mlgate.lineage.mlflow import MlflowClient, NotFound
+from mlgate.lineage.records import LoggedModel, ModelVersion
+from mlgate.tags import MANIFEST_BYTES as TAG_BYTES
+from mlgate.tags import MANIFEST_FILES as TAG_FILES
+from mlgate.tags import MANIFEST_SHA256 as TAG_SHA256
+from mlgate.tags import MANIFEST_URI as TAG_URI
+from mlgate.tags import RESEALED as TAG_RESEALED
+from mlgate.tags import SEALED_AT as TAG_SEALED_AT
+from mlgate.tags import SEALED_BY as TAG_SEALED_BY
 
-TAG_SHA256 = "mlgate.manifest.sha256"
-TAG_URI = "mlgate.manifest.uri"
-TAG_FILES = "mlgate.manifest.files"
-TAG_BYTES = "mlgate.manifest.bytes"
-TAG_SEALED_AT = "mlgate.sealed_at"
-TAG_SEALED_BY = "mlgate.sealed_by"
-TAG_RESEALED = "mlgate.resealed"
+__all__ = ["TAG_BYTES", "TAG_FILES", "TAG_RESEALED", "TAG_SEALED_AT", "TAG_SEALED_BY", "TAG_SHA256", "TAG_URI"]
 MANIFEST_DIR = "mlgate-manifests"
 DOWNLOAD_WORKERS = 8
+MAX_DIRECTORIES = 100_000  # directories under one model
+MAX_DIR_DEPTH = 64  # nesting levels under one model
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _RUNS_SOURCE = re.compile(r"^runs:/([^/]+)/?(.*)$")
 
@@ -58,23 +61,23 @@ class ModelFiles:
 
 
 def locate(
-    client: MlflowClient, model_version: dict[str, Any], *, logged_model: dict[str, Any] | None = None
+    client: MlflowClient, model_version: ModelVersion, *, logged_model: LoggedModel | None = None
 ) -> ModelFiles:
     """Find the version's artifact root on the ``mlflow-artifacts`` proxy (``logged_model``: already fetched)."""
-    source = str(model_version.get("source", ""))
+    source = model_version.source or ""
     mid = logged_model_id(model_version)
     if mid:
         logged = logged_model if logged_model is not None else client.get_logged_model(mid)
-        uri = str(logged.get("info", {}).get("artifact_uri", ""))
+        uri = logged.artifact_uri or ""
     elif match := _RUNS_SOURCE.match(source):
-        run_uri = str(client.get_run(match.group(1)).get("info", {}).get("artifact_uri", ""))
+        run_uri = client.get_run(match.group(1)).info.artifact_uri or ""
         uri = run_uri.rstrip("/") + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
     else:
         uri = source
-    root = proxied_path(uri)
+    root = client.proxied(uri, what=f"the files of {model_version.label}")
     if not root:
         raise EvaluationError(
-            f"the files of {model_version.get('name')}/{model_version.get('version')} are at {uri or 'no location'}, "
+            f"the files of {model_version.label} are at {uri or 'no location'}, "
             "which this MLflow server does not proxy",
             hint="run the tracking server with --serve-artifacts (mlflow-artifacts:/ locations), or seal the "
             "downloaded directory with `mlgate seal DIR` and verify with --manifest",
@@ -82,27 +85,51 @@ def locate(
     return ModelFiles(root=root, model_id=mid)
 
 
+def _listing(client: MlflowClient, where: ModelFiles, directory: str) -> list[tuple[str, bool, int | None]]:
+    """``(path relative to the root, is_dir, size)`` of one directory's entries (every page)."""
+    if where.model_id:
+        entries = [(e.path, e.is_dir, e.file_size)
+                   for e in client.list_logged_model_artifacts(where.model_id, directory or None)]
+    else:
+        base = f"{where.root}/{directory}".rstrip("/")
+        entries = [(posixpath.join(directory, e.path), e.is_dir, e.file_size)
+                   for e in client.list_proxied_artifacts(base)]
+    for path, _, _ in entries:
+        why = check_name(path)
+        if why:
+            raise RefusedError(f"MLflow lists an unsafe artifact name {path!r}: {why}")
+        if directory and not path.startswith(directory + "/"):
+            raise NetworkError(f"MLflow lists {path!r} inside directory {directory!r}, which does not hold it "
+                               "(a directory listing that contains itself?); nothing was passed",
+                               hint="check the tracking server and its artifact store")
+    return entries
+
+
 def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
-    """``{relative name: size}`` of every file, one listing request per directory page."""
+    """``{relative name: size}`` of every file, one listing request per directory page.
+
+    Bounded: a directory listed twice (a cycle), nesting deeper than :data:`MAX_DIR_DEPTH` or more
+    than :data:`MAX_DIRECTORIES` directories is exit 3 naming the limit.
+    """
     files: dict[str, int] = {}
     pending = [""]
+    seen: set[str] = set()
     while pending:
         directory = pending.pop()
-        if where.model_id:
-            entries = [(str(e["path"]), bool(e.get("is_dir")), e.get("file_size"))
-                       for e in client.list_logged_model_artifacts(where.model_id, directory or None)]
-        else:
-            base = f"{where.root}/{directory}".rstrip("/")
-            entries = [(posixpath.join(directory, str(e["path"])), bool(e.get("is_dir")), e.get("file_size"))
-                       for e in client.list_proxied_artifacts(base)]
-        for path, is_dir, size in entries:
-            why = check_name(path)
-            if why:
-                raise RefusedError(f"MLflow lists an unsafe artifact name {path!r}: {why}")
+        if directory in seen:
+            raise NetworkError(f"MLflow lists directory {directory!r} twice (a directory cycle); nothing was passed",
+                               hint="check the tracking server and its artifact store")
+        seen.add(directory)
+        if len(seen) > MAX_DIRECTORIES or directory.count("/") >= MAX_DIR_DEPTH:
+            limit = (f"more than {MAX_DIRECTORIES} directories" if len(seen) > MAX_DIRECTORIES
+                     else f"directories nested deeper than {MAX_DIR_DEPTH} levels")
+            raise NetworkError(f"MLflow lists {limit} under the model (limit; a directory that contains "
+                               "itself?); nothing was passed", hint="check the tracking server and its artifact store")
+        for path, is_dir, size in _listing(client, where, directory):
             if is_dir:
                 pending.append(path)
             else:
-                files[path] = int(size) if isinstance(size, int) else -1
+                files[path] = size if size is not None else -1
     return files
 
 
@@ -141,15 +168,15 @@ def hash_files(
 
 
 def seal_from_store(
-    client: MlflowClient, model_version: dict[str, Any], *, ci: bool = False,
-    logged_model: dict[str, Any] | None = None,
+    client: MlflowClient, model_version: ModelVersion, *, ci: bool = False,
+    logged_model: LoggedModel | None = None,
 ) -> tuple[Manifest, ModelFiles]:
     """The manifest of the version's files as the artifact store holds them now."""
     where = locate(client, model_version, logged_model=logged_model)
     listing = list_files(client, where)
     if not listing:
         raise RefusedError(
-            f"model version {model_version.get('name')}/{model_version.get('version')} has no files in MLflow",
+            f"model version {model_version.label} has no files in MLflow",
             hint="log the model's files before registering it",
         )
     total_listed = sum(v for v in listing.values() if v > 0)
@@ -158,9 +185,9 @@ def seal_from_store(
     return Manifest.build(digests, total, follow_internal_symlinks=False), where
 
 
-def recorded_digest(model_version: dict[str, Any]) -> str | None:
+def recorded_digest(model_version: ModelVersion) -> str | None:
     """The manifest digest recorded on the version, or None when it was never sealed."""
-    value = tag_map(model_version).get(TAG_SHA256, "").strip()
+    value = model_version.tags.get(TAG_SHA256, "").strip()
     return value or None
 
 
@@ -171,13 +198,13 @@ def store_manifest(client: MlflowClient, where: ModelFiles, manifest: Manifest) 
     return f"mlflow-artifacts:/{path}"
 
 
-def load_manifest(client: MlflowClient, model_version: dict[str, Any]) -> Manifest:
+def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest:
     """The manifest recorded on the version, checked against its digest tag.
 
     Not sealed, or a stored manifest that is missing or differs from the digest tag: refused (exit 1).
     """
-    tags = tag_map(model_version)
-    label = f"{model_version.get('name')}/{model_version.get('version')}"
+    tags = model_version.tags
+    label = model_version.label
     digest = tags.get(TAG_SHA256, "").strip()
     if not digest:
         raise RefusedError(f"model version {label} was never sealed (no {TAG_SHA256} tag)",
@@ -185,7 +212,7 @@ def load_manifest(client: MlflowClient, model_version: dict[str, Any]) -> Manife
     if not _SHA256.match(digest):
         raise RefusedError(f"model version {label}: tag {TAG_SHA256} is not a SHA-256 digest")
     uri = tags.get(TAG_URI, "")
-    path = proxied_path(uri) if uri else None
+    path = client.proxied(uri, what=f"the sealed manifest of {label}") if uri else None
     if not path:
         raise RefusedError(f"model version {label} has no retrievable manifest ({TAG_URI} is missing or not an "
                            "mlflow-artifacts URI)", hint="re-seal it with `mlgate seal --model`")
@@ -194,7 +221,11 @@ def load_manifest(client: MlflowClient, model_version: dict[str, Any]) -> Manife
     except NotFound:
         raise RefusedError(f"the sealed manifest of {label} is missing from the artifact store ({uri})",
                            hint="the store was altered after sealing; investigate before releasing") from None
-    manifest = Manifest.parse(data, source=f"manifest of {label}")
+    try:
+        manifest = Manifest.parse(data, source=f"the stored manifest of {label}")
+    except InvalidInputError as exc:  # what the store holds is not the manifest it was given: tampering
+        raise RefusedError(f"{exc.message} (the seal says sha256:{digest})",
+                           hint="the manifest was replaced after sealing; investigate before releasing") from None
     if manifest.digest != digest:
         raise RefusedError(
             f"the stored manifest of {label} does not match its seal: expected sha256:{digest}, "
@@ -204,10 +235,18 @@ def load_manifest(client: MlflowClient, model_version: dict[str, Any]) -> Manife
     return manifest
 
 
+def load_sealed_manifest(ref: str) -> Manifest:
+    """The manifest recorded on ``ref``'s model version (``MLFLOW_TRACKING_URI``), checked against its seal."""
+    from mlgate.refs import ModelRef
+
+    client = MlflowClient.from_env()
+    return load_manifest(client, client.resolve(ModelRef.parse(ref)))
+
+
 REGISTERED_MODEL_META = "registered_model_meta"
 
 
-def is_mlflow_download_marker(directory: str, model_version: dict[str, Any]) -> bool:
+def is_mlflow_download_marker(directory: str, model_version: ModelVersion) -> bool:
     """Whether ``DIR/registered_model_meta`` is exactly the file MLflow's client writes on download.
 
     ``mlflow.artifacts.download_artifacts("models:/NAME/VERSION")`` adds this small YAML file
@@ -231,5 +270,4 @@ def is_mlflow_download_marker(directory: str, model_version: dict[str, Any]) -> 
         return False
     if not isinstance(doc, dict) or set(doc) != {"model_name", "model_version"}:
         return False
-    return str(doc["model_name"]) == str(model_version.get("name")) and str(doc["model_version"]) == str(
-        model_version.get("version"))
+    return str(doc["model_name"]) == model_version.name and str(doc["model_version"]) == model_version.version

@@ -36,8 +36,11 @@ import requests
 
 from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
-from mlgate.http import make_session
+from mlgate.http import make_session, read_body, same_origin
+from mlgate.jsonvalue import Fields, parse_json
+from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
+from mlgate.urls import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,13 @@ ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 AZURE_SCOPE = "https://management.azure.com/.default"
 MAX_JSON_BYTES = 64 << 20
 DOWNLOAD_CHUNK = 1 << 20
-MAX_PAGES = 100_000
+MAX_PAGES = 10_000  # pages of one listing or search (10 million versions at 1,000 a page)
+ERROR_BYTES = 64 << 10  # an error answer is read this far for its code and message
+
+__all__ = [
+    "Experiment", "FileInfo", "LoggedModel", "MlflowClient", "ModelVersion", "NotFound", "RegisteredModel", "Run",
+    "proxied_path", "rewrite_tracking_uri",
+]
 
 
 class NotFound(RefusedError):
@@ -69,7 +78,16 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
     ``https://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...`` (what azureml-mlflow does).
     """
     text = uri.strip()
-    parts = urllib.parse.urlsplit(text)
+    hint = "point MLFLOW_TRACKING_URI at the MLflow tracking server, e.g. http://127.0.0.1:5000"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"MLFLOW_TRACKING_URI is not a valid URI ({exc})", hint=hint) from None
+    if (parts.netloc or parts.scheme in ("http", "https")) and not parts.hostname:
+        raise UsageError("MLFLOW_TRACKING_URI has no host name", hint=hint)
+    if port == 0:
+        raise UsageError("MLFLOW_TRACKING_URI has port 0, which no server listens on", hint=hint)
     if parts.scheme == "azureml":
         if not parts.netloc:
             raise UsageError(f"not an Azure ML tracking URI: {_host(text)}",
@@ -77,8 +95,8 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
         return urllib.parse.urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", "")), True
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(
-            f"MLFLOW_TRACKING_URI must be an http(s):// or azureml:// URI, got scheme {parts.scheme or 'none'!r}",
-            hint="point MLFLOW_TRACKING_URI at the MLflow tracking server, e.g. http://127.0.0.1:5000",
+            f"MLFLOW_TRACKING_URI must be an http(s):// or azureml:// URI, got scheme {parts.scheme[:20] or 'none'!r}",
+            hint=hint,
         )
     if parts.username or parts.password:
         raise UsageError(
@@ -136,8 +154,8 @@ class _AzureAuth(requests.auth.AuthBase):
 def _error_detail(response: requests.Response) -> tuple[str, str]:
     """(error_code, message) of an MLflow error answer; empty strings when it has none."""
     try:
-        body = response.json()
-    except ValueError:
+        body = parse_json(read_body(response, what="MLflow error answer", limit=ERROR_BYTES), what="MLflow error")
+    except NetworkError:
         return "", ""
     if not isinstance(body, dict):
         return "", ""
@@ -146,7 +164,11 @@ def _error_detail(response: requests.Response) -> tuple[str, str]:
 
 
 class MlflowClient:
-    """MLflow tracking/registry REST client. Build it with :meth:`from_env`."""
+    """MLflow tracking/registry REST client. Build it with :meth:`from_env`.
+
+    Every ``get_``/``list_``/``search_`` method returns the typed records of
+    :mod:`mlgate.lineage.records`, checked field by field as the answer is parsed.
+    """
 
     def __init__(
         self,
@@ -211,7 +233,9 @@ class MlflowClient:
     def _send(self, method: str, url: str, endpoint: str, **kwargs: Any) -> requests.Response:
         self._count(endpoint)
         try:
-            return self.session.request(method, url, **kwargs)
+            return self.session.request(method, url, stream=True, **kwargs)
+        except NetworkError:
+            raise
         except requests.exceptions.RetryError:
             raise NetworkError(
                 f"MLflow at {self.host} kept failing ({endpoint}) after bounded retries",
@@ -250,21 +274,15 @@ class MlflowClient:
             hint="check the tracking server; nothing was passed",
         )
 
-    def _json(self, response: requests.Response, endpoint: str) -> dict[str, Any]:
-        data = response.content
-        if len(data) > MAX_JSON_BYTES:
-            raise NetworkError(f"MLflow at {self.host} answered more than {MAX_JSON_BYTES >> 20} MiB for {endpoint}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise NetworkError(
-                f"MLflow at {self.host} answered something that is not JSON for {endpoint}",
-                hint="check that MLFLOW_TRACKING_URI points at an MLflow tracking server, not a proxy or "
-                "login page; nothing was passed",
-            ) from None
-        if not isinstance(body, dict):
-            raise NetworkError(f"MLflow at {self.host} answered unexpected JSON for {endpoint}")
-        return body
+    def _where(self, endpoint: str) -> str:
+        return f"MLflow at {self.host}, answer to {endpoint}"
+
+    def _json(self, response: requests.Response, endpoint: str) -> Fields:
+        hint = ("check that MLFLOW_TRACKING_URI points at an MLflow tracking server, not a proxy or "
+                "login page; nothing was passed")
+        where = self._where(endpoint)
+        body = parse_json(read_body(response, what=where, limit=MAX_JSON_BYTES), what=where, hint=hint)
+        return Fields(body, where)
 
     def _call(
         self,
@@ -276,27 +294,42 @@ class MlflowClient:
         body: Mapping[str, Any] | None = None,
         path: str | None = None,
         api: str = API,
-    ) -> dict[str, Any]:
+    ) -> Fields:
         url = f"{self.base_url}{api}{path if path is not None else endpoint}"
         response = self._send(method, url, endpoint, params=params, json=body)
         self._check(response, endpoint, what)
         return self._json(response, endpoint)
 
-    @staticmethod
-    def _field(body: Mapping[str, Any], key: str, endpoint: str, host: str) -> dict[str, Any]:
-        value = body.get(key)
-        if not isinstance(value, dict):
-            raise NetworkError(f"MLflow at {host} answered without '{key}' for {endpoint}",
+    def _entity(self, body: Fields, key: str, endpoint: str) -> Fields:
+        if not body.has(key):
+            raise NetworkError(f"MLflow at {self.host} answered without '{key}' for {endpoint}",
                                hint="check that the server is MLflow 2.x/3.x; nothing was passed")
-        return value
+        return body.obj(key)
+
+    def _pages(self, fetch: Callable[[str | None], Fields], endpoint: str) -> Iterator[Fields]:
+        """Every page of a paged answer; a repeated ``next_page_token`` or endless paging is exit 3."""
+        token: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            body = fetch(token)
+            yield body
+            token = body.opt_text("next_page_token") or None
+            if not token:
+                return
+            if token in seen:
+                raise NetworkError(f"MLflow at {self.host} repeated a next_page_token for {endpoint} (a paging "
+                                   "loop); nothing was passed", hint="check the tracking server")
+            seen.add(token)
+        raise NetworkError(f"MLflow at {self.host} kept paging {endpoint} past {MAX_PAGES} pages (limit)",
+                           hint="check the tracking server; nothing was passed")
 
     # ------------------------------------------------------------------ registry
-    def get_model_version(self, name: str, version: str) -> dict[str, Any]:
+    def get_model_version(self, name: str, version: str) -> ModelVersion:
         ep = "/model-versions/get"
         body = self._call("GET", ep, what=f"model version {name}/{version}", params={"name": name, "version": version})
-        return self._field(body, "model_version", ep, self.host)
+        return ModelVersion.from_json(self._entity(body, "model_version", ep).data, body.where, path="model_version")
 
-    def get_model_version_by_alias(self, name: str, alias: str) -> dict[str, Any]:
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
         ep = "/registered-models/alias"
         url = f"{self.base_url}{API}{ep}"
         response = self._send("GET", url, ep, params={"name": name, "alias": alias})
@@ -305,40 +338,49 @@ class MlflowClient:
             if code == "INVALID_PARAMETER_VALUE":
                 raise NotFound(f"registered model {name} has no such alias @{alias} (MLflow at {self.host})")
         self._check(response, ep, f"model {name}@{alias}")
-        return self._field(self._json(response, ep), "model_version", ep, self.host)
+        body = self._json(response, ep)
+        return ModelVersion.from_json(self._entity(body, "model_version", ep).data, body.where, path="model_version")
 
-    def resolve(self, ref: ModelRef | str) -> dict[str, Any]:
-        """The ``model_version`` object a reference points at."""
+    def resolve(self, ref: ModelRef | str) -> ModelVersion:
+        """The model version a reference points at."""
         parsed = ModelRef.parse(ref) if isinstance(ref, str) else ref
         if parsed.alias:
             return self.get_model_version_by_alias(parsed.name, parsed.alias)
         assert parsed.version is not None
         return self.get_model_version(parsed.name, parsed.version)
 
-    def get_registered_model(self, name: str) -> dict[str, Any]:
+    def get_registered_model(self, name: str) -> RegisteredModel:
         ep = "/registered-models/get"
         body = self._call("GET", ep, what=f"registered model {name}", params={"name": name})
-        return self._field(body, "registered_model", ep, self.host)
+        return RegisteredModel.from_json(self._entity(body, "registered_model", ep).data, body.where,
+                                         path="registered_model")
 
-    def search_model_versions(self, name: str, *, max_results: int = 1000) -> list[dict[str, Any]]:
-        """Every version of registered model ``name`` (paged), newest first as MLflow orders them."""
+    def search_model_versions(
+        self, name: str | None = None, *, filter: str | None = None, max_results: int | None = None
+    ) -> list[ModelVersion]:
+        """Versions matching ``name`` and/or the MLflow ``filter`` (every page, or the first ``max_results``)."""
         ep = "/model-versions/search"
-        escaped = name.replace("'", "\\'")
-        versions: list[dict[str, Any]] = []
-        token: str | None = None
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {"filter": f"name='{escaped}'", "max_results": min(max_results, 1000)}
+        clauses = [f"name='{name.replace(chr(39), chr(92) + chr(39))}'"] if name is not None else []
+        clauses += [filter] if filter else []
+        query = " AND ".join(clauses)
+        page_size = min(max_results or 1000, 1000)
+        what = f"versions of {name}" if name is not None else "model versions"
+
+        def fetch(token: str | None) -> Fields:
+            params: dict[str, Any] = {"max_results": page_size}
+            if query:
+                params["filter"] = query
             if token:
                 params["page_token"] = token
-            body = self._call("GET", ep, what=f"versions of {name}", params=params)
-            page = body.get("model_versions", [])
-            if not isinstance(page, list):
-                raise NetworkError(f"MLflow at {self.host} answered a malformed page for {ep}")
-            versions.extend(v for v in page if isinstance(v, dict))
-            token = body.get("next_page_token") or None
-            if not token or len(versions) >= max_results:
+            return self._call("GET", ep, what=what, params=params)
+
+        versions: list[ModelVersion] = []
+        for page in self._pages(fetch, ep):
+            versions.extend(ModelVersion.from_json(item.data, page.where, path=item.path)
+                            for item in page.objs("model_versions"))
+            if max_results is not None and len(versions) >= max_results:
                 return versions[:max_results]
-        raise NetworkError(f"MLflow at {self.host} kept paging {ep}")
+        return versions
 
     def set_model_version_tag(self, name: str, version: str, key: str, value: str) -> None:
         self._call("POST", "/model-versions/set-tag", what=f"model version {name}/{version}",
@@ -353,48 +395,35 @@ class MlflowClient:
                    body={"name": name, "alias": alias, "version": version})
 
     # ------------------------------------------------------------------ tracking
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> Run:
         ep = "/runs/get"
         body = self._call("GET", ep, what=f"run {run_id}", params={"run_id": run_id})
-        return self._field(body, "run", ep, self.host)
+        return Run.from_json(self._entity(body, "run", ep).data, body.where, path="run")
 
-    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
+    def get_experiment(self, experiment_id: str) -> Experiment:
         ep = "/experiments/get"
         body = self._call("GET", ep, what=f"experiment {experiment_id}", params={"experiment_id": experiment_id})
-        return self._field(body, "experiment", ep, self.host)
+        return Experiment.from_json(self._entity(body, "experiment", ep).data, body.where, path="experiment")
 
-    def get_logged_model(self, model_id: str) -> dict[str, Any]:
-        """The MLflow 3 logged model ``{"info": {...}, "data": {...}}``."""
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        """The MLflow 3 logged model (the fields of its ``info``)."""
         ep = "/logged-models/{id}"
         body = self._call("GET", ep, what=f"logged model {model_id}",
                           path=f"/logged-models/{urllib.parse.quote(model_id, safe='')}")
-        return self._field(body, "model", ep, self.host)
+        return LoggedModel.from_json(self._entity(body, "model", ep).data, body.where, path="model")
 
     # ------------------------------------------------------------------ artifacts
-    def _paged_files(
-        self, fetch: Callable[[str | None], dict[str, Any]], endpoint: str
-    ) -> Iterator[dict[str, Any]]:
-        token: str | None = None
-        for _ in range(MAX_PAGES):
-            body = fetch(token)
-            files = body.get("files", [])
-            if not isinstance(files, list):
-                raise NetworkError(f"MLflow at {self.host} answered a malformed listing for {endpoint}")
-            for item in files:
-                if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-                    raise NetworkError(f"MLflow at {self.host} answered a malformed file entry for {endpoint}")
-                yield item
-            token = body.get("next_page_token") or None
-            if not token:
-                return
-        raise NetworkError(f"MLflow at {self.host} kept paging {endpoint}")
+    def _paged_files(self, fetch: Callable[[str | None], Fields], endpoint: str) -> Iterator[FileInfo]:
+        for page in self._pages(fetch, endpoint):
+            for item in page.objs("files"):
+                yield FileInfo.parse(item)
 
-    def list_logged_model_artifacts(self, model_id: str, path: str | None = None) -> Iterator[dict[str, Any]]:
+    def list_logged_model_artifacts(self, model_id: str, path: str | None = None) -> Iterator[FileInfo]:
         """One directory of a logged model's artifacts (every page); ``path`` is relative to its root."""
         ep = "/logged-models/{id}/artifacts/directories"
         url_path = f"/logged-models/{urllib.parse.quote(model_id, safe='')}/artifacts/directories"
 
-        def fetch(token: str | None) -> dict[str, Any]:
+        def fetch(token: str | None) -> Fields:
             params: dict[str, Any] = {}
             if path:
                 params["artifact_directory_path"] = path
@@ -404,11 +433,11 @@ class MlflowClient:
 
         return self._paged_files(fetch, ep)
 
-    def list_proxied_artifacts(self, path: str) -> Iterator[dict[str, Any]]:
+    def list_proxied_artifacts(self, path: str) -> Iterator[FileInfo]:
         """One directory of the ``mlflow-artifacts`` proxy (every page); entries carry base names."""
         ep = "mlflow-artifacts list"
 
-        def fetch(token: str | None) -> dict[str, Any]:
+        def fetch(token: str | None) -> Fields:
             params: dict[str, Any] = {"path": path}
             if token:
                 params["page_token"] = token
@@ -417,13 +446,28 @@ class MlflowClient:
 
         return self._paged_files(fetch, ep)
 
+    def proxied(self, uri: str, *, what: str) -> str | None:
+        """:func:`proxied_path` of ``uri``; an ``http(s)`` location on another origin is refused (exit 3).
+
+        MLflow names where a model's files are; a location on another host would let that host
+        (or whoever MLflow's answer came from) choose the bytes that are hashed and compared.
+        """
+        parts = urllib.parse.urlsplit(uri) if "://" in uri else None
+        if parts is not None and parts.scheme in ("http", "https") and not same_origin(uri, self.base_url):
+            raise NetworkError(
+                f"MLflow at {self.host} names {what} on another origin ({safe_url(uri)}); it was not fetched",
+                hint="artifacts are read only through this tracking server's mlflow-artifacts proxy; check the "
+                "server's --artifacts-destination and the model's registered location; nothing was passed",
+            )
+        return proxied_path(uri)
+
     def _artifact_url(self, path: str) -> str:
         return f"{self.base_url}{ARTIFACTS_API}/{urllib.parse.quote(path.lstrip('/'), safe='/')}"
 
     def stream_artifact(self, path: str, *, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
         """The bytes of one artifact through the ``mlflow-artifacts`` proxy, streamed in chunks."""
         ep = "mlflow-artifacts download"
-        response = self._send("GET", self._artifact_url(path), ep, stream=True)
+        response = self._send("GET", self._artifact_url(path), ep)
         try:
             self._check(response, ep, f"artifact {path}")
             try:
@@ -438,7 +482,10 @@ class MlflowClient:
         """Store ``data`` at ``path`` of the ``mlflow-artifacts`` proxy."""
         ep = "mlflow-artifacts upload"
         response = self._send("PUT", self._artifact_url(path), ep, data=data)
-        self._check(response, ep, f"artifact {path}")
+        try:
+            self._check(response, ep, f"artifact {path}")
+        finally:
+            response.close()
 
     def download_artifact(self, path: str, *, max_bytes: int) -> bytes:
         """A small artifact in memory (refusing more than ``max_bytes``)."""

@@ -159,7 +159,10 @@ def run_gate(
     summary = redact(str(getattr(outcome, "summary", "") or ""))
     digest = getattr(outcome, "evidence_sha256", None)
     digest = digest if isinstance(digest, str) and _SHA256.match(digest) else None
-    url = store.put(digest, getattr(outcome, "evidence", None), markdown) if store and digest else None
+    evidence = getattr(outcome, "evidence", None)
+    to_json = getattr(evidence, "to_json", None)  # a gate.GateOutcome's Evidence: its evidence.json bytes
+    evidence = to_json() if callable(to_json) else evidence
+    url = store.put(digest, evidence, markdown) if store and digest else None
     log_event(
         logging.INFO,
         "gate_evaluated",

@@ -50,8 +50,8 @@ def test_fully_traced_model_passes_and_writes_evidence(
 def test_alias_ref_and_store_mode(tracking: str, sealed: dict[str, Built], policy_file: Path) -> None:
     outcome = evaluate("traced@champion", policy_path=str(policy_file))
     assert outcome.passed, outcome.summary
-    assert outcome.evidence["model"]["alias"] == "champion"
-    assert outcome.evidence["manifest"]["integrity"]["mode"] == "store"
+    assert outcome.evidence.document["model"]["alias"] == "champion"
+    assert outcome.evidence.document["manifest"]["integrity"]["mode"] == "store"
 
 
 @pytest.mark.parametrize(("model", "rule"), [
@@ -77,7 +77,7 @@ def test_each_missing_requirement_is_refused_naming_its_rule(
 def test_risk_class_from_the_version_tag(tracking: str, sealed: dict[str, Built], policy_file: Path) -> None:
     outcome = evaluate(sealed["low-risk"].ref, policy_path=str(policy_file))
     assert outcome.passed, outcome.summary  # low risk needs only a finished run, not a commit or dataset
-    assert outcome.evidence["risk"] == {"class": "low", "source": "model version tag risk_class"}
+    assert outcome.evidence.document["risk"] == {"class": "low", "source": "model version tag risk_class"}
 
 
 def test_cli_exit_1_for_refusal(tracking: str, sealed: dict[str, Built], policy_file: Path, tmp_path: Path,
@@ -94,14 +94,14 @@ def test_unsealed_model_and_manifest_digest_mode(tracking: str, sealed: dict[str
     assert unsealed.failed_rules == ["integrity.sealed", "integrity.matches"]
     recorded = sealed_digest(tracking, sealed["traced"])
     ok = evaluate(sealed["traced"].ref, policy_path=str(policy_file), manifest_sha256=recorded)
-    assert ok.passed and ok.evidence["manifest"]["integrity"]["mode"] == "digest"
+    assert ok.passed and ok.evidence.document["manifest"]["integrity"]["mode"] == "digest"
     bad = evaluate(sealed["traced"].ref, policy_path=str(policy_file), manifest_sha256="0" * 64)
     assert bad.failed_rules == ["integrity.matches"]
 
 
 def sealed_digest(uri: str, built: Built) -> str:
     version = MlflowClient.from_env(uri).resolve(built.ref)
-    return {t["key"]: t["value"] for t in version["tags"]}["mlgate.manifest.sha256"]
+    return version.tags["mlgate.manifest.sha256"]
 
 
 def test_changed_artifacts_dir_is_refused(tracking: str, sealed: dict[str, Built], policy_file: Path,
@@ -111,7 +111,7 @@ def test_changed_artifacts_dir_is_refused(tracking: str, sealed: dict[str, Built
     (art / "extra.py").write_text("print('x')\n")
     outcome = evaluate(sealed["traced"].ref, policy_path=str(policy_file), artifacts_dir=str(art))
     assert outcome.failed_rules == ["integrity.matches"]
-    integ = outcome.evidence["manifest"]["integrity"]
+    integ = outcome.evidence.document["manifest"]["integrity"]
     assert integ["changed"] == ["data/part0/w0.bin"] and integ["extra"] == ["extra.py"]
 
 
@@ -124,12 +124,12 @@ def test_file_replaced_in_the_artifact_store_after_sealing(
     stored.write_bytes(b"poisoned weights")
     outcome = evaluate(built.ref, policy_path=str(policy_file))
     assert outcome.failed_rules == ["integrity.matches"]
-    assert outcome.evidence["manifest"]["integrity"]["changed"] == ["data/part1/w1.bin"]
+    assert outcome.evidence.document["manifest"]["integrity"]["changed"] == ["data/part1/w1.bin"]
     # re-sealing the altered version is refused unless forced, and forcing is recorded
     assert main(["seal", "--model", built.ref, "--platform", "local"]) == 1
     assert "already sealed with different content" in capsys.readouterr().err
     assert main(["seal", "--model", built.ref, "--platform", "local", "--force"]) == 0
-    tags = {t["key"]: t["value"] for t in MlflowClient.from_env(tracking).resolve(built.ref)["tags"]}
+    tags = MlflowClient.from_env(tracking).resolve(built.ref).tags
     resealed = json.loads(tags["mlgate.resealed"])
     assert resealed["new_sha256"] == tags["mlgate.manifest.sha256"] != resealed["previous_sha256"]
 
@@ -139,7 +139,7 @@ def test_seal_model_then_verify_model(tracking: str, models: dict[str, Built], t
     built = models["seal-me"]
     manifest_out = tmp_path / "manifest.json"
     assert main(["seal", "--model", built.ref, "-o", str(manifest_out), "--platform", "local"]) == 0
-    tags = {t["key"]: t["value"] for t in MlflowClient.from_env(tracking).resolve(built.ref)["tags"]}
+    tags = MlflowClient.from_env(tracking).resolve(built.ref).tags
     import hashlib
 
     assert tags["mlgate.manifest.sha256"] == hashlib.sha256(manifest_out.read_bytes()).hexdigest()
@@ -201,7 +201,7 @@ def test_a_model_downloaded_with_mlflows_client_passes(tracking: str, sealed: di
     assert (local / "registered_model_meta").exists()  # MLflow's client adds it on download
     outcome = evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local))
     assert outcome.passed, outcome.summary
-    assert outcome.evidence["manifest"]["integrity"]["tolerated"][0].startswith("registered_model_meta")
+    assert outcome.evidence.document["manifest"]["integrity"]["tolerated"][0].startswith("registered_model_meta")
     # the same file naming another version, or carrying anything else, is an extra file
     (local / "registered_model_meta").write_text("model_name: traced\nmodel_version: 2\n")
     assert evaluate(traced.ref, policy_path=str(policy_file), artifacts_dir=str(local)).failed_rules == [
@@ -252,7 +252,7 @@ def test_stored_manifest_altered_after_sealing_is_refused(
     stored.write_text(json.dumps(doc))
     outcome = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
     assert outcome.failed_rules == ["integrity.sealed", "integrity.matches"]
-    assert "does not match its seal" in outcome.evidence["manifest"]["integrity"]["sealed_problem"]
+    assert "does not match its seal" in outcome.evidence.document["manifest"]["integrity"]["sealed_problem"]
     assert main(["verify", str(files_dir(tmp_path / "v", built)), "--model", built.ref, "--platform", "local"]) == 1
     assert "does not match its seal" in capsys.readouterr().err
 
@@ -261,10 +261,10 @@ def test_mlflow2_run_artifact_source(tracking: str, sealed: dict[str, Built], po
                                      tmp_path: Path) -> None:
     built = sealed["run-source"]  # sealed through the mlflow-artifacts proxy listing, not a logged model
     version = MlflowClient.from_env(tracking).resolve(built.ref)
-    assert version["source"] == f"runs:/{built.run_id}/model"
+    assert version.source == f"runs:/{built.run_id}/model"
     store = evaluate(built.ref, policy_path=str(policy_file))
     assert store.passed, store.summary
-    assert store.evidence["manifest"]["integrity"]["files_checked"] == len(built.files)
-    assert store.evidence["lineage"]["logged_model"] is None
+    assert store.evidence.document["manifest"]["integrity"]["files_checked"] == len(built.files)
+    assert store.evidence.document["lineage"]["logged_model"] is None
     local = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
     assert local.passed, local.summary

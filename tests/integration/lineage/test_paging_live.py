@@ -89,7 +89,7 @@ def test_listing_over_several_pages_gives_the_same_manifest(
     # root (3 entries: 2 pages), data (3 dirs: 2 pages), each part dir (2 files: 1 page)
     assert paged.request_counts["/logged-models/{id}/artifacts/directories"] == 2 + 2 + 3
     proxied = list(paged.list_proxied_artifacts(where.root))
-    assert sorted(f["path"] for f in proxied) == ["MLmodel", "data", "requirements.txt"]
+    assert sorted(f.path for f in proxied) == ["MLmodel", "data", "requirements.txt"]
     assert paged.request_counts["mlflow-artifacts list"] == 2
 
 
@@ -98,4 +98,4 @@ def test_gate_through_paged_listings(paged_uri: str, sealed: dict[str, Built], p
     monkeypatch.setenv("MLFLOW_TRACKING_URI", paged_uri)
     outcome = evaluate(sealed["traced"].ref, policy_path=str(policy_file))
     assert outcome.passed, outcome.summary
-    assert outcome.evidence["manifest"]["integrity"]["files_checked"] == len(sealed["traced"].files)
+    assert outcome.evidence.document["manifest"]["integrity"]["files_checked"] == len(sealed["traced"].files)

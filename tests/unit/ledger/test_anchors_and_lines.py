@@ -10,6 +10,7 @@ from mlgate.ledger import TamperedError
 from mlgate.ledger.anchors import collect, parse_anchor
 from mlgate.ledger.azure_blob import split_lines
 from mlgate.ledger.base import Draft, chain, verify_lines
+from mlgate.lineage.records import ModelVersion
 
 
 def test_parse_anchor() -> None:
@@ -24,7 +25,7 @@ def test_collect_reads_dict_and_list_tags_and_keeps_malformed_ones() -> None:
         {"name": "m", "version": "2", "tags": {"mlgate.ledger.head": "garbage"}},
         {"name": "m", "version": "3", "tags": {"other": "x"}},
     ]
-    anchors = collect(versions)
+    anchors = collect(ModelVersion.from_json(v, "test") for v in versions)
     assert anchors[1][0] == ("models:/m/1", "b" * 64)
     assert "malformed tag" in anchors[1][1][0]
     one = chain(Draft(event="approved", model="models:/m/2"), None).line()
@@ -51,9 +52,9 @@ def test_audit_show_refuses_an_anchor_that_names_another_versions_entry(tmp_path
     )
 
     class Client:
-        def resolve(self, ref: object) -> dict[str, object]:
-            return {"name": "m", "version": "3", "tags": [{"key": "mlgate.ledger.head", "value": entry.anchor},
-                                                          {"key": "mlgate.ledger", "value": anchor_name(ledger)}]}
+        def resolve(self, ref: object) -> ModelVersion:
+            return ModelVersion("m", "3", tags={"mlgate.ledger.head": entry.anchor,
+                                                "mlgate.ledger": anchor_name(ledger)})
 
         def __getattr__(self, name: str) -> object:
             def missing(*args: object, **kwargs: object) -> object:

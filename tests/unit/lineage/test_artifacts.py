@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -12,11 +13,12 @@ from mlgate.http import make_session
 from mlgate.integrity.manifest import Manifest
 from mlgate.lineage import artifacts
 from mlgate.lineage.mlflow import MlflowClient
+from mlgate.lineage.records import ModelVersion
 
 BASE = "http://mlflow.test"
 API = BASE + "/api/2.0/mlflow"
 PROXY = BASE + "/api/2.0/mlflow-artifacts/artifacts"
-VERSION = {"name": "m", "version": "1", "source": "models:/m-1"}
+VERSION = ModelVersion("m", "1", source="models:/m-1")
 
 
 def client() -> MlflowClient:
@@ -84,9 +86,8 @@ def test_an_empty_model_is_refused() -> None:
 STORED = "mlflow-artifacts:/1/models/m-1/mlgate-manifests/x.json"
 
 
-def sealed_version(digest: str, uri: str = STORED) -> dict[str, object]:
-    tags = [{"key": artifacts.TAG_SHA256, "value": digest}, {"key": artifacts.TAG_URI, "value": uri}]
-    return {**VERSION, "tags": tags}
+def sealed_version(digest: str, uri: str = STORED) -> ModelVersion:
+    return dataclasses.replace(VERSION, tags={artifacts.TAG_SHA256: digest, artifacts.TAG_URI: uri})
 
 
 @responses.activate

@@ -8,6 +8,7 @@ import pytest
 
 from mlgate.lineage.chain import trace
 from mlgate.lineage.mlflow import NotFound
+from mlgate.lineage.records import Experiment, LoggedModel, ModelVersion, RegisteredModel, Run
 
 COMMIT = "a" * 40
 
@@ -37,20 +38,20 @@ class FakeClient:
             raise NotFound(what)
         return value
 
-    def resolve(self, ref: Any) -> dict[str, Any]:
-        return self._get(self.version, "version")
+    def resolve(self, ref: Any) -> ModelVersion:
+        return ModelVersion.from_json(self._get(self.version, "version"), "test")
 
-    def get_registered_model(self, name: str) -> dict[str, Any]:
-        return self._get(self.registered, "registered model")
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return RegisteredModel.from_json(self._get(self.registered, "registered model"), "test")
 
-    def get_logged_model(self, model_id: str) -> dict[str, Any]:
-        return self._get(self.logged, "logged model")
+    def get_logged_model(self, model_id: str) -> LoggedModel:
+        return LoggedModel.from_json(self._get(self.logged, "logged model"), "test")
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
-        return self._get(self.run, "run")
+    def get_run(self, run_id: str) -> Run:
+        return Run.from_json(self._get(self.run, "run"), "test")
 
-    def get_experiment(self, experiment_id: str) -> dict[str, Any]:
-        return self._get(self.experiment, "experiment")
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return Experiment.from_json(self._get(self.experiment, "experiment"), "test")
 
 
 def missing(client: FakeClient) -> dict[str, str]:

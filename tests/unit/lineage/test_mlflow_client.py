@@ -36,8 +36,8 @@ def test_model_version_by_version_and_alias() -> None:
     responses.get(API + "/registered-models/alias", json={"model_version": VERSION},
                   match=[responses.matchers.query_param_matcher({"name": "churn", "alias": "champion"})])
     c = client()
-    assert c.resolve(ModelRef.parse("models:/churn/3"))["source"] == "models:/m-abc"
-    assert c.resolve("churn@champion")["version"] == "3"
+    assert c.resolve(ModelRef.parse("models:/churn/3")).source == "models:/m-abc"
+    assert c.resolve("churn@champion").version == "3"
     assert c.request_counts["/model-versions/get"] == 1
     assert c.request_counts["/registered-models/alias"] == 1
 
@@ -94,7 +94,7 @@ def test_logged_model_listing_follows_pages() -> None:
     responses.get(url, json={"files": [{"path": "b", "is_dir": True}]},
                   match=[responses.matchers.query_param_matcher({"page_token": "p2"})])
     c = client()
-    assert [f["path"] for f in c.list_logged_model_artifacts("m-abc")] == ["a", "b"]
+    assert [f.path for f in c.list_logged_model_artifacts("m-abc")] == ["a", "b"]
     assert c.request_counts["/logged-models/{id}/artifacts/directories"] == 2
 
 
@@ -107,19 +107,19 @@ def test_proxied_listing_follows_pages_and_download_streams() -> None:
                   match=[responses.matchers.query_param_matcher({"path": "1/m", "page_token": "t"})])
     responses.get(url + "/1/m/dir%20a/x.bin", body=b"abc")
     c = client()
-    assert [f["path"] for f in c.list_proxied_artifacts("1/m")] == ["x.bin", "y.bin"]
+    assert [f.path for f in c.list_proxied_artifacts("1/m")] == ["x.bin", "y.bin"]
     assert b"".join(c.stream_artifact("1/m/dir a/x.bin")) == b"abc"
 
 
 @responses.activate
 def test_search_model_versions_pages() -> None:
     url = API + "/model-versions/search"
-    responses.get(url, json={"model_versions": [{"version": "2"}], "next_page_token": "n"},
+    responses.get(url, json={"model_versions": [{"name": "churn", "version": "2"}], "next_page_token": "n"},
                   match=[responses.matchers.query_param_matcher({"filter": "name='churn'", "max_results": "1000"})])
-    responses.get(url, json={"model_versions": [{"version": "1"}]},
+    responses.get(url, json={"model_versions": [{"name": "churn", "version": "1"}]},
                   match=[responses.matchers.query_param_matcher(
                       {"filter": "name='churn'", "max_results": "1000", "page_token": "n"})])
-    assert [v["version"] for v in client().search_model_versions("churn")] == ["2", "1"]
+    assert [v.version for v in client().search_model_versions("churn")] == ["2", "1"]
 
 
 @responses.activate

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from mlgate.errors import InvalidInputError, UsageError
 from mlgate.lineage.chain import Dataset, Lineage, Link
+from mlgate.lineage.records import ModelVersion, RegisteredModel, Run
 from mlgate.policy import Threshold, parse_policy
 from mlgate.policy.engine import evaluate
 from mlgate.policy.rules import IntegrityResult
@@ -90,13 +89,12 @@ def lineage(*, tags: dict[str, str] | None = None, version_tags: dict[str, str] 
     links = [Link(i, i not in missing, "why" if i in missing else "ok") for i in (
         "logged_model", "source_run", "source_run_finished", "experiment", "git_commit", "training_dataset",
         "owner", "use_case")]
-    run_doc: dict[str, Any] | None = {"info": {"run_id": "r"}, "data": {"metrics": [
-        {"key": k, "value": v} for k, v in (metrics or {}).items()]}} if run else None
+    run_doc = Run.from_json({"info": {"run_id": "r"}, "data": {"metrics": [
+        {"key": k, "value": v} for k, v in (metrics or {}).items()]}}, "test") if run else None
     return Lineage(
         ref="models:/m/1", name="m", version="1",
-        model_version={"name": "m", "version": "1", "tags": [{"key": k, "value": v}
-                                                             for k, v in (version_tags or {}).items()]},
-        registered_model={"name": "m", "tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+        model_version=ModelVersion("m", "1", tags=dict(version_tags or {})),
+        registered_model=RegisteredModel("m", tags=dict(tags or {}), aliases={}),
         run=run_doc, datasets=[Dataset("train", "d1", "s3://x", "s3")], links=links,
     )
 
