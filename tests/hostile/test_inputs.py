@@ -132,6 +132,10 @@ CASES: list[tuple[Case, Callable[[Path], None]]] = [
     _policy_case("policy-not-utf8", b"version: 1\nrisk_classes: {h\xff\xfe: {}}\n", "not UTF-8"),
     _policy_case("policy-huge", "version: 1\n" + "# padding\n" * 120_000, "more than the limit of 1 MiB"),
     _policy_case("policy-empty", "", "must be a YAML mapping"),
+    _policy_case("policy-nul-byte", "version: 1\nrisk_classes: {high: {}}\n\x00x: 1\n",
+                 "invalid YAML: line 3: the control character U+0000 is not allowed"),
+    _policy_case("policy-two-documents", GOOD_POLICY + "---\nversion: 1\n", "but found another document"),
+    _policy_case("policy-undefined-alias", GOOD_POLICY + "x: *nope\n", "found undefined alias"),
     _policy_case("policy-list", "- version: 1\n", "must be a YAML mapping"),
     # ---- YAML that explodes or recurses
     _policy_case("policy-alias-bomb", GOOD_POLICY + BOMB, "alias bomb"),

@@ -218,6 +218,11 @@ def _yaml(text: str, source: str) -> tuple[Mapping[str, Any], Any]:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise InvalidInputError(f"{source}: invalid YAML: {where}{exc.problem or exc}", hint=HINT) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
+        raise InvalidInputError(f"{source}: invalid YAML: line {line}: the control character U+{code:04X} "
+                                "is not allowed", hint=HINT) from None
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{source}: invalid YAML ({type(exc).__name__})", hint=HINT) from None
     if not isinstance(document, dict):
