@@ -47,7 +47,6 @@ SECRET = f"bench-secret-{uuid.uuid4().hex}"
 
 SERVER = r"""
 import sys, time
-from dataclasses import dataclass, field
 from waitress.server import create_server
 
 mode = sys.argv[1]
@@ -60,19 +59,19 @@ else:
     from mlgate.service import logs
     from mlgate.service.app import create_app
     from mlgate.service.config import load_config
+    from mlgate.service.evaluation import GateResult
 
-    @dataclass
-    class Outcome:
-        passed: bool = True
-        evidence: dict = field(default_factory=lambda: {"decision": "passed"})
-        evidence_sha256: str = "f" * 64
-        markdown: str = "## mlgate: PASSED\n\n| rule | result |\n|---|---|\n| lineage | passed |"
-        failed_rules: list = field(default_factory=list)
-        summary: str = "all rules passed"
+    RESULT = GateResult(
+        passed=True,
+        evidence_sha256="f" * 64,
+        evidence_json='{"decision": "passed"}',
+        markdown="## mlgate: PASSED\n\n| rule | result |\n|---|---|\n| lineage | passed |",
+        summary="all rules passed",
+    )
 
     def evaluate(ref, **kwargs):
         time.sleep(0.02)  # a stub gate: the service's cost is what is measured
-        return Outcome()
+        return RESULT
 
     logs.configure()
     app = create_app(load_config(), evaluator=evaluate)
@@ -171,7 +170,7 @@ def main() -> int:
     )
     fake = FakeGitHub(APP_ID, public).start()
     policy = Path(tempfile.mkdtemp(prefix="mlgate-bench-")) / "policy.yaml"
-    policy.write_text("version: 1\n")
+    policy.write_text("version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n")
     env = {
         **os.environ,
         "MLGATE_SERVE_POLICY": str(policy),

@@ -19,6 +19,7 @@ from mlgate import __version__
 from mlgate.console import err
 from mlgate.deadline import DEFAULT_SECONDS
 from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error, UsageError
+from mlgate.platforms.detect import NAMES as PLATFORM_NAMES
 from mlgate.redact import redact_logging
 
 # The CLI contract, in the order shown by --help.
@@ -37,7 +38,7 @@ MLflow is reached through MLFLOW_TRACKING_URI, MLFLOW_TRACKING_TOKEN and
 MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD.
 """
 
-PLATFORMS = ("auto", "github", "azure-devops", "local")
+PLATFORMS = ("auto", *PLATFORM_NAMES)  # the registered platform back-ends (mlgate.platforms.detect)
 
 
 def _command_module(name: str) -> ModuleType:
@@ -65,7 +66,8 @@ def _common_options(*, top: bool) -> argparse.ArgumentParser:
     )
     parent.add_argument(
         "--platform", choices=PLATFORMS, default="auto" if top else argparse.SUPPRESS,
-        help="CI platform for masking, outputs and summaries (default: detected from GITHUB_ACTIONS / TF_BUILD)",
+        help="CI platform for masking, outputs, summaries and approvals (default: detected from GITHUB_ACTIONS / "
+        "TF_BUILD; inside a CI run, record and rollback take approvals only from that CI)",
     )
     return parent
 

@@ -94,3 +94,9 @@ def shielded() -> Iterator[None]:
         if not _shield_depth and _pending:
             _pending = False
             _raise()
+
+
+def disarm() -> None:
+    """Cancel the armed deadline (a long-running server, once started, is bounded per request instead)."""
+    if _usable():
+        signal.setitimer(signal.ITIMER_REAL, 0)

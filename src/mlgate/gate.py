@@ -29,7 +29,7 @@ from mlgate.lineage.mlflow import MlflowClient
 from mlgate.lineage.records import LoggedModel, ModelVersion
 from mlgate.platforms.base import CIContext
 from mlgate.policy.engine import evaluate as evaluate_policy
-from mlgate.policy.loader import load_policy
+from mlgate.policy.loader import Policy, load_policy
 from mlgate.policy.rules import IntegrityResult
 from mlgate.refs import ModelRef
 
@@ -117,15 +117,23 @@ def summarize(evidence: pack.Evidence, limit: int = SUMMARY_LIMIT) -> str:
 def evaluate(
     ref: str,
     *,
-    policy_path: str,
+    policy_path: str | None = None,
     artifacts_dir: str | None = None,
     manifest_sha256: str | None = None,
     client: MlflowClient | None = None,
     ci: CIContext | None = None,
     stage: str | None = None,
+    policy: Policy | None = None,
 ) -> GateOutcome:
-    """Gate ``ref``: integrity, lineage and the policy's rules. See the module docstring for errors."""
-    policy = load_policy(policy_path)
+    """Gate ``ref``: integrity, lineage and the policy's rules. See the module docstring for errors.
+
+    Give the policy as ``policy_path`` (read here) or as an already loaded ``policy`` (the
+    check service loads it once at start-up).
+    """
+    if policy is None:
+        if policy_path is None:
+            raise TypeError("evaluate() needs policy_path or policy")
+        policy = load_policy(policy_path)
     if stage is not None:
         policy.requirements(policy.risk_classes[0], stage)  # an unknown stage fails before any request
     parsed = ModelRef.parse(ref)

@@ -25,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from mlgate import __version__
-from mlgate.errors import NetworkError
+from mlgate.errors import Error, NetworkError
 from mlgate.urls import safe_url
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
@@ -149,7 +149,9 @@ def read_body(
     raw = response.raw
     try:
         while True:
-            chunk = raw.read1(_READ_STEP) if hasattr(raw, "read1") else raw.read(_READ_STEP)
+            # decode_content: the body as sent may be gzip-compressed (GitHub's API does)
+            chunk = (raw.read1(_READ_STEP, decode_content=True) if hasattr(raw, "read1")
+                     else raw.read(_READ_STEP, decode_content=True))
             if not chunk:
                 break
             buffer += chunk
@@ -166,7 +168,7 @@ def read_body(
         raise NetworkError(f"{what}: the answer was cut off ({type(exc).__name__})",
                            hint="re-run; nothing was passed") from None
     except Exception as exc:  # urllib3 read errors (ProtocolError, ReadTimeoutError, ...)
-        if isinstance(exc, NetworkError):
+        if isinstance(exc, Error):  # our own (a NetworkError above, the command's DeadlineExceeded)
             raise
         raise NetworkError(f"{what}: the answer was cut off or timed out ({type(exc).__name__})",
                            hint="re-run; nothing was passed") from None

@@ -28,5 +28,12 @@ LEDGER_LOCATION = "mlgate.ledger.location"  # where that ledger was when the tag
 
 # read from the team's own tags
 RISK_CLASS = "risk_class"
+OWNER = "owner"
+USE_CASE = "use_case"
+
+# written by MLflow itself (read for lineage and separation of duties)
+GIT_COMMIT = "mlflow.source.git.commit"  # on a run
+DATASET_CONTEXT = "mlflow.data.context"  # on a run's dataset input ("training", "eval", ...)
+MLFLOW_USER = "mlflow.user"  # on a run: who started it
 
 MAX_TAG_CHARS = 5000  # MLflow's limit on a model version tag value (bounded by its database schema)

@@ -23,6 +23,9 @@ def safe_url(url: str) -> str:
         host = f"[{host}]"
     if port is not None:
         host += f":{port}"
+    if not parts.netloc and "@" in text:
+        # "user:PW@host" parses as scheme "user": never print what precedes an @
+        return "<URL with credentials>"
     if not parts.scheme and not parts.netloc:
         # a bare path or name: drop anything after ? or #, and anything before an @
         return text.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
@@ -42,3 +45,16 @@ def safe_host(url: str) -> str:
     if port is not None:
         host += f":{port}"
     return f"{parts.scheme}://{host}" if parts.scheme else host
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ``::1`` or ``localhost`` (brackets and a trailing dot allowed): a local emulator, never a cloud."""
+    import ipaddress
+
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

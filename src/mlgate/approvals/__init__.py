@@ -3,7 +3,8 @@
 * :mod:`mlgate.approvals.azure_devops`: the build timeline's ``Checkpoint.Approval`` records
   for the stage, then the Approvals REST API with ``$expand=steps``;
 * :mod:`mlgate.approvals.github`: the workflow run's review history for the environment;
-* :mod:`mlgate.approvals.local`: ``--approver NAME --comment TEXT`` on a developer machine.
+* :mod:`mlgate.approvals.local`: ``--approver NAME --comment TEXT`` on a developer machine,
+  never inside a CI run (see :meth:`mlgate.platforms.base.Platform.read_approvals`).
 
 Every reader also reports who started the run and, when known, who authored the commit,
 so :mod:`mlgate.approvals.duties` can enforce separation of duties.
@@ -11,8 +12,7 @@ so :mod:`mlgate.approvals.duties` can enforce separation of duties.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Approval:
     source: str  # "azure-devops" | "github" | "local"
     identities: tuple[str, ...] = ()  # every handle naming this person, for duty checks
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "name": self.approver,
             "id": self.approver_id,
@@ -52,7 +52,28 @@ class ApprovalReport:
     requesters: tuple[str, ...] = ()  # who started the run (every handle we know)
     commit_authors: tuple[str, ...] = ()  # who authored the commit being deployed, when known
     where: str = ""  # which stage / environment these approvals are for
-    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What `record` / `rollback` ask of a platform: whose approval, for which stage.
+
+    ``approvers`` and ``comment`` are the local-only ``--approver`` / ``--comment`` (or their
+    ``MLGATE_APPROVER`` / ``MLGATE_COMMENT`` defaults); a CI platform refuses them.
+    """
+
+    stage: str
+    approvers: tuple[str, ...] = ()
+    comment: str | None = None
+    approval_stage: str | None = None  # Azure DevOps: the stage whose environment approval to read
+    environment: str | None = None  # GitHub: the environment whose reviewers to read
+
+    @property
+    def declared(self) -> tuple[str, ...]:
+        """The options that declare an approval by hand (empty: none given)."""
+        return tuple(
+            option for option, given in (("--approver", self.approvers), ("--comment", self.comment)) if given
+        )
 
 
 def handles(*values: object) -> tuple[str, ...]:
@@ -64,4 +85,4 @@ def handles(*values: object) -> tuple[str, ...]:
     return tuple(seen)
 
 
-__all__ = ["Approval", "ApprovalReport", "handles"]
+__all__ = ["Approval", "ApprovalReport", "ApprovalRequest", "handles"]

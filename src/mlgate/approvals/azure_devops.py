@@ -5,7 +5,10 @@
    their ``id`` is the approval id.
 2. ``GET {collection}{project}/_apis/pipelines/approvals?approvalIds=...&$expand=steps``: each
    approved step's ``actualApprover`` (displayName, uniqueName, id), comment and time, and the
-   approval's ``minRequiredApprovers``.
+   approval's ``minRequiredApprovers`` (pages followed by ``x-ms-continuationtoken``, bounded).
+
+Both answers are parsed once into the typed records below, every field's type checked
+(:class:`mlgate.jsonvalue.Fields`): a wrong-typed field is exit 3 naming the field and the answer.
 
 Both are plain REST with ``requests`` (bearer ``SYSTEM_ACCESSTOKEN``). The ``azure-devops``
 package has no approvals client at all; it does have ``BuildClient.get_build_timeline``, but
@@ -17,21 +20,108 @@ timeout/retry behaviour, for one GET whose URL is documented and stable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from mlgate import redact
 from mlgate.approvals import Approval, ApprovalReport, handles
 from mlgate.errors import NetworkError, RefusedError, UsageError
+from mlgate.jsonvalue import Fields
 
 API_VERSION = "7.1"
 SOURCE = "azure-devops"
+TIMELINE = "the Azure DevOps build timeline"
+APPROVALS = "the Azure DevOps Approvals API"
 AUTH_HINT = (
     "map the job's token into the step (env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)) and allow the "
     "build service identity to view builds and approvals in this project"
 )
 
 
+# ---------------------------------------------------------------------------- typed answers
+@dataclass(frozen=True)
+class TimelineRecord:
+    id: str | None
+    type: str | None
+    parent_id: str | None
+    identifier: str | None
+    name: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> TimelineRecord:
+        return cls(f.opt_text("id"), f.opt_text("type"), f.opt_text("parentId"), f.opt_text("identifier"),
+                   f.opt_text("name"))
+
+    def is_stage(self, wanted: str) -> bool:
+        return self.type == "Stage" and wanted.lower() in ((self.identifier or "").lower(), (self.name or "").lower())
+
+
+@dataclass(frozen=True)
+class Identity:
+    display_name: str
+    unique_name: str | None
+    id: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> Identity | None:
+        name = f.opt_text("displayName")
+        if not name or not name.strip():
+            return None
+        return cls(name, f.opt_text("uniqueName") or None, f.opt_text("id") or None)
+
+
+@dataclass(frozen=True)
+class Step:
+    status: str | None
+    approver: Identity | None
+    comment: str
+    time: str | None
+
+    @classmethod
+    def parse(cls, f: Fields) -> Step:
+        approver = Identity.parse(f.obj("actualApprover")) if f.has("actualApprover") else None
+        return cls(f.opt_text("status"), approver, f.opt_text("comment", "") or "", f.opt_text("lastModifiedOn"))
+
+
+@dataclass(frozen=True)
+class ApprovalItem:
+    id: str
+    status: str | None
+    min_required: int | None
+    steps: tuple[Step, ...] | None  # None: the answer has no steps list
+
+    @classmethod
+    def parse(cls, f: Fields) -> ApprovalItem:
+        steps = tuple(Step.parse(s) for s in f.objs("steps")) if f.has("steps") else None
+        return cls(f.text("id"), f.opt_text("status"), f.opt_integer("minRequiredApprovers"), steps)
+
+
+def _unusable(what: str, field: str, why: str) -> NoReturn:
+    raise NetworkError(f"{what}: field {field}: {why}",
+                       hint="the Azure DevOps API answered an unknown shape; nothing was recorded")
+
+
+def parse_timeline(body: Any) -> tuple[TimelineRecord, ...]:
+    f = Fields(body, TIMELINE)
+    if not isinstance(f.raw("records"), list):
+        _unusable(TIMELINE, "records", "expected the list of timeline records")
+    return tuple(TimelineRecord.parse(r) for r in f.objs("records"))
+
+
+def parse_approval_items(body: Any) -> list[ApprovalItem]:
+    """The approvals of one page: the wire form ``{count, value}`` (or a bare list)."""
+    if isinstance(body, list):
+        values: list[Any] = body
+    else:
+        f = Fields(body, APPROVALS)
+        if not isinstance(f.raw("value"), list):
+            _unusable(APPROVALS, "value", "expected the list of approvals")
+        values = f.items("value")
+    return [ApprovalItem.parse(Fields(item, APPROVALS, path=f"value[{i}]")) for i, item in enumerate(values)]
+
+
+# ---------------------------------------------------------------------------- reading
 def _required(env: Mapping[str, str], name: str, hint: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -39,24 +129,17 @@ def _required(env: Mapping[str, str], name: str, hint: str) -> str:
     return value
 
 
-def _unusable(what: str, why: str) -> NetworkError:
-    return NetworkError(
-        f"{what}: unexpected answer ({why})",
-        hint="the Azure DevOps API answered an unknown shape; nothing was recorded",
-    )
-
-
 def read_approvals(env: Mapping[str, str], *, stage: str | None = None) -> ApprovalReport:
     """Read who approved the stage ``stage`` (default ``SYSTEM_STAGENAME``) of build ``BUILD_BUILDID``."""
+    from mlgate.approvals._http import get_json, get_pages
     from mlgate.http import make_session
 
     token = _required(env, "SYSTEM_ACCESSTOKEN", AUTH_HINT)
     redact.register(token)
-    collection = _required(env, "SYSTEM_COLLECTIONURI", "run inside an Azure Pipelines job").rstrip("/") + "/"
-    project = env.get("SYSTEM_TEAMPROJECTID", "").strip() or _required(
-        env, "SYSTEM_TEAMPROJECT", "run inside an Azure Pipelines job"
-    )
-    build_id = _required(env, "BUILD_BUILDID", "run inside an Azure Pipelines job")
+    job = "run inside an Azure Pipelines job"
+    collection = _required(env, "SYSTEM_COLLECTIONURI", job).rstrip("/") + "/"
+    project = env.get("SYSTEM_TEAMPROJECTID", "").strip() or _required(env, "SYSTEM_TEAMPROJECT", job)
+    build_id = _required(env, "BUILD_BUILDID", job)
     stage_name = (stage or env.get("SYSTEM_STAGENAME", "")).strip()
     if not stage_name:
         raise UsageError(
@@ -67,137 +150,75 @@ def read_approvals(env: Mapping[str, str], *, stage: str | None = None) -> Appro
     session = make_session()
     session.headers["Authorization"] = f"Bearer {token}"
     session.headers["Accept"] = "application/json"
-
-    from mlgate.approvals._http import get_json
-
-    timeline = get_json(
-        session,
-        f"{base}/build/builds/{quote(build_id, safe='')}/timeline",
-        params={"api-version": API_VERSION},
-        what="the Azure DevOps build timeline",
-        auth_hint=AUTH_HINT,
-    )
+    timeline = get_json(session, f"{base}/build/builds/{quote(build_id, safe='')}/timeline",
+                        params={"api-version": API_VERSION}, what=TIMELINE, auth_hint=AUTH_HINT)
     approval_ids = approval_ids_for_stage(timeline, stage_name)
     requesters = handles(
         env.get("BUILD_REQUESTEDFOR"), env.get("BUILD_REQUESTEDFOREMAIL"), env.get("BUILD_REQUESTEDFORID")
     )
     if not approval_ids:
-        return ApprovalReport(
-            SOURCE,
-            (),
-            None,
-            requesters,
-            where=f"stage {stage_name}",
-            details={"build_id": build_id, "approval_ids": []},
-        )
-    body = get_json(
-        session,
-        f"{base}/pipelines/approvals",
-        params={"approvalIds": ",".join(approval_ids), "$expand": "steps", "api-version": API_VERSION},
-        what="the Azure DevOps Approvals API",
-        auth_hint=AUTH_HINT,
-    )
-    approvals, minimum = parse_approvals(body, approval_ids, stage_name)
-    return ApprovalReport(
-        SOURCE,
-        approvals,
-        minimum,
-        requesters,
-        where=f"stage {stage_name}",
-        details={"build_id": build_id, "approval_ids": approval_ids},
-    )
+        return ApprovalReport(SOURCE, (), None, requesters, where=f"stage {stage_name}")
+    params = {"approvalIds": ",".join(approval_ids), "$expand": "steps", "api-version": API_VERSION}
+    items = [item for page in get_pages(session, f"{base}/pipelines/approvals", params=params, what=APPROVALS,
+                                        auth_hint=AUTH_HINT)
+             for item in parse_approval_items(page)]
+    approvals, minimum = approvals_of(items, approval_ids, stage_name)
+    return ApprovalReport(SOURCE, approvals, minimum, requesters, where=f"stage {stage_name}")
 
 
 def approval_ids_for_stage(timeline: Any, stage: str) -> list[str]:
     """Ids of the ``Checkpoint.Approval`` records under the ``Checkpoint`` of stage ``stage``."""
-    what = "the Azure DevOps build timeline"
-    if not isinstance(timeline, dict) or not isinstance(timeline.get("records"), list):
-        raise _unusable(what, "no records list")
-    records = [r for r in timeline["records"] if isinstance(r, dict)]
-    wanted = stage.lower()
-    stages = {
-        r.get("id")
-        for r in records
-        if r.get("type") == "Stage"
-        and wanted in (str(r.get("identifier", "")).lower(), str(r.get("name", "")).lower())
-    }
+    records = parse_timeline(timeline)
+    stages = {r.id for r in records if r.is_stage(stage) and r.id}
     if not stages:
-        names = sorted(
-            {str(r.get("identifier") or r.get("name")) for r in records if r.get("type") == "Stage"}
-        )
+        names = sorted({str(r.identifier or r.name) for r in records if r.type == "Stage"})
         raise UsageError(
             f"stage {stage!r} is not in this run's timeline (stages: {', '.join(names) or 'none'})",
             hint="pass --approval-stage with the stage whose environment approval to record",
         )
-    checkpoints = {
-        r.get("id") for r in records if r.get("type") == "Checkpoint" and r.get("parentId") in stages
-    }
-    ids = [
-        str(r["id"])
-        for r in records
-        if r.get("type") == "Checkpoint.Approval" and r.get("parentId") in checkpoints and r.get("id")
-    ]
+    checkpoints = {r.id for r in records if r.type == "Checkpoint" and r.parent_id in stages and r.id}
+    ids = [r.id for r in records if r.type == "Checkpoint.Approval" and r.parent_id in checkpoints and r.id]
     return list(dict.fromkeys(ids))
 
 
-def _identity(ref: object) -> tuple[str, str | None, tuple[str, ...]] | None:
-    if not isinstance(ref, dict):
-        return None
-    name = ref.get("displayName")
-    unique = ref.get("uniqueName")
-    ident = ref.get("id")
-    if not isinstance(name, str) or not name.strip():
-        return None
-    stable = (
-        unique if isinstance(unique, str) and unique else ident if isinstance(ident, str) and ident else None
+def _approval(step: Step, approval_id: str) -> Approval:
+    if step.approver is None:
+        _unusable(APPROVALS, f"approval {approval_id} steps", "an approved step names no actualApprover")
+    who = step.approver
+    return Approval(
+        approver=who.display_name,
+        approver_id=who.unique_name or who.id,
+        comment=step.comment,
+        time=step.time,
+        source=SOURCE,
+        identities=handles(who.display_name, who.unique_name, who.id),
     )
-    return name, stable, handles(name, unique, ident)
 
 
-def parse_approvals(
-    body: Any, approval_ids: list[str], stage: str
+def approvals_of(
+    items: list[ApprovalItem], approval_ids: list[str], stage: str
 ) -> tuple[tuple[Approval, ...], int | None]:
     """The approved steps of the approvals ``approval_ids`` (every one must be approved)."""
-    what = "the Azure DevOps Approvals API"
-    items = body.get("value") if isinstance(body, dict) else body  # wire form {count, value} or a list
-    if not isinstance(items, list):
-        raise _unusable(what, "no list of approvals")
-    by_id = {str(a.get("id")): a for a in items if isinstance(a, dict)}
+    by_id = {item.id: item for item in items}
     approvals: list[Approval] = []
     minimum: int | None = None
     for approval_id in approval_ids:
         item = by_id.get(approval_id)
         if item is None:
-            raise _unusable(what, f"approval {approval_id} missing from the answer")
-        status = item.get("status")
-        if status != "approved":
+            _unusable(APPROVALS, f"approval {approval_id}", "missing from the answer")
+        if item.status != "approved":
             raise RefusedError(
-                f"the approval {approval_id} of stage {stage} is {status!r}, not approved",
+                f"the approval {approval_id} of stage {stage} is {item.status!r}, not approved",
                 hint="record only after the environment's approval was granted",
             )
-        required = item.get("minRequiredApprovers")
-        if isinstance(required, int) and not isinstance(required, bool):
-            minimum = max(minimum or 0, required)
-        steps = item.get("steps")
-        if not isinstance(steps, list):
-            raise _unusable(what, f"approval {approval_id} has no steps (was $expand=steps honoured?)")
-        for step in steps:
-            if not isinstance(step, dict) or step.get("status") != "approved":
-                continue
-            identity = _identity(step.get("actualApprover"))
-            if identity is None:
-                raise _unusable(what, f"an approved step of {approval_id} names no actualApprover")
-            name, stable, ids = identity
-            comment = step.get("comment")
-            when = step.get("lastModifiedOn")
-            approvals.append(
-                Approval(
-                    approver=name,
-                    approver_id=stable,
-                    comment=comment if isinstance(comment, str) else "",
-                    time=when if isinstance(when, str) else None,
-                    source=SOURCE,
-                    identities=ids,
-                )
-            )
+        if item.min_required is not None:
+            minimum = max(minimum or 0, item.min_required)
+        if item.steps is None:
+            _unusable(APPROVALS, f"approval {approval_id} steps", "no steps (was $expand=steps honoured?)")
+        approvals += [_approval(step, approval_id) for step in item.steps if step.status == "approved"]
     return tuple(approvals), minimum
+
+
+def parse_approvals(body: Any, approval_ids: list[str], stage: str) -> tuple[tuple[Approval, ...], int | None]:
+    """:func:`approvals_of` one answer body (the wire form or a list)."""
+    return approvals_of(parse_approval_items(body), approval_ids, stage)

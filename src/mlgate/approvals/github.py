@@ -4,7 +4,9 @@
 ``user.login``, ``comment``, ``state``, ``environments``) and ``GET .../actions/runs/{run_id}``
 (``triggering_actor``, ``actor``, ``head_commit.author``). PyGithub 2.x has no call for the
 review history, so both are plain REST with ``requests`` and the job's ``GITHUB_TOKEN``
-(``actions: read``). The review history carries no timestamp; ``time`` is left empty and the
+(``actions: read``); the review history's pages are followed by ``Link: rel="next"`` (same
+origin only, bounded). Both answers are parsed once into typed records, every field's type
+checked (exit 3 naming the field). The review history carries no timestamp; ``time`` is left empty and the
 ledger entry's own time says when it was read.
 """
 
@@ -12,15 +14,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from mlgate import redact
 from mlgate.approvals import Approval, ApprovalReport, handles
 from mlgate.errors import NetworkError, UsageError
+from mlgate.jsonvalue import Fields, kind_of
 
 SOURCE = "github"
 DEFAULT_API = "https://api.github.com"
+REVIEWS = "the GitHub run review history"
+RUN = "the GitHub workflow run"
 AUTH_HINT = (
     "pass the job's token to the step (env: GITHUB_TOKEN: ${{ github.token }}) with "
     "`permissions: actions: read`"
@@ -35,16 +41,46 @@ def _required(env: Mapping[str, str], name: str, hint: str) -> str:
     return value
 
 
-def _unusable(why: str) -> NetworkError:
-    return NetworkError(
-        f"the GitHub API: unexpected answer ({why})",
-        hint="the GitHub API answered an unknown shape; nothing was recorded",
-    )
+@dataclass(frozen=True)
+class Review:
+    """One entry of the run's review history (``environment-approvals``)."""
+
+    state: str
+    environments: tuple[str, ...]
+    login: str
+    user_id: int | None
+    comment: str
+
+    @classmethod
+    def parse(cls, f: Fields) -> Review:
+        user = f.obj("user")
+        names = tuple(name for e in f.objs("environments") if (name := e.opt_text("name")))
+        return cls(f.text("state"), names, user.text("login"), user.opt_integer("id"), f.opt_text("comment", "") or "")
+
+
+@dataclass(frozen=True)
+class RunPeople:
+    """Who started the workflow run and who authored its head commit (``workflow-run``)."""
+
+    requesters: tuple[str, ...]
+    authors: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, f: Fields) -> RunPeople:
+        requesters: list[object] = []
+        for key in ("triggering_actor", "actor"):
+            person = f.opt_obj(key)
+            requesters += [person.opt_text("login"), person.opt_integer("id")]
+        author = f.opt_obj("head_commit").opt_obj("author")
+        email = author.opt_text("email")
+        match = _NOREPLY.match(email) if email else None
+        authors = [author.opt_text("name"), email, match.group(1) if match else None]
+        return cls(handles(*requesters), handles(*authors))
 
 
 def read_approvals(env: Mapping[str, str], *, environment: str) -> ApprovalReport:
     """Read who approved deployment to ``environment`` in run ``GITHUB_RUN_ID``."""
-    from mlgate.approvals._http import get_json
+    from mlgate.approvals._http import get_json, get_pages
     from mlgate.http import make_session
 
     token = _required(env, "GITHUB_TOKEN", AUTH_HINT)
@@ -63,70 +99,33 @@ def read_approvals(env: Mapping[str, str], *, environment: str) -> ApprovalRepor
         }
     )
     run_url = f"{api}/repos/{repository}/actions/runs/{quote(run_id, safe='')}"
-    reviews = get_json(
-        session, f"{run_url}/approvals", what="the GitHub run review history", auth_hint=AUTH_HINT
-    )
-    run = get_json(session, run_url, what="the GitHub workflow run", auth_hint=AUTH_HINT)
-    approvals = parse_reviews(reviews, environment)
-    requesters, authors = run_people(run)
-    requesters = handles(*requesters, env.get("GITHUB_TRIGGERING_ACTOR"), env.get("GITHUB_ACTOR"))
-    return ApprovalReport(
-        SOURCE,
-        approvals,
-        None,
-        requesters,
-        authors,
-        where=f"environment {environment}",
-        details={"run_id": run_id, "repository": repository},
-    )
+    reviews = [review for page in get_pages(session, f"{run_url}/approvals", what=REVIEWS, auth_hint=AUTH_HINT)
+               for review in parse_reviews(page)]
+    people = RunPeople.parse(Fields(get_json(session, run_url, what=RUN, auth_hint=AUTH_HINT), RUN))
+    requesters = handles(*people.requesters, env.get("GITHUB_TRIGGERING_ACTOR"), env.get("GITHUB_ACTOR"))
+    return ApprovalReport(SOURCE, approvals_for(reviews, environment), None, requesters, people.authors,
+                          where=f"environment {environment}")
 
 
-def parse_reviews(reviews: Any, environment: str) -> tuple[Approval, ...]:
-    if not isinstance(reviews, list):
-        raise _unusable("the review history is not a list")
-    approvals: list[Approval] = []
-    for i, review in enumerate(reviews):
-        if not isinstance(review, dict):
-            raise _unusable(f"review {i} is not an object")
-        envs = review.get("environments")
-        names = {e.get("name") for e in envs if isinstance(e, dict)} if isinstance(envs, list) else set()
-        if review.get("state") != "approved" or environment not in names:
-            continue
-        user = review.get("user")
-        login = user.get("login") if isinstance(user, dict) else None
-        if not isinstance(login, str) or not login:
-            raise _unusable(f"approved review {i} names no user.login")
-        user_id = user.get("id") if isinstance(user, dict) else None
-        comment = review.get("comment")
-        approvals.append(
-            Approval(
-                approver=login,
-                approver_id=str(user_id) if isinstance(user_id, int) else login,
-                comment=comment if isinstance(comment, str) else "",
-                time=None,
-                source=SOURCE,
-                identities=handles(login, user_id if isinstance(user_id, int) else None),
-            )
+def parse_reviews(body: Any) -> list[Review]:
+    """One page of the review history (a list of ``environment-approvals``)."""
+    if not isinstance(body, list):
+        raise NetworkError(f"{REVIEWS}: expected a list of reviews, got {kind_of(body)}",
+                           hint="the GitHub API answered an unknown shape; nothing was recorded")
+    return [Review.parse(Fields(item, REVIEWS, path=f"[{i}]")) for i, item in enumerate(body)]
+
+
+def approvals_for(reviews: list[Review], environment: str) -> tuple[Approval, ...]:
+    """The approved reviews of ``environment``."""
+    return tuple(
+        Approval(
+            approver=r.login,
+            approver_id=str(r.user_id) if r.user_id is not None else r.login,
+            comment=r.comment,
+            time=None,
+            source=SOURCE,
+            identities=handles(r.login, r.user_id),
         )
-    return tuple(approvals)
-
-
-def run_people(run: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(who started the run, who authored its head commit) from a workflow-run document."""
-    if not isinstance(run, dict):
-        raise _unusable("the workflow run is not an object")
-    requesters: list[object] = []
-    for key in ("triggering_actor", "actor"):
-        person = run.get(key)
-        if isinstance(person, dict):
-            requesters += [person.get("login"), person.get("id")]
-    authors: list[object] = []
-    commit = run.get("head_commit")
-    author = commit.get("author") if isinstance(commit, dict) else None
-    if isinstance(author, dict):
-        email = author.get("email")
-        authors += [author.get("name"), email]
-        match = _NOREPLY.match(email) if isinstance(email, str) else None
-        if match:
-            authors.append(match.group(1))
-    return handles(*requesters), handles(*authors)
+        for r in reviews
+        if r.state == "approved" and environment in r.environments
+    )

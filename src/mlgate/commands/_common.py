@@ -7,8 +7,6 @@ from typing import Any
 
 from mlgate.errors import NotBuiltError
 
-Subparsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
-
 
 def command_parser(
     sub: Any, common: argparse.ArgumentParser, name: str, *, help: str, description: str, epilog: str = ""

@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     out(outcome.summary)
     out(f"evidence: {os.path.join(args.evidence_dir, 'evidence.json')} and evidence.md")
     if args.ledger:
-        from mlgate.governed.events import log_event
+        from mlgate.governed.events import append_event
 
         model = outcome.evidence.model
-        log_event(args.ledger, "gated", name=model.name, version=model.version,
+        append_event(args.ledger, "gated", name=model.name, version=model.version,
                   ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
                   details={"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
                            "stage": args.stage, "artifacts_checked": bool(args.artifacts)},

@@ -1,11 +1,22 @@
-"""`mlgate record`: record the named approver(s) of this CI run and set the stage alias."""
+"""`mlgate record`: record the named approver(s) of this CI run and set the stage alias.
+
+The module imports only the standard library; MLflow, the ledger and the approvals readers are
+imported inside :func:`run`, so ``mlgate --help`` stays fast. The output helpers here are shared
+with `mlgate rollback`.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate.commands._common import add_ref, command_parser
+
+if TYPE_CHECKING:
+    from mlgate.approvals import ApprovalRequest
+    from mlgate.governed.record import Outcome
+    from mlgate.ledger import Ledger
+    from mlgate.platforms.base import Platform
 
 HELP = "record the named approver(s) of this CI run and set the stage alias"
 DESCRIPTION = """\
@@ -15,6 +26,8 @@ duties, append an audit ledger entry, write the governed record on the MLflow mo
 (tags mlgate.approved_by, mlgate.approved_at, mlgate.approval_comment, mlgate.evidence.sha256,
 mlgate.deployment, mlgate.ledger.head) and set the stage alias. Re-running for the same CI run
 adds no second entry. Exit 1 on a duty conflict (recorded as a refused entry; nothing promoted).
+Inside a CI run (GITHUB_ACTIONS, TF_BUILD) the approvers come only from that CI's approvals:
+--platform local, --approver and --comment are refused there (exit 2).
 """
 
 
@@ -23,8 +36,8 @@ def add_approval_options(parser: argparse.ArgumentParser) -> None:
 
     add_ledger_option(parser)
     parser.add_argument("--approver", metavar="NAME", action="append", default=[],
-                        help="local runs only: who approved (repeat for several)")
-    parser.add_argument("--comment", metavar="TEXT", help="local runs only: why it was approved")
+                        help="local runs only (refused in CI): who approved (repeat for several)")
+    parser.add_argument("--comment", metavar="TEXT", help="local runs only (refused in CI): why it was approved")
     parser.add_argument("--approval-stage", metavar="NAME",
                         help="Azure DevOps: the stage whose environment approval to read (default: this stage)")
     parser.add_argument("--environment", metavar="NAME",
@@ -45,7 +58,123 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
-    from mlgate.commands._record_impl import run_record
+# ---------------------------------------------------------------------------- shared with rollback
+def approval_request(args: argparse.Namespace) -> ApprovalRequest:
+    from mlgate.approvals import ApprovalRequest
 
-    return run_record(args)
+    return ApprovalRequest(
+        stage=args.stage,
+        approvers=tuple(a for a in args.approver if a and a.strip()),
+        comment=args.comment,
+        approval_stage=args.approval_stage,
+        environment=args.environment,
+    )
+
+
+def approver_lines(outcome: Outcome) -> list[str]:
+    lines = []
+    for a in outcome.entry.get("approvers") or []:
+        when = a.get("time") or "time not reported by the CI"
+        lines.append(
+            f"  approved by {a.get('name')} ({a.get('id') or '-'}, {a.get('source')}) at {when}: "
+            f"{a.get('comment') or '(no comment)'}"
+        )
+    return lines
+
+
+def ledger_line(outcome: Outcome, location: str) -> str:
+    note = "" if outcome.created else " (already recorded by this run: no new entry)"
+    return f"ledger {location}: entry seq {outcome.entry.seq} sha256 {outcome.entry.hash}{note}"
+
+
+def refused(platform: Platform, outcome: Outcome, what: str, location: str) -> int:
+    from mlgate.console import err, out
+
+    err(f"REFUSED: {what} models:/{outcome.name}/{outcome.version} for {outcome.stage}: separation of duties")
+    for v in outcome.violations:
+        err(f"  {v.rule}: {v.message}")
+    err("  nothing was promoted; the refusal is in the ledger")
+    out(ledger_line(outcome, location))
+    platform.fail(f"mlgate {what} refused (separation of duties): " + "; ".join(v.message for v in outcome.violations))
+    return 1
+
+
+def summary_markdown(outcome: Outcome, title: str) -> str:
+    cells = [
+        (a.get("name"), a.get("source"), a.get("time") or "-", str(a.get("comment") or "").replace("|", "/"))
+        for a in outcome.entry.get("approvers") or []
+    ]
+    rows = "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in cells)
+    return (
+        f"### {title}\n\n| approver | source | time | comment |\n|---|---|---|---|\n{rows}\n\n"
+        f"evidence sha256 `{outcome.entry.get('evidence_sha256') or '-'}` · ledger head `{outcome.entry.anchor}`\n"
+    )
+
+
+# ---------------------------------------------------------------------------- record
+def _evidence_exists(path: str) -> None:
+    """Say how to make the evidence when there is none (its reading, bounded and non-blocking so a
+    FIFO or a directory is exit 2, is :func:`mlgate.governed.evidence.read_pack`)."""
+    import os
+
+    from mlgate.errors import UsageError
+
+    if not os.path.lexists(path):
+        raise UsageError(
+            f"no evidence pack at {path}",
+            hint="run `mlgate gate` first and pass --evidence with its evidence.json",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlgate.governed.evidence import bind_evidence, read_pack
+    from mlgate.governed.record import duty_rules, model_authors, record
+    from mlgate.ledger import open_ledger
+    from mlgate.lineage.artifacts import recorded_digest
+    from mlgate.lineage.mlflow import MlflowClient
+    from mlgate.platforms import approval_platform
+    from mlgate.refs import ModelRef
+
+    request = approval_request(args)
+    platform = approval_platform(request, args.platform)  # a self-declared approval in CI: refused first
+    ledger = open_ledger(args.ledger)
+    client = MlflowClient.from_env()
+    parsed = ModelRef.parse(args.ref)
+    mv = client.resolve(parsed)
+    version = mv.version
+    _evidence_exists(args.evidence)
+    evidence = read_pack(args.evidence, name=parsed.name, version=version, stage=args.stage)
+    in_ledger = bind_evidence(evidence, path=args.evidence, name=parsed.name, version=version,
+                              sealed_sha256=recorded_digest(mv), ledger=ledger)
+    rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=mv.tags, stage=args.stage)
+    report = platform.read_approvals(request)
+    outcome = record(parsed.name, version, stage=args.stage, authors=model_authors(client, mv), ledger=ledger,
+                     client=client, ci=platform.context(), report=report, evidence=evidence, rules=rules,
+                     rules_source=source, evidence_in_ledger=in_ledger)
+    return _say(platform, outcome, ledger, in_ledger, source)
+
+
+def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, source: str) -> int:
+    from mlgate.console import err, out
+
+    model = f"models:/{outcome.name}/{outcome.version}"
+    if not in_ledger:
+        err(f"warning: the ledger {ledger.location} holds no `gated` entry for {model}: the evidence was not "
+            "found in the ledger (evidence_in_ledger: false); only its digest and the seal vouch for it. "
+            "Configure MLGATE_LEDGER for the whole pipeline so `mlgate gate` writes one")
+    if outcome.refused:
+        return refused(platform, outcome, "record", ledger.location)
+    was = f" (was {outcome.previous_version})" if outcome.previous_version else ""
+    out(f"recorded: {model} approved for {outcome.stage}; alias {outcome.stage} -> {outcome.version}{was}")
+    for line in approver_lines(outcome):
+        out(line)
+    found = "found in the ledger" if in_ledger else "NOT found in the ledger"
+    out(f"  evidence sha256 {outcome.entry.get('evidence_sha256')} ({found}); duties checked against {source}")
+    out(ledger_line(outcome, ledger.location))
+    if platform.is_ci:
+        platform.set_output("approver", ", ".join(str(a.get("name")) for a in outcome.entry.get("approvers") or []))
+        platform.set_output("ledger_head", outcome.entry.anchor)
+        platform.summary(
+            summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} -> {outcome.stage}")
+        )
+    return 0

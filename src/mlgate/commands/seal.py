@@ -112,9 +112,9 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
     else:
         _write_seal(client, version, manifest, where, previous=previous, force=args.force, platform=platform)
     if args.ledger:
-        from mlgate.governed.events import log_event
+        from mlgate.governed.events import append_event
 
-        log_event(args.ledger, "sealed", name=version.name, version=version.version, ci=platform.context(),
+        append_event(args.ledger, "sealed", name=version.name, version=version.version, ci=platform.context(),
                   details={"manifest_sha256": manifest.digest, "files": len(manifest.subjects),
                            "bytes": manifest.total_bytes, "resealed_from": previous if previous != manifest.digest
                            else None},

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate.commands._common import command_parser
+
+if TYPE_CHECKING:
+    from mlgate.secrets.interface import Failure, Secret
+    from mlgate.secrets.names import SecretSpec
 
 HELP = "fetch Key Vault secrets through managed/federated identity, masked first"
 DESCRIPTION = """\
@@ -43,7 +47,8 @@ disabled, expired, invalid name, throttled): nothing is handed over unless --all
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser = command_parser(sub, common, "secrets", help=HELP, description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--vault", metavar="NAME|URL", required=True,
-                        help="the Key Vault: its name (public cloud) or https:// URL")
+                        help="the Key Vault: its name (public cloud) or https:// URL (no user, password or query: "
+                        "refused without being shown)")
     parser.add_argument("--secrets", metavar="LIST", required=True,
                         help="comma-separated secret names, NAME:VARIABLE to rename, or '*' for all")
     parser.add_argument("--identity", choices=("auto", "managed", "azure-pipelines", "github-oidc", "environment"),
@@ -92,8 +97,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _fetch_and_hand_over(args: argparse.Namespace, platform: Any, explain: Any) -> int:
-    from mlgate.console import err
-    from mlgate.errors import EvaluationError, UsageError
+    from mlgate.errors import UsageError
     from mlgate.secrets.credentials import IdentityOptions, ObservedCredential, choose
     from mlgate.secrets.keyvault import KeyVaultSecrets, parse_vault
     from mlgate.secrets.names import parse_selection, resolve
@@ -131,6 +135,15 @@ def _fetch_and_hand_over(args: argparse.Namespace, platform: Any, explain: Any) 
         credential.close()
 
     explain(f"{credential.tokens} access token(s) obtained")
+    return _hand_over(args, platform, to, vault.url, specs, secrets, failures)
+
+
+def _hand_over(args: argparse.Namespace, platform: Any, to: str, source: str, specs: list[SecretSpec],
+               secrets: list[Secret], failures: list[Failure]) -> int:
+    """All fetched (or ``--allow-partial``): set the outputs/variables; otherwise raise, handing nothing over."""
+    from mlgate.console import err
+    from mlgate.errors import EvaluationError
+
     if failures and (not args.allow_partial or not secrets):
         if len(failures) == 1:
             raise failures[0].error
@@ -154,7 +167,7 @@ def _fetch_and_hand_over(args: argparse.Namespace, platform: Any, explain: Any) 
         platform.annotate("warning", f"mlgate secrets: {failure.name} not handed over: {failure.error.message}")
     if not specs:
         platform.annotate("warning",
-                          f"mlgate secrets: {vault.url} has no enabled, unexpired secret; nothing handed over")
-    err(f"mlgate secrets: handed over {len(handed)} secret(s) from {vault.url} as "
+                          f"mlgate secrets: {source} has no enabled, unexpired secret; nothing handed over")
+    err(f"mlgate secrets: handed over {len(handed)} secret(s) from {source} as "
         f"{'step outputs' if to == 'output' else 'variables'}" + (": " + ", ".join(handed) if handed else ""))
     return 0

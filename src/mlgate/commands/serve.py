@@ -28,6 +28,7 @@ configuration (environment variables, or keys of the --config YAML/JSON file):
   MLGATE_SERVE_EVIDENCE_DIR           where evidence packs are kept (default: a temp dir)
   MLGATE_SERVE_AZURE_DEVOPS_KEY       shared key of the Azure DevOps check (secret)
   MLGATE_SERVE_AZURE_DEVOPS_ALLOWED_HOSTS  hosts a PlanUrl may have (dev.azure.com,*.visualstudio.com)
+  MLGATE_SERVE_AZURE_DEVOPS_ORGANIZATIONS  the only organisation URLs a PlanUrl may be (default: any on those hosts)
   MLGATE_SERVE_GITHUB_APP_ID          GitHub App id
   MLGATE_SERVE_GITHUB_PRIVATE_KEY     GitHub App private key, PEM (secret)
   MLGATE_SERVE_GITHUB_WEBHOOK_SECRET  GitHub App webhook secret (secret)
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from waitress.server import create_server
 
+    from mlgate.deadline import disarm
     from mlgate.errors import UsageError
     from mlgate.service import logs
     from mlgate.service.app import create_app_from_env
@@ -95,10 +97,13 @@ def run(args: argparse.Namespace) -> int:
             hint="pick another --port (or MLGATE_PORT), or stop what holds it",
         ) from None
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(signum: int, frame: object) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    # --deadline bounds the start-up (configuration, Key Vault, policy); once listening, the
+    # service runs until stopped, each call bounded by its own timeouts and caps.
+    disarm()
     port = getattr(server, "effective_port", args.port)
     log_event(logging.INFO, "listening", host=args.host, port=port, url=f"http://{args.host}:{port}")
     try:

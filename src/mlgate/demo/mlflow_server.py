@@ -15,6 +15,7 @@ from types import TracebackType
 import requests
 
 from mlgate.errors import EvaluationError, UsageError
+from mlgate.http import make_session
 
 
 def free_port() -> int:
@@ -70,15 +71,19 @@ class LocalMlflow:
                 cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=self.workdir
             )
         deadline = time.monotonic() + self.startup_timeout
+        session = make_session(total_retries=0, timeout=2)
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise EvaluationError(f"the local MLflow server exited during start-up; see {self._log}")
             try:
-                if requests.get(f"{self.uri}/health", timeout=2).status_code == 200:
-                    return self
+                with session.get(f"{self.uri}/health") as answer:
+                    if answer.status_code == 200:
+                        session.close()
+                        return self
             except requests.RequestException:
                 pass
             time.sleep(0.3)
+        session.close()
         self.stop()
         raise EvaluationError(
             f"the local MLflow server did not start within {self.startup_timeout:.0f} s; see {self._log}"

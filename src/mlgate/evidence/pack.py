@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlgate import __version__
+from mlgate.approvals.rules import ApprovalRules
 from mlgate.errors import Error, InvalidInputError, NetworkError, RefusedError
 from mlgate.integrity.manifest import canonical_json, sha256_hex
 from mlgate.jsonvalue import Fields, parse_json
@@ -103,16 +104,6 @@ class RuleOutcome:
 
 
 @dataclass(frozen=True)
-class ApprovalRules:
-    """The approvals the record step must see, as the gate recorded them (absent: strict)."""
-
-    min_approvers: int
-    approver_not_author: bool
-    approver_not_requester: bool
-    approver_not_committer: bool
-
-
-@dataclass(frozen=True)
 class Evidence:
     """An evidence pack: the typed facts its readers use, and the document exactly as written.
 
@@ -149,7 +140,7 @@ class Evidence:
         f = Fields(doc, where, error=error)
         model, decision, risk, policy = f.obj("model"), f.obj("decision"), f.opt_obj("risk"), f.obj("policy")
         requirements = f.opt_obj("requirements")
-        approvals = requirements.obj("approvals") if requirements.has("approvals") else None
+        approvals = requirements.raw("approvals")  # written by ApprovalRules.to_dict, read back by it
         return cls(
             model=EvidenceModel(ref=model.text("ref"), name=model.text("name"), version=_text_or_int(model, "version"),
                                 alias=model.opt_text("alias")),
@@ -165,12 +156,8 @@ class Evidence:
             rules=tuple(RuleOutcome(id=r.text("id"), passed=r.flag("passed"), expected=_shown(r, "expected"),
                                     actual=_shown(r, "actual"), message=_shown(r, "message"))
                         for r in f.objs("rules")),
-            approvals=None if approvals is None else ApprovalRules(
-                min_approvers=max(1, approvals.opt_integer("min_approvers") or 1),
-                approver_not_author=approvals.raw("approver_not_author") is not False,
-                approver_not_requester=approvals.raw("approver_not_requester") is not False,
-                approver_not_committer=approvals.raw("approver_not_committer") is not False,
-            ),
+            approvals=None if approvals is None else ApprovalRules.from_dict(
+                approvals, where=f"{where}: field requirements.approvals", error=error),
             sha256=f.text(DIGEST_KEY),
             document=f.data,
         )

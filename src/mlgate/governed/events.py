@@ -14,7 +14,7 @@ from mlgate.ledger import Draft, open_ledger
 from mlgate.platforms.base import CIContext
 
 
-def log_event(
+def append_event(
     spec: str,
     event: str,
     *,
@@ -25,7 +25,8 @@ def log_event(
     details: dict[str, Any],
     fingerprint: str,
 ) -> None:
-    """Append one entry (once per CI run, event and version) and say where it went."""
+    """Append one ``event`` entry to the ledger ``spec`` (once per CI run, event and version) and say
+    where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)"""
     ledger = open_ledger(spec)
     entry, created = ledger.append(
         Draft(

@@ -4,7 +4,8 @@
 
 1. resolve REF in MLflow; check the gate's evidence pack (digest, same version, gated for stage S,
    passed) and bind it to the version's current seal and the gate's ``gated`` ledger entry;
-2. read the named approver(s) from the CI (or ``--approver``/``--comment`` locally);
+2. read the named approver(s) from the CI's own approvals API (``--approver``/``--comment`` only
+   outside CI: inside a GitHub Actions or Azure Pipelines run they are refused, exit 2);
 3. enforce separation of duties (policy ``approvals:`` block); on a violation append a
    ``refused`` entry, promote nothing and exit 1;
 4. append an ``approved`` entry (idempotent per CI run: a re-run finds its own entry and adds
@@ -13,37 +14,29 @@
 The ledger entry is written before MLflow is touched: if a tag write fails, a re-run of the
 same CI run finds the entry and finishes the job. ``mlgate.ledger.head`` (``SEQ:HASH`` of the
 entry) anchors the ledger in MLflow so a rewritten ledger is caught by ``audit verify``.
+
+``record`` runs after the deployment, so its ``approved`` entry (with the run URL, also in the
+``mlgate.deployment`` tag) is the deployment's record; there is no separate ``deployed`` event.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlgate import tags as T
 from mlgate.approvals import ApprovalReport
-from mlgate.approvals.duties import DutyRules, Violation, check_duties
+from mlgate.approvals.duties import Violation, check_duties
+from mlgate.approvals.rules import NO_DUTIES, ApprovalRules
 from mlgate.errors import RefusedError, UsageError
-from mlgate.governed import (
-    TAG_APPROVAL_COMMENT,
-    TAG_APPROVED_AT,
-    TAG_APPROVED_BY,
-    TAG_DEPLOYMENT,
-    TAG_EVIDENCE,
-    TAG_LEDGER,
-    TAG_LEDGER_HEAD,
-    TAG_ROLLBACK_AT,
-    TAG_ROLLBACK_BY,
-    TAG_ROLLBACK_COMMENT,
-    clip,
-)
+from mlgate.evidence.pack import Evidence
+from mlgate.governed import clip
 from mlgate.ledger import Draft, Entry, Ledger
-from mlgate.ledger.base import utc_now
 from mlgate.lineage.mlflow import MlflowClient, ModelVersion, NotFound
 from mlgate.platforms.base import CIContext
-from mlgate.refs import ModelRef
 
 
 @dataclass(frozen=True)
@@ -62,73 +55,32 @@ class Outcome:
         return bool(self.violations)
 
 
-# ---------------------------------------------------------------------------- approvals
-def read_report(
-    platform: str,
-    *,
-    stage: str,
-    approvers: Sequence[str] = (),
-    comment: str | None = None,
-    approval_stage: str | None = None,
-    environment: str | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> ApprovalReport:
-    """Who approved, read from the CI this runs in (``--approver`` only outside CI)."""
-    env = dict(os.environ if environ is None else environ)
-    if platform in ("github", "azure-devops") and approvers:
-        raise UsageError(
-            "--approver is only for local runs; in CI the approver is read from the CI's own approval",
-            hint="configure an approval on the environment / stage and drop --approver",
-        )
-    if platform == "github":
-        from mlgate.approvals import github
-
-        return github.read_approvals(env, environment=environment or stage)
-    if platform == "azure-devops":
-        from mlgate.approvals import azure_devops
-
-        return azure_devops.read_approvals(env, stage=approval_stage)
-    from mlgate.approvals import local
-
-    return local.read_approvals(approvers, comment, time=utc_now())
-
-
+# ---------------------------------------------------------------------------- rules
 def duty_rules(
-    *, policy_path: str | None, evidence: Mapping[str, Any] | None, version_tags: Mapping[str, str], stage: str
-) -> tuple[DutyRules, str]:
+    *, policy_path: str | None, evidence: Evidence | None, version_tags: Mapping[str, str], stage: str
+) -> tuple[ApprovalRules, str]:
     """The separation-of-duties rules and where they came from.
 
     ``--policy``: its ``approvals`` block for the version's risk class (and stage, when the
     policy lists it), read through the policy loader; else the requirements recorded in the
-    evidence pack at gate time; else the strict defaults. At least one approver always.
+    evidence pack at gate time (``requirements.approvals``, read back through the same
+    :class:`ApprovalRules` that wrote it); else the strict defaults. At least one approver always.
     """
     if policy_path:
         from mlgate.policy.loader import load_policy
 
         policy = load_policy(policy_path)
-        risk = (version_tags.get("risk_class") or "").strip() or policy.default_risk
+        risk = (version_tags.get(T.RISK_CLASS) or "").strip() or policy.default_risk
         if not risk or risk not in policy.risk_classes:
             raise UsageError(
-                f"{policy_path}: cannot tell the risk class of this version (tag risk_class={risk!r})",
-                hint="tag the version with risk_class or set default_risk in the policy",
+                f"{policy_path}: cannot tell the risk class of this version (tag {T.RISK_CLASS}={risk!r})",
+                hint=f"tag the version with {T.RISK_CLASS} or set default_risk in the policy",
             )
-        req = policy.requirements(risk, stage if stage in policy.stages else None)
-        a = req.approvals
-        rules = DutyRules(max(1, a.min_approvers), a.approver_not_author, a.approver_not_requester,
-                          a.approver_not_committer)
+        rules = policy.requirements(risk, stage if stage in policy.stages else None).approvals
         return rules, f"policy {os.path.basename(policy_path)} (risk class {risk})"
-    requirements = (evidence or {}).get("requirements")
-    block = requirements.get("approvals") if isinstance(requirements, dict) else None
-    if isinstance(block, dict):
-        # A rule the recorded block does not mention is strict, never lax.
-        rules = DutyRules(
-            max(1, int(block.get("min_approvers") or 1)),
-            block.get("approver_not_author") is not False,
-            block.get("approver_not_requester") is not False,
-            block.get("approver_not_committer") is not False,
-        )
-        return rules, "the policy recorded in the evidence pack"
-    return DutyRules(), "strict defaults (no policy given)"
+    if evidence is not None and evidence.approvals is not None:
+        return evidence.approvals, "the policy recorded in the evidence pack"
+    return ApprovalRules(), "strict defaults (no policy given)"
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -168,27 +120,49 @@ def _approvers_payload(report: ApprovalReport) -> list[dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------------- record
+def _record_details(
+    ci: CIContext,
+    report: ApprovalReport,
+    rules: ApprovalRules,
+    rules_source: str,
+    evidence: Evidence,
+    evidence_in_ledger: bool | None,
+) -> dict[str, Any]:
+    from mlgate.governed.evidence import evidence_summary
+
+    details: dict[str, Any] = {
+        "platform": ci.platform,
+        "commit": ci.commit,
+        "approval_source": report.source,
+        "approval_for": report.where,
+        "ci_min_required": report.min_required,
+        "duty_rules": rules.to_dict(),
+        "duty_rules_source": rules_source,
+        "evidence": evidence_summary(evidence),
+    }
+    if evidence_in_ledger is not None:
+        details["evidence_in_ledger"] = evidence_in_ledger
+    return details
+
+
 def record(
-    ref: str,
+    name: str,
+    version: str,
     *,
     stage: str,
+    authors: tuple[str, ...],
     ledger: Ledger,
     client: MlflowClient,
     ci: CIContext,
     report: ApprovalReport,
-    evidence: Mapping[str, Any],
-    rules: DutyRules,
+    evidence: Evidence,
+    rules: ApprovalRules,
     rules_source: str,
     evidence_in_ledger: bool | None = None,
 ) -> Outcome:
-    from mlgate.governed.evidence import evidence_summary
-
-    parsed = ModelRef.parse(ref)
-    mv = client.resolve(parsed)
-    name, version = parsed.name, mv.version
-    authors = model_authors(client, mv)
+    """Record the approval of the resolved version ``name``/``version`` (``authors``: who trained it)."""
     violations = check_duties(report, rules, model_authors=authors)
-    evidence_sha = str(evidence.get("evidence_sha256")) if evidence else None
+    evidence_sha = evidence.sha256
     approvers = _approvers_payload(report)
     base: dict[str, Any] = {
         "model": f"models:/{name}/{version}",
@@ -199,40 +173,17 @@ def record(
         "run_url": ci.run_url,
     }
     fingerprint = repr(([(a["name"], a["comment"]) for a in approvers], evidence_sha))
-    details: dict[str, Any] = {
-        "platform": ci.platform,
-        "commit": ci.commit,
-        "approval_source": report.source,
-        "approval_for": report.where,
-        "ci_min_required": report.min_required,
-        "duty_rules": rules.to_dict(),
-        "duty_rules_source": rules_source,
-        "evidence": evidence_summary(dict(evidence)) if evidence else None,
-    }
-    if evidence_in_ledger is not None:
-        details["evidence_in_ledger"] = evidence_in_ledger
+    details = _record_details(ci, report, rules, rules_source, evidence, evidence_in_ledger)
     if violations:
         details["violations"] = [v.to_dict() for v in violations]
-        entry, created = ledger.append(
-            Draft(
-                event="refused",
-                key=run_key(ci, "refused", name, version, stage, fingerprint),
-                details=details,
-                **base,
-            )
-        )
+        key = run_key(ci, "refused", name, version, stage, fingerprint)
+        entry, created = ledger.append(Draft(event="refused", key=key, details=details, **base))
         return Outcome(entry, created, name, version, stage, violations, report)
     previous = current_alias_version(client, name, stage)
     details["alias"] = stage
     details["previous_version"] = previous if previous != version else None
-    entry, created = ledger.append(
-        Draft(
-            event="approved",
-            key=run_key(ci, "approved", name, version, stage, fingerprint),
-            details=details,
-            **base,
-        )
-    )
+    key = run_key(ci, "approved", name, version, stage, fingerprint)
+    entry, created = ledger.append(Draft(event="approved", key=key, details=details, **base))
     if not created:  # a re-run: the entry's own facts are the record
         previous = entry.get("details", {}).get("previous_version")
     write_record_tags(client, name, version, entry, ledger)
@@ -255,18 +206,18 @@ def _comments(entry: Entry) -> str:
 
 def ledger_tags(ledger: Ledger, entry: Entry) -> dict[str, str]:
     """The anchor: the ledger's identity, the entry's ``SEQ:HASH`` and (for people) where the ledger is."""
-    from mlgate.ledger.anchors import LOCATION_TAG, anchor_name
+    from mlgate.ledger.anchors import anchor_name
 
-    return {TAG_LEDGER: anchor_name(ledger), LOCATION_TAG: ledger.location, TAG_LEDGER_HEAD: entry.anchor}
+    return {T.LEDGER: anchor_name(ledger), T.LEDGER_LOCATION: ledger.location, T.LEDGER_HEAD: entry.anchor}
 
 
 def write_record_tags(client: MlflowClient, name: str, version: str, entry: Entry, ledger: Ledger) -> None:
     tags = {
-        TAG_APPROVED_BY: clip(_names(entry)),
-        TAG_APPROVED_AT: _approved_at(entry),
-        TAG_APPROVAL_COMMENT: clip(_comments(entry)),
-        TAG_EVIDENCE: str(entry.get("evidence_sha256") or ""),
-        TAG_DEPLOYMENT: str(entry.get("run_url") or f"{entry.get('details', {}).get('platform', 'local')} run"),
+        T.APPROVED_BY: clip(_names(entry)),
+        T.APPROVED_AT: _approved_at(entry),
+        T.APPROVAL_COMMENT: clip(_comments(entry)),
+        T.EVIDENCE_SHA256: str(entry.get("evidence_sha256") or ""),
+        T.DEPLOYMENT: str(entry.get("run_url") or f"{entry.get('details', {}).get('platform', 'local')} run"),
         **ledger_tags(ledger, entry),
     }
     for key, value in tags.items():
@@ -329,6 +280,39 @@ def rollback_target(history: list[Entry], current: str | None, name: str, stage:
     return last, stack[-2]
 
 
+def _refuse_rollback(
+    name: str, current: str, *, stage: str, ledger: Ledger, ci: CIContext, report: ApprovalReport,
+    violations: list[Violation],
+) -> Outcome:
+    approvers = _approvers_payload(report)
+    entry, created = ledger.append(
+        Draft(
+            event="refused",
+            model=f"models:/{name}/{current}",
+            stage=stage,
+            actor=ci.requester,
+            approvers=approvers,
+            run_url=ci.run_url,
+            key=run_key(ci, "refused-rollback", name, current, stage, repr(approvers)),
+            details={"action": "rollback", "violations": [v.to_dict() for v in violations], "platform": ci.platform},
+        )
+    )
+    return Outcome(entry, created, name, current, stage, violations, report)
+
+
+def _write_rollback_tags(client: MlflowClient, name: str, version: str, entry: Entry, ledger: Ledger,
+                         ci: CIContext) -> None:
+    tags = {
+        T.ROLLBACK_BY: clip(_names(entry)),
+        T.ROLLBACK_AT: _approved_at(entry),
+        T.ROLLBACK_COMMENT: clip(_comments(entry)),
+        T.DEPLOYMENT: str(entry.get("run_url") or f"{ci.platform} run"),
+        **ledger_tags(ledger, entry),
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
 def rollback(
     name: str,
     *,
@@ -339,39 +323,20 @@ def rollback(
     report: ApprovalReport,
 ) -> Outcome:
     """Move alias ``stage`` back to the previous approved version, with its own entry and approver."""
-    rules = DutyRules(
-        min_approvers=1, approver_not_author=False, approver_not_requester=False, approver_not_committer=False
-    )
-    violations = check_duties(report, rules)
+    violations = check_duties(report, NO_DUTIES)
     current = current_alias_version(client, name, stage)
     if current is None:
         raise RefusedError(
             f"registered model {name} has no alias {stage}; nothing to roll back",
             hint="check the model name and --stage",
         )
-    history = alias_history(ledger, name, stage)
-    approvers = _approvers_payload(report)
     if violations:
-        entry, created = ledger.append(
-            Draft(
-                event="refused",
-                model=f"models:/{name}/{current}",
-                stage=stage,
-                actor=ci.requester,
-                approvers=approvers,
-                run_url=ci.run_url,
-                key=run_key(ci, "refused-rollback", name, current, stage, repr(approvers)),
-                details={
-                    "action": "rollback",
-                    "violations": [v.to_dict() for v in violations],
-                    "platform": ci.platform,
-                },
-            )
-        )
-        return Outcome(entry, created, name, current, stage, violations, report)
-    last, target = rollback_target(history, current, name, stage)
+        return _refuse_rollback(name, current, stage=stage, ledger=ledger, ci=ci, report=report,
+                                violations=violations)
+    last, target = rollback_target(alias_history(ledger, name, stage), current, name, stage)
     to_version = _version_of(target)
     client.get_model_version(name, to_version)  # still registered (not deleted)?
+    approvers = _approvers_payload(report)
     entry, created = ledger.append(
         Draft(
             event="rolled_back",
@@ -394,14 +359,6 @@ def rollback(
             },
         )
     )
-    tags = {
-        TAG_ROLLBACK_BY: clip(_names(entry)),
-        TAG_ROLLBACK_AT: _approved_at(entry),
-        TAG_ROLLBACK_COMMENT: clip(_comments(entry)),
-        TAG_DEPLOYMENT: str(entry.get("run_url") or f"{ci.platform} run"),
-        **ledger_tags(ledger, entry),
-    }
-    for key, value in tags.items():
-        client.set_model_version_tag(name, to_version, key, value)
+    _write_rollback_tags(client, name, to_version, entry, ledger, ci)
     client.set_registered_model_alias(name, stage, to_version)
     return Outcome(entry, created, name, to_version, stage, [], report, current)

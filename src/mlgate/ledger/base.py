@@ -31,7 +31,7 @@ from mlgate.integrity.manifest import canonical_json
 GENESIS = "0" * 64
 FORMAT_VERSION = 1
 LEDGER_ID = "ledger_id"  # key in seq 1's details: the ledger's identity wherever it is stored
-EVENTS = ("sealed", "gated", "approved", "deployed", "rolled_back", "refused")
+EVENTS = ("sealed", "gated", "approved", "rolled_back", "refused")  # `approved` is written after the deployment
 
 
 def utc_now() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlgate.errors import RefusedError, UsageError
+from mlgate.errors import UsageError
 from mlgate.ledger.anchors import HEAD_TAG, LEDGER_TAG, LOCATION_TAG, anchor_name, parse_anchor
 from mlgate.ledger.base import Entry, Ledger, TamperedError
 
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 EVIDENCE_TAG = "mlgate.evidence.sha256"
 
 
-class NoRecordError(RefusedError):
-    """The version has no governed record: the audit question cannot be answered (exit 1)."""
 
 
 def _approval(entry: Entry | None) -> dict[str, Any] | None:

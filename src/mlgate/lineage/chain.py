@@ -12,12 +12,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlgate import tags
 from mlgate.lineage.mlflow import MlflowClient, NotFound
 from mlgate.lineage.records import Experiment, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
 
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
-DATASET_CONTEXT_TAG = "mlflow.data.context"
+GIT_COMMIT_TAG = tags.GIT_COMMIT
+DATASET_CONTEXT_TAG = tags.DATASET_CONTEXT
 _GIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 _LOGGED_MODEL_SOURCE = re.compile(r"^models:/(m-[0-9A-Za-z]+)/?$")
 
@@ -271,9 +272,9 @@ def trace(client: MlflowClient, ref: ModelRef | str, *, model_version: ModelVers
     git_commit, commit_link = _commit_link(run)
     datasets = _datasets(run) if run else []
     links = [logged_link, *run_links, experiment_link, commit_link, _dataset_link(run, datasets)]
-    tags = {**(registered.tags if registered else {}), **mv.tags}
-    for key in ("owner", "use_case"):
-        value = tags.get(key, "").strip()
+    merged = {**(registered.tags if registered else {}), **mv.tags}
+    for key in (tags.OWNER, tags.USE_CASE):
+        value = merged.get(key, "").strip()
         links.append(Link(key, bool(value), value or f"tag '{key}' is not set on the registered model or version"))
     return Lineage(ref=str(parsed), name=mv.name, version=mv.version, model_version=mv, registered_model=registered,
                    logged_model=logged, run=run, experiment=experiment, git_commit=git_commit,

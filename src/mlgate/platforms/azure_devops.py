@@ -15,10 +15,14 @@ import re
 import sys
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from mlgate.errors import EvaluationError, UsageError
 from mlgate.platforms.base import SUMMARY_LIMIT, CIContext, Level, Platform, truncate_utf8
+
+if TYPE_CHECKING:
+    from mlgate.approvals import ApprovalReport, ApprovalRequest
 from mlgate.redact import redact
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
@@ -67,9 +71,9 @@ def check_variable_name(name: str) -> None:
 
 class AzureDevOps(Platform):
     name = "azure-devops"
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._env = dict(os.environ if environ is None else environ)
+    title = "an Azure Pipelines run"
+    marker = "TF_BUILD"
+    default_identity = "azure-pipelines"
 
     def _emit_mask(self, value: str) -> None:
         _write_stdout_raw(logging_command("task.setsecret", value))
@@ -132,6 +136,13 @@ class AzureDevOps(Platform):
             raise EvaluationError(f"cannot write the run summary under $AGENT_TEMPDIRECTORY: {exc.strerror}",
                                   hint="check the agent's temp directory") from None
         _write_stdout_raw(logging_command("task.uploadsummary", path))
+
+    def read_approvals(self, request: ApprovalRequest) -> ApprovalReport:
+        """The environment approval of ``--approval-stage`` (default: this stage)."""
+        from mlgate.approvals import azure_devops
+
+        self.check_approval_request(request)
+        return azure_devops.read_approvals(self._env, stage=request.approval_stage)
 
     def context(self) -> CIContext:
         env = self._env

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import abc
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from mlgate import redact
+
+if TYPE_CHECKING:
+    from mlgate.approvals import ApprovalReport, ApprovalRequest
 
 Level = Literal["error", "warning", "notice"]
 
@@ -25,9 +30,40 @@ class CIContext:
 
 
 class Platform(abc.ABC):
-    """A CI system as seen by a step running inside it."""
+    """A CI system as seen by a step running inside it, and everything mlgate does differently there.
 
-    name: str = "base"
+    A back-end is one subclass registered by name in :data:`mlgate.platforms.detect.BACKENDS`; it
+    says how it is detected (:attr:`marker`), which identity ``mlgate secrets`` uses by default
+    (:attr:`default_identity`), how secrets are handed to later steps (:attr:`secrets_to`) and where
+    the named approvers of a run come from (:meth:`read_approvals`).
+    """
+
+    name: ClassVar[str] = "base"
+    title: ClassVar[str] = "a CI run"  # for messages: "a GitHub Actions run"
+    marker: ClassVar[str | None] = None  # the variable the CI sets to "true" in every job
+    is_ci: ClassVar[bool] = True
+    default_identity: ClassVar[str] = "auto"  # the `mlgate secrets --identity` kind this CI federates
+    secrets_to: ClassVar[str] = "env"  # `mlgate secrets --to` default: "env" or "output"
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._env = dict(os.environ if environ is None else environ)
+
+    @classmethod
+    def detected(cls, environ: Mapping[str, str]) -> bool:
+        """Whether ``environ`` is a job of this CI (its :attr:`marker` is ``true``)."""
+        return cls.marker is not None and environ.get(cls.marker, "").strip().lower() == "true"
+
+    def check_approval_request(self, request: ApprovalRequest) -> None:
+        """Refuse (exit 2) a request this platform must not answer, before anything is read.
+
+        A CI platform refuses approvers declared by hand (``--approver``/``--comment``).
+        """
+        refuse_declared(self, request)
+
+    @abc.abstractmethod
+    def read_approvals(self, request: ApprovalRequest) -> ApprovalReport:
+        """The named approvers of this run for ``request.stage``, from this CI's own approvals
+        (after :meth:`check_approval_request`)."""
 
     def mask(self, value: str) -> None:
         """Make ``value`` (and each of its lines) unprintable, in our output and the CI log.
@@ -72,10 +108,6 @@ class Platform(abc.ABC):
         """Report that this step failed with ``message`` (the exit code still decides)."""
         self.annotate("error", message)
 
-    @property
-    def is_ci(self) -> bool:
-        return self.name != "local"
-
 
 SUMMARY_LIMIT = 1024 * 1024  # GitHub's documented per-step summary limit (1 MiB); applied on every CI
 
@@ -93,3 +125,17 @@ def truncate_utf8(text: str, budget: int, note: str) -> str:
     if room < 0:
         return ""
     return data[:room].decode("utf-8", errors="ignore") + note
+
+
+def refuse_declared(platform: Platform, request: ApprovalRequest) -> None:
+    """Inside a CI run the approvers come only from its approvals API: refuse any given by hand."""
+    from mlgate.errors import UsageError
+
+    if request.declared:
+        given = " and ".join(request.declared)
+        raise UsageError(
+            f"{given} {'is' if len(request.declared) == 1 else 'are'} only for local runs; in {platform.title} "
+            "the approver is read from the CI's own approval, so a pipeline cannot name its own approver",
+            hint=f"configure the approval on the environment / stage and drop {given} (MLGATE_* defaults "
+            "included); --approver and --comment are for runs outside CI",
+        )

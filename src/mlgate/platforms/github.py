@@ -16,9 +16,13 @@ import re
 import sys
 import uuid
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from mlgate.errors import EvaluationError, UsageError
 from mlgate.platforms.base import SUMMARY_LIMIT, CIContext, Level, Platform, truncate_utf8
+
+if TYPE_CHECKING:
+    from mlgate.approvals import ApprovalReport, ApprovalRequest
 from mlgate.redact import redact
 
 OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -71,9 +75,10 @@ def _write_stdout_raw(line: str) -> None:
 
 class GitHubActions(Platform):
     name = "github"
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._env = dict(os.environ if environ is None else environ)
+    title = "a GitHub Actions run"
+    marker = "GITHUB_ACTIONS"
+    default_identity = "github-oidc"
+    secrets_to = "output"
 
     # -- masking -------------------------------------------------------------------------------
     def _emit_mask(self, value: str) -> None:
@@ -158,6 +163,14 @@ class GitHubActions(Platform):
         except OSError as exc:
             raise EvaluationError(f"cannot append to $GITHUB_STEP_SUMMARY: {exc.strerror}",
                                   hint="check the job's filesystem") from None
+
+    # -- approvals ---------------------------------------------------------------------------------
+    def read_approvals(self, request: ApprovalRequest) -> ApprovalReport:
+        """The environment's reviewers (default: the environment named like the stage)."""
+        from mlgate.approvals import github
+
+        self.check_approval_request(request)
+        return github.read_approvals(self._env, environment=request.environment or request.stage)
 
     # -- context -----------------------------------------------------------------------------------
     def context(self) -> CIContext:

@@ -1,21 +1,31 @@
-"""A developer's machine: nothing to mask in a CI log, outputs printed as KEY=VALUE."""
+"""A developer's machine: nothing to mask in a CI log, outputs printed as KEY=VALUE.
+
+The only platform where an approval is declared by hand (``--approver NAME --comment TEXT``),
+and therefore refused whenever the environment is a CI run (``GITHUB_ACTIONS``, ``TF_BUILD``).
+"""
 
 from __future__ import annotations
 
 import getpass
-import os
 import subprocess
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from mlgate.console import err, out
 from mlgate.platforms.base import CIContext, Level, Platform
 
+if TYPE_CHECKING:
+    from mlgate.approvals import ApprovalReport, ApprovalRequest
+
 
 class Local(Platform):
     name = "local"
+    title = "a local run"
+    is_ci = False
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._env = dict(os.environ if environ is None else environ)
+    @classmethod
+    def detected(cls, environ: Mapping[str, str]) -> bool:
+        return True  # the fallback when no CI says it runs this job
 
     def _emit_mask(self, value: str) -> None:
         # No CI log to mask; the value is registered for redaction by Platform.mask.
@@ -34,6 +44,30 @@ class Local(Platform):
 
     def summary(self, markdown: str) -> None:
         return None
+
+    def check_approval_request(self, request: ApprovalRequest) -> None:
+        """A hand-declared approval is refused whenever a CI runs this job."""
+        from mlgate.errors import UsageError
+        from mlgate.platforms.detect import running_ci
+
+        ci = running_ci(self._env)
+        if ci is None:
+            return
+        raise UsageError(
+            f"a local approval (--platform local, or MLGATE_PLATFORM=local) cannot be recorded in {ci.title} "
+            f"({ci.marker} is set): inside a CI run the approvers come only from the CI's own approvals API, "
+            "so a pipeline cannot name its own approver",
+            hint="drop --platform local / MLGATE_PLATFORM=local and --approver, and configure the approval on the "
+            f"environment or stage (the {ci.name} platform reads it); --approver is for runs outside CI",
+        )
+
+    def read_approvals(self, request: ApprovalRequest) -> ApprovalReport:
+        """``--approver``/``--comment``, only when no CI runs this job."""
+        from mlgate.approvals import local
+        from mlgate.ledger.base import utc_now
+
+        self.check_approval_request(request)
+        return local.read_approvals(request.approvers, request.comment, time=utc_now())
 
     def context(self) -> CIContext:
         try:

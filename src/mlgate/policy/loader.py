@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlgate.approvals.rules import ApprovalRules
 from mlgate.errors import InvalidInputError, UsageError
 
 MAX_POLICY_BYTES = 1 << 20
@@ -63,31 +64,7 @@ class Bound:
         return f"{self.threshold} ({self.source})"
 
 
-@dataclass(frozen=True)
-class Approvals:
-    """Separation of duties. Every rule defaults to its strict setting: a policy without an
-    ``approvals`` block (or with only some keys) is never laxer than one that spells them out."""
-
-    min_approvers: int = 1
-    approver_not_author: bool = True
-    approver_not_requester: bool = True
-    approver_not_committer: bool = True
-
-    def tightened(self, stage: Mapping[str, Any]) -> Approvals:
-        """These approvals with a stage's ``approvals`` block on top. The stage can only tighten:
-        ``min_approvers`` is the larger of both, a duty rule is on if either side turns it on. A key
-        the stage does not state adds nothing."""
-        return Approvals(
-            max(self.min_approvers, int(stage.get("min_approvers", 1))),
-            self.approver_not_author or bool(stage.get("approver_not_author", False)),
-            self.approver_not_requester or bool(stage.get("approver_not_requester", False)),
-            self.approver_not_committer or bool(stage.get("approver_not_committer", False)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"min_approvers": self.min_approvers, "approver_not_author": self.approver_not_author,
-                "approver_not_requester": self.approver_not_requester,
-                "approver_not_committer": self.approver_not_committer}
+Approvals = ApprovalRules  # the policy's name for the one approvals-rule type
 
 
 @dataclass(frozen=True)
@@ -101,7 +78,7 @@ class Requirements:
     tags_required: tuple[str, ...] = ()
     metrics: Mapping[str, tuple[Bound, ...]] = field(default_factory=dict)
     fairness: Mapping[str, tuple[Bound, ...]] = field(default_factory=dict)
-    approvals: Approvals = field(default_factory=Approvals)
+    approvals: ApprovalRules = field(default_factory=ApprovalRules)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -162,7 +139,7 @@ class Policy:
                     hint="add the stage to the policy's 'stages' map (an empty map {} adds nothing)",
                 )
             layers.append((stages[stage] or {}, f"stage {stage}"))
-        approvals = Approvals(**(base.get("approvals") or {}))
+        approvals = ApprovalRules.from_dict(base.get("approvals"), where=f"risk_classes.{risk_class}.approvals")
         for block, _ in layers[1:]:
             approvals = approvals.tightened(block.get("approvals") or {})
         return Requirements(

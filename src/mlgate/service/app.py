@@ -17,20 +17,24 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mlgate import __version__
 from mlgate.service.azure_devops_check import AzureDevOpsCheck
 from mlgate.service.config import ServiceConfig, load_config
-from mlgate.service.evaluation import Evaluator, EvidenceStore, default_evaluator
+from mlgate.service.evaluation import Evaluator, EvidenceStore, gate_evaluator, load_service_policy
 from mlgate.service.github_protection_rule import GitHubProtectionRule
-from mlgate.service.http_types import Reply, Request, error_reply
+from mlgate.service.handler import Services
+from mlgate.service.http_types import Json, Reply, Request, error_reply
 from mlgate.service.logs import log_event
 from mlgate.service.worker import Dispatcher, ReplayGuard
 
-StartResponse = Callable[..., Any]
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+    from mlgate.policy.loader import Policy
 
 _REASONS = {
     200: "OK",
@@ -49,19 +53,20 @@ _REASONS = {
 class ServiceApp:
     """The WSGI callable. Build it with :func:`create_app`."""
 
-    def __init__(self, config: ServiceConfig, evaluator: Evaluator | None = None) -> None:
+    def __init__(self, config: ServiceConfig, policy: Policy, evaluator: Evaluator) -> None:
         self.config = config
+        self.policy = policy
         self.dispatcher = Dispatcher(config.workers, config.max_pending)
         self.replays = ReplayGuard(config.replay_ttl_seconds, config.replay_max_entries)
         evidence_dir = config.evidence_dir or Path(tempfile.mkdtemp(prefix="mlgate-evidence-"))
         self.store = EvidenceStore(evidence_dir, config.public_url)
-        self._evaluator = evaluator
-        chosen = evaluator if evaluator is not None else _LazyEvaluator()
-        self.azure_devops = AzureDevOpsCheck(config, chosen, self.dispatcher, self.replays, self.store)
-        self.github = GitHubProtectionRule(config, chosen, self.dispatcher, self.replays, self.store)
+        services = Services(config, policy, evaluator, self.dispatcher, self.replays, self.store)
+        self.azure_devops = AzureDevOpsCheck(services)
+        self.github = GitHubProtectionRule(services)
+        self._routes = {"/azure-devops/check": self.azure_devops.handle, "/github/webhook": self.github.handle}
 
     # -- WSGI -------------------------------------------------------------------------------
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         path = str(environ.get("PATH_INFO", "") or "/")
@@ -88,14 +93,14 @@ class ServiceApp:
             logging.INFO if reply.status < 500 else logging.ERROR,
             "request",
             method=method,
-            path=path,
+            path=path[:200],
             status=reply.status,
             duration_ms=round((time.monotonic() - started) * 1000, 1),
             **dict(reply.log_fields),
         )
         return [payload]
 
-    def _dispatch(self, method: str, path: str, environ: dict[str, Any]) -> Reply:
+    def _dispatch(self, method: str, path: str, environ: WSGIEnvironment) -> Reply:
         if path in ("/healthz", "/health"):
             if method not in ("GET", "HEAD"):
                 return error_reply(405, "use GET")
@@ -103,12 +108,11 @@ class ServiceApp:
         if path.startswith("/evidence/"):
             if method not in ("GET", "HEAD"):
                 return error_reply(405, "use GET")
-            found = self.store.get(path[len("/evidence/") :])
+            found = self.store.find(path[len("/evidence/") :])
             if found is None:
                 return error_reply(404, "no such evidence")
             return Reply(200, found[0], headers={"Content-Type": found[1]})
-        handlers = {"/azure-devops/check": self.azure_devops.handle, "/github/webhook": self.github.handle}
-        handler = handlers.get(path.rstrip("/") or "/")
+        handler = self._routes.get(path.rstrip("/") or "/")
         if handler is None:
             return error_reply(404, "not found")
         if method != "POST":
@@ -119,15 +123,14 @@ class ServiceApp:
         request = Request(method, path, _headers(environ), body, str(environ.get("REMOTE_ADDR", "")))
         return handler(request)
 
-    def _read_body(self, environ: dict[str, Any]) -> bytes | Reply:
+    def _read_body(self, environ: WSGIEnvironment) -> bytes | Reply:
         cap = self.config.max_body_bytes
         length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
         stream = environ["wsgi.input"]
         if length_text:
-            try:
-                length = int(length_text)
-            except ValueError:
+            if not length_text.isdigit() or len(length_text) > 18:
                 return error_reply(400, "bad Content-Length")
+            length = int(length_text)
             if length > cap:
                 return error_reply(413, f"body larger than {cap} bytes", content_length=length)
             data = stream.read(length) if length > 0 else b""
@@ -137,7 +140,7 @@ class ServiceApp:
             return error_reply(413, f"body larger than {cap} bytes")
         return bytes(data)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Mapping[str, Json]:
         return {
             "status": "ok",
             "version": __version__,
@@ -150,30 +153,23 @@ class ServiceApp:
         self.dispatcher.shutdown(wait=False)
 
 
-class _LazyEvaluator:
-    """Imports the gate engine on first use, so the app starts (and answers health) quickly."""
-
-    def __init__(self) -> None:
-        self._evaluate: Evaluator | None = None
-
-    def __call__(self, ref: Any, **kwargs: Any) -> Any:
-        if self._evaluate is None:
-            self._evaluate = default_evaluator()
-        return self._evaluate(ref, **kwargs)
-
-
-def _headers(environ: dict[str, Any]) -> dict[str, str]:
+def _headers(environ: WSGIEnvironment) -> dict[str, str]:
     headers = {
         key[5:].replace("_", "-").lower(): str(value) for key, value in environ.items() if key.startswith("HTTP_")
     }
-    if environ.get("CONTENT_TYPE"):
-        headers["content-type"] = str(environ["CONTENT_TYPE"])
+    content_type = environ.get("CONTENT_TYPE")
+    if content_type:
+        headers["content-type"] = str(content_type)
     return headers
 
 
 def create_app(config: ServiceConfig, *, evaluator: Evaluator | None = None) -> ServiceApp:
-    """Build the WSGI app; ``evaluator`` defaults to :func:`mlgate.gate.evaluate`."""
-    app = ServiceApp(config, evaluator)
+    """Build the WSGI app: the policy is read and validated here, once (exit 2 when malformed).
+
+    ``evaluator`` defaults to :func:`~mlgate.service.evaluation.gate_evaluator` (the real gate).
+    """
+    policy = load_service_policy(config.policy)
+    app = ServiceApp(config, policy, evaluator or gate_evaluator)
     log_event(logging.INFO, "service_configured", **config.describe())
     return app
 

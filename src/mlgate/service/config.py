@@ -16,44 +16,109 @@ soon as it is read, so no log line can carry it.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 from mlgate import redact
 from mlgate.errors import InvalidInputError, UsageError
+from mlgate.files import read_text
+from mlgate.jsonvalue import MAX_DEPTH, Fields, depth, parse_json
 from mlgate.refs import ModelRef
+from mlgate.urls import safe_url
 
 ENV_PREFIX = "MLGATE_SERVE_"
+CONFIG_LIMIT = 1 << 20  # a service configuration is a few hundred bytes
+SECRET_FILE_LIMIT = 64 << 10  # a PEM key is about 2 KiB
 
 SECRET_KEYS = ("azure_devops_key", "github_private_key", "github_webhook_secret")
 
-# key -> (type, default). Types: str, int, float, list (comma separated in env), mapping.
-PLAIN_KEYS: dict[str, tuple[type, Any]] = {
-    "policy": (str, None),
-    "mlflow_tracking_uri": (str, None),
-    "stage": (str, "production"),
-    "public_url": (str, None),
-    "evidence_dir": (str, None),
-    "github_app_id": (str, None),
-    "github_api_url": (str, "https://api.github.com"),
-    "environment_models": (dict, {}),
-    "azure_devops_allowed_hosts": (list, ["dev.azure.com", "*.visualstudio.com"]),
-    "max_body_bytes": (int, 1024 * 1024),
-    "workers": (int, 4),
-    "max_pending": (int, 1000),
-    "replay_ttl_seconds": (float, 24 * 3600.0),
-    "replay_max_entries": (int, 100_000),
-    "callback_timeout_seconds": (float, 30.0),
-    "key_vault": (str, None),
-    "key_vault_identity": (str, "auto"),
-    "key_vault_client_id": (str, None),
-    **{f"{key}_secret_name": (str, None) for key in SECRET_KEYS},
+TEXT, COUNT, SECONDS, LIST, MAPPING = "text", "count", "seconds", "list", "mapping"
+_EXPECTED = {
+    TEXT: "a string",
+    COUNT: "a positive integer",
+    SECONDS: "a positive number of seconds",
+    LIST: "a list of strings (comma-separated in an environment variable)",
+    MAPPING: "a mapping of strings (ENV=REF,ENV=REF in an environment variable)",
 }
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One plain (non-secret) key: its kind, its default and, for numbers, its largest value."""
+
+    kind: str
+    default: object = None
+    most: float = 0.0
+
+
+SETTINGS: dict[str, Setting] = {
+    "policy": Setting(TEXT),
+    "mlflow_tracking_uri": Setting(TEXT),
+    "stage": Setting(TEXT, "production"),
+    "public_url": Setting(TEXT),
+    "evidence_dir": Setting(TEXT),
+    "github_app_id": Setting(TEXT),
+    "github_api_url": Setting(TEXT, "https://api.github.com"),
+    "environment_models": Setting(MAPPING, {}),
+    "azure_devops_allowed_hosts": Setting(LIST, ["dev.azure.com", "*.visualstudio.com"]),
+    "azure_devops_organizations": Setting(LIST, []),
+    "max_body_bytes": Setting(COUNT, 1024 * 1024, 64 << 20),
+    "workers": Setting(COUNT, 4, 256),
+    "max_pending": Setting(COUNT, 1000, 1_000_000),
+    "replay_ttl_seconds": Setting(SECONDS, 24 * 3600.0, 30 * 24 * 3600.0),
+    "replay_max_entries": Setting(COUNT, 100_000, 10_000_000),
+    "callback_timeout_seconds": Setting(SECONDS, 30.0, 600.0),
+    "key_vault": Setting(TEXT),
+    "key_vault_identity": Setting(TEXT, "auto"),
+    "key_vault_client_id": Setting(TEXT),
+    **{f"{key}_secret_name": Setting(TEXT) for key in SECRET_KEYS},
+}
+
+@dataclass(frozen=True)
+class Values:
+    """The plain settings once read (each already checked against its :class:`Setting`), typed on the way out."""
+
+    data: Mapping[str, object]
+
+    def text(self, key: str) -> str | None:
+        value = self.data[key]
+        if value is None or isinstance(value, str):
+            return value
+        raise TypeError(key)  # pragma: no cover (the reads above give a string or None)
+
+    def required(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise TypeError(key)  # pragma: no cover (a default exists)
+        return value
+
+    def count(self, key: str) -> int:
+        value = self.data[key]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError(key)  # pragma: no cover
+
+    def seconds(self, key: str) -> float:
+        value = self.data[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError(key)  # pragma: no cover
+
+    def texts(self, key: str) -> list[str]:
+        value = self.data[key]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return [str(item) for item in value]
+        raise TypeError(key)  # pragma: no cover
+
+    def mapping(self, key: str) -> dict[str, str]:
+        value = self.data[key]
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        raise TypeError(key)  # pragma: no cover
+
 
 # GitHub documents 65,536 characters as the limit of a deployment review comment's body;
 # the OpenAPI description gives no maxLength, so we keep below that.
@@ -71,6 +136,7 @@ class ServiceConfig:
     evidence_dir: Path | None = None
     azure_devops_key: str | None = None
     azure_devops_allowed_hosts: tuple[str, ...] = ("dev.azure.com", "*.visualstudio.com")
+    azure_devops_organizations: tuple[str, ...] = ()  # organisation URLs, lower case; empty: any on those hosts
     github_app_id: str | None = None
     github_private_key: str | None = None
     github_webhook_secret: str | None = None
@@ -91,7 +157,7 @@ class ServiceConfig:
     def github_enabled(self) -> bool:
         return self.github_webhook_secret is not None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, object]:
         """A loggable view: names what is configured, never a secret value."""
         return {
             "policy": str(self.policy),
@@ -100,6 +166,7 @@ class ServiceConfig:
             "public_url": _without_userinfo(self.public_url),
             "azure_devops_check": self.azure_devops_enabled,
             "azure_devops_allowed_hosts": list(self.azure_devops_allowed_hosts),
+            "azure_devops_organizations": list(self.azure_devops_organizations),
             "github_protection_rule": self.github_enabled,
             "github_api_url": self.github_api_url,
             "environment_models": sorted(self.environment_models),
@@ -109,127 +176,145 @@ class ServiceConfig:
 
 
 def _without_userinfo(url: str | None) -> str | None:
-    """A URL fit for a log line: any ``user:password@`` part is dropped."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl()
+    """A URL fit for a log line: no ``user:password@`` part, no query string."""
+    return safe_url(url) if url else url
 
 
-def _load_file(path: Path) -> dict[str, Any]:
+# -- the configuration file ------------------------------------------------------------------
+
+
+def _parse_yaml(text: str, where: str) -> object:
+    """YAML without aliases (a service configuration needs none; they are how a bomb is built)."""
     import yaml
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read the service configuration {str(path)!r}: {exc.strerror}",
-            hint="check the --config path (or MLGATE_CONFIG) and the file's permissions",
-        ) from None
-    try:
-        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(
-            f"the service configuration {str(path)!r} is not valid YAML/JSON: {exc}",
-            hint="fix the syntax at the position shown",
-        ) from None
+        if any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text)):
+            raise InvalidInputError(f"{where}: YAML aliases (*name) are not allowed here",
+                                    hint="write each value out in full")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"{where} is not valid YAML/JSON: {exc}", hint="fix the syntax at the position shown") \
+            from None
+    except (RecursionError, ValueError) as exc:  # nesting past Python's stack, an integer of 5000 digits
+        raise InvalidInputError(f"{where}: refused ({type(exc).__name__}: nesting or a number beyond the limits)",
+                                hint="write plain keys and values") from None
+
+
+def _load_file(path: Path) -> Fields:
+    where = f"the service configuration {str(path)!r}"
+    text = read_text(path, CONFIG_LIMIT, what="the service configuration")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        data = _parse_yaml(text, where)
+        if depth(data) > MAX_DEPTH:
+            raise InvalidInputError(f"{where}: nested deeper than {MAX_DEPTH} levels (limit)")
+    else:
+        data = parse_json(text, what=where, error=InvalidInputError,
+                          hint="fix the syntax at the position shown")
     if data is None:
-        return {}
+        data = {}
     if not isinstance(data, dict):
         raise InvalidInputError(
-            f"the service configuration {str(path)!r} must be a mapping of keys to values",
+            f"{where} must be a mapping of keys to values",
             hint="write `policy: release-policy.yaml` and the other keys at the top level",
         )
-    inline = sorted(k for k in data if k in SECRET_KEYS)
+    inline = sorted(str(k) for k in data if k in SECRET_KEYS)
     if inline:
         raise InvalidInputError(
             f"the service configuration holds secret value(s) inline: {', '.join(inline)}",
             hint="remove them from the file; give them as MLGATE_SERVE_<KEY> environment variables "
             "or as `<key>_file:` paths to mounted secret files",
         )
-    allowed = set(PLAIN_KEYS) | {f"{k}_file" for k in SECRET_KEYS}
+    allowed = set(SETTINGS) | {f"{k}_file" for k in SECRET_KEYS}
     unknown = sorted(str(k) for k in data if k not in allowed)
     if unknown:
         raise InvalidInputError(
-            f"unknown key(s) in the service configuration {str(path)!r}: {', '.join(unknown)}",
+            f"unknown key(s) in {where}: {', '.join(unknown)}",
             hint=f"known keys: {', '.join(sorted(allowed))}",
         )
-    return data
+    return Fields(data, where, error=InvalidInputError)
 
 
-def _coerce(key: str, kind: type, value: Any, source: str) -> Any:
-    where = f"{key} (from {source})"
-    try:
-        if kind is str:
-            if not isinstance(value, (str, int)):
-                raise TypeError
-            return str(value)
-        if kind is int:
-            number = int(value)
-            if number < 1:
-                raise ValueError
-            return number
-        if kind is float:
-            number_f = float(value)
-            if number_f <= 0:
-                raise ValueError
-            return number_f
-        if kind is list:
-            if isinstance(value, str):
-                return [v.strip() for v in value.split(",") if v.strip()]
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return value
-            raise TypeError
-        if kind is dict:
-            if isinstance(value, str):
-                # env form: "prod=models:/fraud/3,staging=fraud@candidate"
-                pairs = [p.strip() for p in value.split(",") if p.strip()]
-                if not all("=" in p for p in pairs):
-                    raise ValueError
-                return dict(p.split("=", 1) for p in pairs)
-            if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-                return {str(k): v for k, v in value.items()}
-            raise TypeError
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"bad value for {where}: expected {_kind_name(kind)}",
-            hint="fix that setting; see `mlgate serve --help` for every key",
-        ) from None
-    raise AssertionError(kind)  # pragma: no cover
+# -- one setting -----------------------------------------------------------------------------
 
 
-def _kind_name(kind: type) -> str:
-    return {
-        str: "a string",
-        int: "a positive integer",
-        float: "a positive number",
-        list: "a list (comma-separated in an environment variable)",
-        dict: "a mapping (ENV=REF,ENV=REF in an environment variable)",
-    }[kind]
+def _read_setting(key: str, setting: Setting, source: Fields) -> object:
+    """The value of ``key`` in ``source`` (the file, or one environment variable's text), typed."""
+    raw = source.raw(key)
+    kind = setting.kind
+    if kind == TEXT:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return str(raw)  # github_app_id: 123 in YAML
+        return source.text(key)
+    if kind == COUNT:
+        number = source.integer(key)
+        if not 1 <= number <= setting.most:
+            source.fail(key, f"expected {_EXPECTED[kind]} of at most {int(setting.most)}, got {number}")
+        return number
+    if kind == SECONDS:
+        seconds = _seconds(source, key, raw)
+        if not 0 < seconds <= setting.most:
+            source.fail(key, f"expected {_EXPECTED[kind]} of at most {setting.most:g}, got {seconds:g}")
+        return seconds
+    if kind == LIST:
+        if isinstance(raw, str):
+            return [item.strip() for item in raw.split(",") if item.strip()]
+        return source.texts(key)
+    return _mapping(source, key, raw)
 
 
-def _read_secret(key: str, environ: Mapping[str, str], file_data: Mapping[str, Any], base: Path) -> str | None:
+def _seconds(source: Fields, key: str, raw: object) -> float:
+    if isinstance(raw, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            source.fail(key, f"expected {_EXPECTED[SECONDS]}, got {raw[:40]!r}")
+        if not math.isfinite(value):
+            source.fail(key, f"expected a finite number, got {raw[:40]!r}")
+        return value
+    return source.number(key)
+
+
+def _mapping(source: Fields, key: str, raw: object) -> dict[str, str]:
+    if isinstance(raw, str):  # env form: "prod=models:/fraud/3,staging=fraud@candidate"
+        pairs = [pair.strip() for pair in raw.split(",") if pair.strip()]
+        if not all("=" in pair for pair in pairs):
+            source.fail(key, f"expected {_EXPECTED[MAPPING]}")
+        return dict(pair.split("=", 1) for pair in pairs)
+    values = source.obj(key)
+    return {str(name): values.text(str(name)) for name in values.data}
+
+
+def _plain_values(env: Mapping[str, str], file_data: Fields | None) -> Values:
+    """Every plain setting: the environment variable wins over the file, the file over the default."""
+    values: dict[str, object] = {}
+    for key, setting in SETTINGS.items():
+        name = ENV_PREFIX + key.upper()
+        env_value = env.get(name)
+        try:
+            if env_value:
+                source = Fields({key: env_value}, f"environment variable {name}", error=InvalidInputError)
+                values[key] = _read_setting(key, setting, source)
+            elif file_data is not None and file_data.has(key):
+                values[key] = _read_setting(key, setting, file_data)
+            else:
+                values[key] = setting.default
+        except InvalidInputError as exc:  # Fields' own hint speaks of a server's answer
+            raise InvalidInputError(exc.message, hint=f"fix {key}; `mlgate serve --help` lists every key") from None
+    return Values(values)
+
+
+def _read_secret(key: str, environ: Mapping[str, str], file_data: Fields | None, base: Path) -> str | None:
     env_name = ENV_PREFIX + key.upper()
     value = environ.get(env_name)
     source = env_name
     if not value:
-        path_text = environ.get(env_name + "_FILE") or file_data.get(f"{key}_file")
+        path_text = environ.get(env_name + "_FILE") or (file_data.opt_text(f"{key}_file") if file_data else None)
         if not path_text:
             return None
-        path = Path(str(path_text))
+        path = Path(path_text)
         if not path.is_absolute():
             path = base / path
-        try:
-            value = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read the secret file for {key} ({str(path)!r}): {exc.strerror}",
-                hint=f"mount the secret at that path, or set {env_name}",
-            ) from None
+        value = read_text(path, SECRET_FILE_LIMIT, what=f"the secret file for {key}")
         source = f"{key}_file"
         if key != "github_private_key":
             value = value.strip()
@@ -271,60 +356,55 @@ def fetch_from_key_vault(
     return {secret.name: secret.value for secret in found}
 
 
-def load_config(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> ServiceConfig:
-    """Build the configuration from ``environ`` (default: ``os.environ``) and an optional file."""
-    env = os.environ if environ is None else environ
-    path = config_file or env.get(ENV_PREFIX + "CONFIG") or None
-    file_data: dict[str, Any] = {}
-    base = Path.cwd()
-    if path:
-        file_path = Path(path)
-        file_data = _load_file(file_path)
-        base = file_path.resolve().parent
-
-    values: dict[str, Any] = {}
-    for key, (kind, default) in PLAIN_KEYS.items():
-        env_value = env.get(ENV_PREFIX + key.upper())
-        if env_value not in (None, ""):
-            values[key] = _coerce(key, kind, env_value, ENV_PREFIX + key.upper())
-        elif key in file_data and file_data[key] is not None:
-            values[key] = _coerce(key, kind, file_data[key], "the configuration file")
-        else:
-            values[key] = default
-
-    if not values["policy"]:
+def _policy_path(text: str | None, base: Path) -> Path:
+    if not text:
         raise UsageError(
             "the service needs a release policy",
             hint="set MLGATE_SERVE_POLICY (or `policy:` in the configuration file) to the policy YAML",
         )
-    policy = Path(values["policy"])
+    policy = Path(text)
     if not policy.is_absolute():
         policy = base / policy
+    if policy.exists() and not policy.is_file():
+        raise InvalidInputError(
+            f"the release policy {str(policy)!r} is not a regular file",
+            hint="point MLGATE_SERVE_POLICY / `policy:` at the policy YAML itself (not a FIFO or a directory)",
+        )
     if not policy.is_file():
         raise UsageError(
             f"the release policy {str(policy)!r} does not exist",
             hint="point MLGATE_SERVE_POLICY / `policy:` at the policy YAML the gate should apply",
         )
+    return policy
 
+
+def _secrets(values: Values, env: Mapping[str, str], file_data: Fields | None, base: Path) -> dict[str, str | None]:
+    """The three secrets: a variable, a mounted file, or Key Vault (``<key>_secret_name``)."""
     secrets = {key: _read_secret(key, env, file_data, base) for key in SECRET_KEYS}
     from_vault = {
-        key: values[f"{key}_secret_name"]
+        key: name
         for key in SECRET_KEYS
-        if secrets[key] is None and values[f"{key}_secret_name"]
+        if secrets[key] is None and (name := values.text(f"{key}_secret_name"))
     }
     if from_vault:
-        if not values["key_vault"]:
+        vault = values.text("key_vault")
+        if not vault:
             raise UsageError(
                 f"{', '.join(k + '_secret_name' for k in from_vault)} given without a Key Vault",
                 hint="set MLGATE_SERVE_KEY_VAULT (or `key_vault:`) to the vault's name or URL",
             )
         fetched = fetch_from_key_vault(
-            values["key_vault"], list(from_vault.values()),
-            identity=values["key_vault_identity"], client_id=values["key_vault_client_id"], environ=env,
+            vault, list(from_vault.values()),
+            identity=values.required("key_vault_identity"), client_id=values.text("key_vault_client_id"), environ=env,
         )
         for key, name in from_vault.items():
             value = fetched[name]
             secrets[key] = value if key == "github_private_key" else value.strip()
+    _check_enabled(secrets, values)
+    return secrets
+
+
+def _check_enabled(secrets: Mapping[str, str | None], values: Values) -> None:
     if secrets["azure_devops_key"] is None and secrets["github_webhook_secret"] is None:
         raise UsageError(
             "neither the Azure DevOps check nor the GitHub protection rule is configured",
@@ -332,42 +412,90 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Pat
             "(with MLGATE_SERVE_GITHUB_APP_ID and MLGATE_SERVE_GITHUB_PRIVATE_KEY)",
         )
     if secrets["github_webhook_secret"] is not None and (
-        not values["github_app_id"] or secrets["github_private_key"] is None
+        not values.text("github_app_id") or secrets["github_private_key"] is None
     ):
         raise UsageError(
             "the GitHub protection rule needs the App id and private key as well as the webhook secret",
             hint="set MLGATE_SERVE_GITHUB_APP_ID and MLGATE_SERVE_GITHUB_PRIVATE_KEY (or _FILE)",
         )
 
+
+def _environment_models(mapping: Mapping[str, str]) -> dict[str, ModelRef]:
     models: dict[str, ModelRef] = {}
-    for environment, ref_text in values["environment_models"].items():
+    for environment, ref_text in mapping.items():
         try:
             models[environment] = ModelRef.parse(ref_text)
         except UsageError as exc:
             raise InvalidInputError(f"environment_models[{environment!r}]: {exc.message}", hint=exc.hint) from None
+    return models
+
+
+def _check_urls(values: Values) -> None:
+    from urllib.parse import urlsplit
+
+    from mlgate.service.safe_url import parse_safe_url
 
     for key in ("public_url", "github_api_url", "mlflow_tracking_uri"):
-        url = values[key]
+        url = values.text(key)
         if url and urlsplit(url).scheme not in ("http", "https"):
-            raise InvalidInputError(f"{key} must be an http(s) URL, got {url!r}")
+            raise InvalidInputError(f"{key} must be an http(s) URL, got {safe_url(url)!r}")
+    api = values.required("github_api_url")
+    if parse_safe_url(api.rstrip("/")) is None:
+        raise InvalidInputError(
+            f"github_api_url must be a plain URL (no userinfo, query or percent-encoding), got "
+            f"{safe_url(api)!r}",
+            hint="https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server",
+        )
 
+
+def _organizations(urls: list[str]) -> tuple[str, ...]:
+    from mlgate.service.safe_url import parse_safe_url
+
+    organizations = []
+    for url in urls:
+        parts = parse_safe_url(url.rstrip("/"))
+        if parts is None:
+            raise InvalidInputError(
+                f"azure_devops_organizations: {safe_url(url)!r} is not a plain organisation URL",
+                hint="write each as https://dev.azure.com/ORGANISATION (or https://ORGANISATION.visualstudio.com)",
+            )
+        organizations.append(parts.url.lower())
+    return tuple(organizations)
+
+
+def load_config(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> ServiceConfig:
+    """Build the configuration from ``environ`` (default: ``os.environ``) and an optional file."""
+    env = os.environ if environ is None else environ
+    path = config_file or env.get(ENV_PREFIX + "CONFIG") or None
+    file_data: Fields | None = None
+    base = Path.cwd()
+    if path:
+        file_path = Path(path)
+        file_data = _load_file(file_path)
+        base = file_path.resolve().parent
+    values = _plain_values(env, file_data)
+    policy = _policy_path(values.text("policy"), base)
+    secrets = _secrets(values, env, file_data, base)
+    _check_urls(values)
+    public_url, evidence_dir = values.text("public_url"), values.text("evidence_dir")
     return ServiceConfig(
         policy=policy,
-        stage=values["stage"],
-        mlflow_tracking_uri=values["mlflow_tracking_uri"],
-        public_url=values["public_url"].rstrip("/") if values["public_url"] else None,
-        evidence_dir=Path(values["evidence_dir"]) if values["evidence_dir"] else None,
+        stage=values.required("stage"),
+        mlflow_tracking_uri=values.text("mlflow_tracking_uri"),
+        public_url=public_url.rstrip("/") if public_url else None,
+        evidence_dir=Path(evidence_dir) if evidence_dir else None,
         azure_devops_key=secrets["azure_devops_key"],
-        azure_devops_allowed_hosts=tuple(h.lower() for h in values["azure_devops_allowed_hosts"]),
-        github_app_id=values["github_app_id"],
+        azure_devops_allowed_hosts=tuple(h.lower() for h in values.texts("azure_devops_allowed_hosts")),
+        azure_devops_organizations=_organizations(values.texts("azure_devops_organizations")),
+        github_app_id=values.text("github_app_id"),
         github_private_key=secrets["github_private_key"],
         github_webhook_secret=secrets["github_webhook_secret"],
-        github_api_url=values["github_api_url"].rstrip("/"),
-        environment_models=models,
-        max_body_bytes=values["max_body_bytes"],
-        workers=values["workers"],
-        max_pending=values["max_pending"],
-        replay_ttl_seconds=values["replay_ttl_seconds"],
-        replay_max_entries=values["replay_max_entries"],
-        callback_timeout_seconds=values["callback_timeout_seconds"],
+        github_api_url=values.required("github_api_url").rstrip("/"),
+        environment_models=_environment_models(values.mapping("environment_models")),
+        max_body_bytes=values.count("max_body_bytes"),
+        workers=values.count("workers"),
+        max_pending=values.count("max_pending"),
+        replay_ttl_seconds=values.seconds("replay_ttl_seconds"),
+        replay_max_entries=values.count("replay_max_entries"),
+        callback_timeout_seconds=values.seconds("callback_timeout_seconds"),
     )

@@ -1,23 +1,25 @@
-"""Running the gate for the service, and turning its outcome into what each CI shows.
+"""Running the gate for the service, and turning its result into what each CI shows.
 
-The evaluator is injectable: it is any callable with the signature of
-:func:`mlgate.gate.evaluate` (``evaluate(ref, *, policy_path, artifacts_dir=None,
-manifest_sha256=None, client=None, ci=None, stage=None) -> GateOutcome``). Whatever happens
-inside it, :func:`run_gate` returns a :class:`Verdict`; only an outcome whose ``passed`` is
-exactly ``True`` passes. An exception is a failure with the reason, never an approval.
+The policy is loaded once, when the service starts (:func:`load_service_policy`, exit 2 when
+it is malformed), and handed to the evaluator on every call. The evaluator is injectable: any
+callable with the signature of :class:`Evaluator` returning a :class:`GateResult`; the default,
+:func:`gate_evaluator`, runs :func:`mlgate.gate.evaluate` and maps its
+:class:`~mlgate.gate.GateOutcome` into a :class:`GateResult`. Whatever happens inside it,
+:func:`run_gate` returns a :class:`Verdict`; only a result whose ``passed`` is exactly ``True``
+and that names no failed rule passes. An exception is a failure with the reason, never an
+approval.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mlgate.errors import Error
 from mlgate.platforms.base import CIContext
@@ -25,26 +27,63 @@ from mlgate.redact import redact
 from mlgate.refs import ModelRef
 from mlgate.service.logs import log_event
 
+if TYPE_CHECKING:
+    from mlgate.gate import GateOutcome
+    from mlgate.policy.loader import Policy
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What the service needs of one gate evaluation."""
+
+    passed: bool
+    evidence_sha256: str
+    evidence_json: str  # the evidence pack, as ``mlgate gate`` writes evidence.json
+    markdown: str
+    failed_rules: tuple[str, ...] = ()
+    summary: str = ""
+
+    @classmethod
+    def from_outcome(cls, outcome: GateOutcome) -> GateResult:
+        return cls(
+            passed=outcome.passed,
+            evidence_sha256=outcome.evidence_sha256,
+            evidence_json=outcome.evidence.to_json().decode("utf-8"),
+            markdown=outcome.markdown,
+            failed_rules=tuple(outcome.failed_rules),
+            summary=outcome.summary,
+        )
 
 
 class Evaluator(Protocol):
     def __call__(
         self,
-        ref: str,
+        ref: ModelRef,
         *,
-        policy_path: str,
-        manifest_sha256: str | None = ...,
-        ci: CIContext | None = ...,
-        stage: str | None = ...,
-    ) -> Any: ...
+        policy: Policy,
+        manifest_sha256: str | None,
+        ci: CIContext,
+        stage: str,
+    ) -> GateResult: ...
 
 
-def default_evaluator() -> Evaluator:
-    """The real gate engine, imported on first use (keeps `mlgate --help` fast)."""
+def gate_evaluator(
+    ref: ModelRef, *, policy: Policy, manifest_sha256: str | None, ci: CIContext, stage: str
+) -> GateResult:
+    """The real gate engine (imported on first use, so the service answers health at once)."""
     from mlgate.gate import evaluate
 
-    return evaluate
+    outcome = evaluate(str(ref), policy=policy, manifest_sha256=manifest_sha256, ci=ci, stage=stage)
+    return GateResult.from_outcome(outcome)
+
+
+def load_service_policy(path: Path) -> Policy:
+    """Read and validate the release policy once, at start-up (exit 2 naming the file when malformed)."""
+    from mlgate.policy.loader import load_policy
+
+    return load_policy(str(path))
 
 
 @dataclass(frozen=True)
@@ -68,20 +107,6 @@ class Verdict:
         return "passed" if self.passed else "refused"
 
 
-def _rule_text(rule: Any) -> str:
-    if isinstance(rule, str):
-        return rule
-    if isinstance(rule, dict):
-        rule_id = rule.get("id") or rule.get("rule") or "rule"
-        message = rule.get("message") or ""
-        return f"{rule_id}: {message}" if message else str(rule_id)
-    rule_id = getattr(rule, "id", None) or getattr(rule, "rule_id", None)
-    message = getattr(rule, "message", None)
-    if rule_id is not None:
-        return f"{rule_id}: {message}" if message else str(rule_id)
-    return str(rule)
-
-
 class EvidenceStore:
     """Keeps each evidence pack under its SHA-256 so the comment/log can link the full pack."""
 
@@ -90,28 +115,22 @@ class EvidenceStore:
         self.public_url = public_url
         self._lock = threading.Lock()
 
-    def put(self, digest: str, evidence: Any, markdown: str) -> str | None:
+    def put(self, digest: str, evidence_json: str, markdown: str) -> str | None:
         """Store the pack; return its public URL (None when no public URL is configured)."""
         if not _SHA256.match(digest):
             return None
         try:
             with self._lock:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                if evidence is not None:
-                    data = (
-                        evidence
-                        if isinstance(evidence, (bytes, str))
-                        else json.dumps(evidence, indent=2, sort_keys=True, default=str)
-                    )
-                    text = data.decode("utf-8") if isinstance(data, bytes) else data
-                    (self.directory / f"{digest}.json").write_text(redact(text), encoding="utf-8")
+                if evidence_json:
+                    (self.directory / f"{digest}.json").write_text(redact(evidence_json), encoding="utf-8")
                 (self.directory / f"{digest}.md").write_text(redact(markdown), encoding="utf-8")
         except OSError as exc:
             log_event(logging.WARNING, "evidence_not_stored", evidence_sha256=digest, error=exc.strerror)
             return None
         return f"{self.public_url}/evidence/{digest}.md" if self.public_url else None
 
-    def get(self, name: str) -> tuple[bytes, str] | None:
+    def find(self, name: str) -> tuple[bytes, str] | None:
         """Return (content, media type) of ``<sha256>.json`` or ``<sha256>.md``, if stored."""
         digest, _, suffix = name.partition(".")
         if not _SHA256.match(digest) or suffix not in ("json", "md"):
@@ -125,55 +144,52 @@ class EvidenceStore:
         return content, media
 
 
-def run_gate(
-    evaluator: Evaluator,
-    ref: ModelRef,
-    *,
-    policy_path: Path,
-    stage: str | None,
-    manifest_sha256: str | None,
-    ci: CIContext,
-    store: EvidenceStore | None,
-) -> Verdict:
-    """Evaluate ``ref``; every failure becomes a non-passing verdict naming the reason."""
+@dataclass(frozen=True)
+class GateCall:
+    """One evaluation the service was asked for."""
+
+    ref: ModelRef
+    stage: str
+    manifest_sha256: str | None
+    ci: CIContext
+
+
+def run_gate(evaluator: Evaluator, policy: Policy, call: GateCall, store: EvidenceStore | None) -> Verdict:
+    """Evaluate ``call.ref``; every failure becomes a non-passing verdict naming the reason."""
     started = time.monotonic()
+    ref = str(call.ref)
     try:
-        outcome = evaluator(str(ref), policy_path=str(policy_path), manifest_sha256=manifest_sha256, ci=ci, stage=stage)
+        result = evaluator(call.ref, policy=policy, manifest_sha256=call.manifest_sha256, ci=call.ci, stage=call.stage)
     except Error as exc:
-        reason = exc.diagnostics()
-        log_event(logging.WARNING, "gate_error", ref=str(ref), error=type(exc).__name__)
-        return Verdict(str(ref), False, f"mlgate could not evaluate {ref}", error=redact(reason))
+        log_event(logging.WARNING, "gate_error", ref=ref, error=type(exc).__name__)
+        return Verdict(ref, False, f"mlgate could not evaluate {ref}", error=redact(exc.diagnostics()))
     except Exception as exc:
-        log_event(logging.ERROR, "gate_crashed", ref=str(ref), error=type(exc).__name__)
+        log_event(logging.ERROR, "gate_crashed", ref=ref, error=type(exc).__name__)
         return Verdict(
-            str(ref),
+            ref,
             False,
             f"mlgate could not evaluate {ref}",
             error=f"internal error in the gate ({type(exc).__name__}); nothing was approved",
         )
-    passed = getattr(outcome, "passed", None) is True
-    failed = tuple(redact(_rule_text(r)) for r in (getattr(outcome, "failed_rules", None) or ()))
-    if passed and failed:  # contradictory outcome: fail closed
-        passed = False
-    markdown = redact(str(getattr(outcome, "markdown", "") or ""))
-    summary = redact(str(getattr(outcome, "summary", "") or ""))
-    digest = getattr(outcome, "evidence_sha256", None)
-    digest = digest if isinstance(digest, str) and _SHA256.match(digest) else None
-    evidence = getattr(outcome, "evidence", None)
-    to_json = getattr(evidence, "to_json", None)  # a gate.GateOutcome's Evidence: its evidence.json bytes
-    evidence = to_json() if callable(to_json) else evidence
-    url = store.put(digest, evidence, markdown) if store and digest else None
+    if not isinstance(result, GateResult):
+        log_event(logging.ERROR, "gate_crashed", ref=ref, error=type(result).__name__)
+        return failure(ref, f"the gate returned {type(result).__name__}, not a result; nothing was approved")
+    failed = tuple(redact(rule) for rule in result.failed_rules)
+    passed = result.passed is True and not failed  # a contradictory result fails closed
+    markdown = redact(result.markdown)
+    digest = result.evidence_sha256 if _SHA256.match(result.evidence_sha256) else None
+    url = store.put(digest, result.evidence_json, markdown) if store and digest else None
     log_event(
         logging.INFO,
         "gate_evaluated",
-        ref=str(ref),
+        ref=ref,
         passed=passed,
         failed_rules=len(failed),
         evidence_sha256=digest,
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     headline = f"mlgate gate {'passed' if passed else 'refused'} {ref}"
-    return Verdict(str(ref), passed, headline, summary, failed, markdown, digest, url)
+    return Verdict(ref, passed, headline, redact(result.summary), failed, markdown, digest, url)
 
 
 def failure(ref: str, reason: str) -> Verdict:
@@ -198,6 +214,3 @@ def summary_lines(verdict: Verdict) -> list[str]:
     if verdict.evidence_url:
         lines.append(f"full evidence: {verdict.evidence_url}")
     return lines
-
-
-EvaluatorFactory = Callable[[], Evaluator]

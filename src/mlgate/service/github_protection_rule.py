@@ -9,41 +9,55 @@ GitHub sends ``POST /github/webhook`` with the ``deployment_protection_rule`` ev
 * find the model: ``deployment.payload.model`` (``payload`` as an object or a JSON string;
   optional ``manifest_sha256``), else the configured environment -> model mapping; without
   either the rule is rejected, saying so;
+* read the payload as bounded JSON, each field with its documented type (a wrong-typed
+  field, a 5000-digit number, deep nesting or NaN is 400, nothing evaluated);
 * evaluate on the background pool and answer on ``deployment_callback_url`` with an
-  installation token (PyGithub App auth): ``approved`` when the gate passes (the
-  environment's required reviewers still decide), ``rejected`` otherwise, with the evidence
-  summary as the comment (kept within GitHub's limit, linking the full evidence).
+  installation token (the App's JWT signed by PyGithub's ``Auth.AppAuth``, the token request
+  made through mlgate's session): ``approved`` when the gate passes (the environment's
+  required reviewers still decide), ``rejected`` otherwise, with the evidence summary as the
+  comment (kept within GitHub's limit, linking the full evidence).
 
-The callback URL must lie under the configured GitHub API URL, so a token is never sent
-elsewhere. PyGithub has no method for the callback itself; it is one documented POST.
+The callback URL must be the documented callback (``/repos/OWNER/REPO/actions/runs/ID/
+deployment_protection_rule``) under the configured GitHub API URL, so a token is never sent
+elsewhere; a redirect is followed only on the same origin (:func:`mlgate.http.make_session`),
+and every answer is read with a size and time cap. PyGithub has no method for the callback
+itself; it is one documented POST.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import requests
 
-from mlgate.errors import Error, NetworkError, UsageError
+from mlgate import redact
+from mlgate.errors import Error, InvalidInputError, NetworkError, UsageError
+from mlgate.http import read_body, read_json
+from mlgate.jsonvalue import Fields, parse_json
 from mlgate.platforms.base import CIContext
 from mlgate.refs import ModelRef
 from mlgate.service.config import GITHUB_COMMENT_LIMIT, ServiceConfig
-from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, failure, summary_lines
-from mlgate.service.handler import CheckHandler
-from mlgate.service.http_types import Reply, Request, error_reply
+from mlgate.service.evaluation import GateCall, Verdict, failure, summary_lines
+from mlgate.service.handler import CheckHandler, Services
+from mlgate.service.http_types import Json, Reply, Request, error_reply
 from mlgate.service.logs import log_event
 from mlgate.service.safe_url import parse_safe_url
-from mlgate.service.worker import Dispatcher, ReplayGuard
 
 GITHUB_API_VERSION = "2022-11-28"
+# The documented callback: POST /repos/{owner}/{repo}/actions/runs/{run_id}/deployment_protection_rule
+_CALLBACK_PATH = re.compile(r"^/repos/[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}/actions/runs/[0-9]{1,20}"
+                            r"/deployment_protection_rule$")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_TOKEN = re.compile(r"^[\x21-\x7e]{1,4096}$")
+MAX_INSTALLATION_ID = 2**53  # a JSON integer GitHub can send
+ANSWER_LIMIT = 1 << 20
 
 
 def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
@@ -74,20 +88,22 @@ class RuleRequest:
     requester: str | None
 
 
-def _deployment_payload(deployment: Any) -> dict[str, Any]:
-    if not isinstance(deployment, dict):
-        return {}
-    payload = deployment.get("payload")
-    if isinstance(payload, str):
-        try:
-            payload = json.loads(payload) if payload.strip() else {}
-        except json.JSONDecodeError:
-            return {}
-    return payload if isinstance(payload, dict) else {}
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a delivery names (or why it names none)."""
+
+    ref: ModelRef | None
+    ref_text: str
+    problem: str | None = None
+    manifest_sha256: str | None = None
 
 
 def callback_under(url: str, base: str) -> str | None:
-    """``url`` rebuilt from its strictly parsed parts when it lies under ``base``/repos/, else None."""
+    """``url`` rebuilt from its strictly parsed parts when it is the documented callback under ``base``, else None.
+
+    Same origin as the configured API URL, and the path ``{base}/repos/OWNER/REPO/actions/runs/ID/
+    deployment_protection_rule`` exactly, so the installation token never goes anywhere else.
+    """
     target, root = parse_safe_url(url), parse_safe_url(base.rstrip("/"))
     if target is None or root is None:
         return None
@@ -96,17 +112,18 @@ def callback_under(url: str, base: str) -> str | None:
     )
     if not same_origin or not target.path.startswith(root.path + "/repos/"):
         return None
+    if not _CALLBACK_PATH.match(target.path[len(root.path):]):
+        return None
     return target.url
 
 
-def _deployment_age(deployment: Any, now: float) -> float | None:
+def _deployment_age(created: str | None, now: float) -> float | None:
     """Seconds since the deployment's ``created_at``: None without one (the payload's
     ``deployment`` may be null), ``inf`` when it is unreadable (treated as too old)."""
-    created = deployment.get("created_at") if isinstance(deployment, dict) else None
     if created is None:
         return None
     try:
-        stamp = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:
         return float("inf")
     if stamp.tzinfo is None:
@@ -114,26 +131,76 @@ def _deployment_age(deployment: Any, now: float) -> float | None:
     return now - stamp.timestamp()
 
 
-def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleRequest | Reply:
-    if not isinstance(payload, dict):
-        return error_reply(400, "the payload is not a JSON object")
-    environment = payload.get("environment")
-    callback = payload.get("deployment_callback_url")
-    installation = payload.get("installation")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
-    if not isinstance(environment, str) or not environment:
-        return error_reply(400, "the payload has no environment")
-    callback_url = callback_under(callback, config.github_api_url) if isinstance(callback, str) else None
+def _deployment_data(deployment: Fields) -> Fields:
+    """The deployment's ``payload`` (an object, a JSON string of one, or empty)."""
+    payload = deployment.raw("payload")
+    if isinstance(payload, str):
+        text = payload.strip()
+        payload = parse_json(text, what="the deployment payload", error=InvalidInputError,
+                             hint='write {"model": "models:/NAME/VERSION"} as the deployment payload') if text else None
+    return Fields({} if payload is None else payload, "the deployment payload", error=InvalidInputError)
+
+
+def choose_model(deployment: Fields, environment: str, config: ServiceConfig) -> ModelChoice:
+    """The model of the deployment payload, else the environment's configured model."""
+    try:
+        data = _deployment_data(deployment)
+        ref_text = (data.opt_text("model") or "").strip()
+        manifest = data.opt_text("manifest_sha256")
+        if manifest is not None and not _SHA256.match(manifest):
+            data.fail("manifest_sha256", "must be 64 hexadecimal characters")
+    except InvalidInputError as exc:
+        return ModelChoice(None, "(no model)", f"deployment payload: {exc.message}")
+    digest = manifest.lower() if manifest else None
+    if ref_text:
+        try:
+            return ModelChoice(ModelRef.parse(ref_text), ref_text[:200], None, digest)
+        except UsageError as exc:
+            return ModelChoice(None, ref_text[:200], f"deployment payload: {exc.message}")
+    if environment in config.environment_models:
+        ref = config.environment_models[environment]
+        return ModelChoice(ref, str(ref), None, digest)
+    return ModelChoice(None, "(no model)", (
+        f'no model named for environment {environment!r}: put "model" in the deployment\'s payload '
+        "or map the environment in environment_models"
+    ))
+
+
+def _environment(fields: Fields) -> str:
+    environment = fields.text("environment")
+    if not environment or len(environment) > 255 or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in environment):
+        fields.fail("environment", "not an environment name (1 to 255 characters, no control characters)")
+    return environment
+
+
+def _installation_id(fields: Fields) -> int:
+    installation = fields.obj("installation")
+    value = installation.raw("id")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < MAX_INSTALLATION_ID:
+        installation.fail("id", "expected a positive integer (the App installation's id)")
+    return value
+
+
+def parse_event(payload: Fields, delivery: str, config: ServiceConfig) -> RuleRequest | Reply:
+    """A ``requested`` delivery, each field read with its documented type; a Reply (400) otherwise.
+
+    :class:`InvalidInputError` from a wrong-typed field propagates (the caller answers 400).
+    """
+    environment = _environment(payload)
+    callback_url = callback_under(payload.text("deployment_callback_url"), config.github_api_url)
     if callback_url is None:
         return error_reply(
             400,
-            "the payload's deployment_callback_url is not a plain URL under the configured GitHub API URL",
+            "the payload's deployment_callback_url is not the protection rule callback "
+            "(a plain URL .../repos/OWNER/REPO/actions/runs/ID/deployment_protection_rule) under the "
+            "configured GitHub API URL",
+            reason="bad_callback_url",
         )
-    if not isinstance(installation_id, int):
-        return error_reply(400, "the payload has no installation.id")
+    installation_id = _installation_id(payload)
+    deployment = payload.opt_obj("deployment")
     # Delivery ids are remembered in memory only (forgotten on restart) for replay_ttl_seconds:
     # a delivery about a deployment older than that could be a replay, so it is not evaluated.
-    age = _deployment_age(payload.get("deployment"), time.time())
+    age = _deployment_age(deployment.opt_text("created_at"), time.time())
     if age is not None and age > config.replay_ttl_seconds:
         when = "at an unreadable time" if age == float("inf") else f"{int(age)} s ago"
         return error_reply(
@@ -141,42 +208,19 @@ def parse_event(payload: Any, delivery: str, config: ServiceConfig) -> RuleReque
             f"the deployment was created {when}, longer ago than replay_ttl_seconds "
             f"({int(config.replay_ttl_seconds)}); start a new deployment",
         )
-    data = _deployment_payload(payload.get("deployment"))
-    ref: ModelRef | None = None
-    problem: str | None = None
-    ref_text = data.get("model")
-    manifest = data.get("manifest_sha256")
-    if isinstance(ref_text, str) and ref_text.strip():
-        try:
-            ref = ModelRef.parse(ref_text)
-        except UsageError as exc:
-            problem = f"deployment payload: {exc.message}"
-    elif environment in config.environment_models:
-        ref = config.environment_models[environment]
-        ref_text = str(ref)
-    else:
-        ref_text = "(no model)"
-        problem = (
-            f'no model named for environment {environment!r}: put "model" in the deployment\'s payload '
-            "or map the environment in environment_models"
-        )
-    if manifest is not None and not (isinstance(manifest, str) and len(manifest) == 64):
-        problem = problem or "deployment payload: manifest_sha256 must be 64 hexadecimal characters"
-        manifest = None
-    repository = payload.get("repository")
-    sender = payload.get("sender")
+    model = choose_model(deployment, environment, config)
     return RuleRequest(
         delivery=delivery,
         environment=environment,
         callback_url=callback_url,
         installation_id=installation_id,
-        ref=ref,
-        ref_text=str(ref_text)[:200],
-        ref_problem=problem,
-        manifest_sha256=manifest.lower() if isinstance(manifest, str) else None,
-        repository=repository.get("full_name") if isinstance(repository, dict) else None,
-        sha=payload.get("sha") if isinstance(payload.get("sha"), str) else None,
-        requester=sender.get("login") if isinstance(sender, dict) else None,
+        ref=model.ref,
+        ref_text=model.ref_text,
+        ref_problem=model.problem,
+        manifest_sha256=model.manifest_sha256,
+        repository=payload.opt_obj("repository").opt_text("full_name"),
+        sha=payload.opt_text("sha"),
+        requester=payload.opt_obj("sender").opt_text("login"),
     )
 
 
@@ -211,61 +255,89 @@ def comment_for(verdict: Verdict, limit: int = GITHUB_COMMENT_LIMIT) -> str:
 
 
 class InstallationTokens:
-    """Installation tokens from PyGithub App auth, cached per installation until near expiry."""
+    """Installation tokens of the GitHub App, cached per installation until near expiry.
 
-    def __init__(self, app_id: str, private_key: str, base_url: str) -> None:
+    The App's JWT is signed by PyGithub (``Auth.AppAuth``); the token request itself goes
+    through mlgate's session (same-origin redirects only) and its answer is read with a size
+    and time cap and checked field by field.
+    """
+
+    def __init__(self, app_id: str, private_key: str, base_url: str, seconds: float) -> None:
+        from github import Auth
+
         self._app_id = app_id
-        self._private_key = private_key
+        try:
+            self._auth = Auth.AppAuth(int(app_id), private_key)
+            self._auth.create_jwt()  # a private key that cannot sign stops the start-up, not a delivery
+        except Exception as exc:  # PyJWT's InvalidKeyError, ValueError, PyGithub's assertions
+            raise InvalidInputError(
+                f"the GitHub App id or private key cannot sign the App's token ({type(exc).__name__})",
+                hint="give the App's numeric id and its PEM private key (MLGATE_SERVE_GITHUB_PRIVATE_KEY[_FILE])",
+            ) from None
         self._base_url = base_url
+        self._seconds = seconds
         self._lock = threading.Lock()
         self._cache: dict[int, tuple[str, float]] = {}
-        self._integration: Any = None
 
     def __repr__(self) -> str:
         return f"InstallationTokens(app_id={self._app_id})"
 
-    def get(self, installation_id: int) -> str:
+    def token(self, installation_id: int, session: requests.Session) -> str:
         with self._lock:
             cached = self._cache.get(installation_id)
             if cached and cached[1] - 300 > time.time():
                 return cached[0]
-            from github import Auth, GithubException, GithubIntegration
+            token, expires = self._request(installation_id, session)
+            self._cache[installation_id] = (token, expires)
+            return token
 
-            if self._integration is None:
-                self._integration = GithubIntegration(
-                    auth=Auth.AppAuth(int(self._app_id), self._private_key),
-                    base_url=self._base_url,
-                    timeout=15,
-                    retry=2,
-                )
-            try:
-                grant = self._integration.get_access_token(installation_id)
-            except GithubException as exc:
-                raise NetworkError(
-                    f"GitHub refused an installation token for installation {installation_id} (status {exc.status})",
-                    hint="check the App id and private key, and that the App is installed on the repository",
-                ) from None
-            except (requests.RequestException, OSError) as exc:
-                raise NetworkError(
-                    f"GitHub did not answer the installation token request ({type(exc).__name__})"
-                ) from None
-            expires = grant.expires_at.timestamp() if grant.expires_at else time.time() + 600
-            self._cache[installation_id] = (grant.token, expires)
-            return str(grant.token)
+    def _request(self, installation_id: int, session: requests.Session) -> tuple[str, float]:
+        what = f"GitHub answer to the installation token request (installation {installation_id})"
+        url = f"{self._base_url}/app/installations/{installation_id}/access_tokens"
+        headers = {**_api_headers(), "Authorization": f"Bearer {self._auth.create_jwt()}"}
+        try:
+            response = session.post(url, headers=headers, stream=True)
+        except requests.RequestException as exc:
+            raise NetworkError(f"GitHub did not answer the installation token request ({type(exc).__name__})") from None
+        if response.status_code not in (200, 201):
+            response.close()
+            raise NetworkError(
+                f"GitHub refused an installation token for installation {installation_id} "
+                f"(status {response.status_code})",
+                hint="check the App id and private key, and that the App is installed on the repository",
+            )
+        answer = Fields(read_json(response, what=what, limit=ANSWER_LIMIT, seconds=self._seconds), what)
+        token = answer.text("token")
+        if not _TOKEN.match(token):
+            answer.fail("token", "not a token (printable characters, no spaces)")
+        redact.register(token)
+        expires = answer.opt_text("expires_at")
+        return token, _expiry(answer, expires)
+
+
+def _expiry(answer: Fields, expires: str | None) -> float:
+    if expires is None:
+        return time.time() + 600
+    try:
+        stamp = datetime.fromisoformat(expires.replace("Z", "+00:00"))
+    except ValueError:
+        answer.fail("expires_at", "not an ISO 8601 time")
+    if stamp.tzinfo is None:
+        answer.fail("expires_at", "an ISO 8601 time without a time zone")
+    return stamp.timestamp()
+
+
+def _api_headers() -> dict[str, str]:
+    return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": GITHUB_API_VERSION}
 
 
 class GitHubProtectionRule(CheckHandler):
-    def __init__(
-        self,
-        config: ServiceConfig,
-        evaluator: Evaluator,
-        dispatcher: Dispatcher,
-        replays: ReplayGuard,
-        store: EvidenceStore | None,
-    ) -> None:
-        super().__init__(config, evaluator, dispatcher, replays, store)
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        config = services.config
         self._tokens = (
-            InstallationTokens(config.github_app_id, config.github_private_key, config.github_api_url)
+            InstallationTokens(config.github_app_id, config.github_private_key, config.github_api_url,
+                               config.callback_timeout_seconds)
             if config.github_app_id and config.github_private_key
             else None
         )
@@ -277,8 +349,8 @@ class GitHubProtectionRule(CheckHandler):
         delivery = (request.header("x-github-delivery") or "").strip()[:100]
         if not signature_valid(secret, request.body, request.header("x-hub-signature-256")):
             return error_reply(401, "missing or wrong X-Hub-Signature-256", delivery=delivery, reason="bad_signature")
-        event = request.header("x-github-event") or ""
-        fields: dict[str, Any] = {"delivery": delivery, "github_event": event}
+        event = (request.header("x-github-event") or "")[:100]
+        fields: dict[str, Json] = {"delivery": delivery, "github_event": event}
         if event == "ping":
             return Reply(200, {"status": "pong"}, log_fields=fields)
         if event != "deployment_protection_rule":
@@ -287,12 +359,13 @@ class GitHubProtectionRule(CheckHandler):
         if not delivery:
             return error_reply(400, "missing X-GitHub-Delivery", **fields)
         try:
-            payload = json.loads(request.body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return error_reply(400, f"the body is not JSON: {exc}", **fields)
-        if isinstance(payload, dict) and payload.get("action") != "requested":
-            return Reply(202, {"status": "ignored", "reason": "action is not 'requested'"}, log_fields=fields)
-        parsed = parse_event(payload, delivery, self._config)
+            payload = Fields(parse_json(request.body, what="the payload", error=InvalidInputError),
+                             "the payload", error=InvalidInputError)
+            if payload.opt_text("action") != "requested":
+                return Reply(202, {"status": "ignored", "reason": "action is not 'requested'"}, log_fields=fields)
+            parsed = parse_event(payload, delivery, self._config)
+        except InvalidInputError as exc:
+            return error_reply(400, exc.message, reason="bad_payload", **fields)
         if isinstance(parsed, Reply):
             return parsed
         fields.update(environment=parsed.environment, ref=parsed.ref_text)
@@ -316,12 +389,12 @@ class GitHubProtectionRule(CheckHandler):
             repository=rule.repository,
             extra={"environment": rule.environment, "delivery": rule.delivery},
         )
-        return self._run_gate(rule.ref, stage=self._config.stage, manifest_sha256=rule.manifest_sha256, ci=ci)
+        return self._run_gate(GateCall(rule.ref, self._config.stage, rule.manifest_sha256, ci))
 
     def complete(self, rule: RuleRequest) -> None:
         verdict = self.evaluate(rule)
         state = "approved" if verdict.passed else "rejected"
-        body = {"environment_name": rule.environment, "state": state, "comment": comment_for(verdict)}
+        body: dict[str, Json] = {"environment_name": rule.environment, "state": state, "comment": comment_for(verdict)}
         try:
             self._callback(rule, body)
         except Error as exc:
@@ -338,21 +411,17 @@ class GitHubProtectionRule(CheckHandler):
             state=state,
         )
 
-    def _callback(self, rule: RuleRequest, body: dict[str, Any]) -> None:
+    def _callback(self, rule: RuleRequest, body: dict[str, Json]) -> None:
         if self._tokens is None:
             raise UsageError("the GitHub App id and private key are not configured")
-        token = self._tokens.get(rule.installation_id)
+        session = self._session()
+        token = self._tokens.token(rule.installation_id, session)
+        headers = {**_api_headers(), "Authorization": f"Bearer {token}"}
         try:
-            response = self._session().post(
-                rule.callback_url,
-                json=body,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Accept": "application/vnd.github+json",
-                    "X-GitHub-Api-Version": GITHUB_API_VERSION,
-                },
-            )
+            response = session.post(rule.callback_url, json=body, headers=headers, stream=True)
         except requests.RequestException as exc:
             raise NetworkError(f"GitHub did not answer the protection rule callback ({type(exc).__name__})") from None
+        read_body(response, what="GitHub answer to the protection rule callback", limit=ANSWER_LIMIT,
+                  seconds=self._config.callback_timeout_seconds)
         if response.status_code not in (200, 204):
             raise NetworkError(f"GitHub answered {response.status_code} to the protection rule callback")

@@ -9,34 +9,42 @@ platform on a callback. Only the protocol differs; this base holds the rest.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import requests
 
 from mlgate.http import make_session
-from mlgate.platforms.base import CIContext
-from mlgate.refs import ModelRef
 from mlgate.service.config import ServiceConfig
-from mlgate.service.evaluation import Evaluator, EvidenceStore, Verdict, run_gate
-from mlgate.service.http_types import Reply
+from mlgate.service.evaluation import Evaluator, EvidenceStore, GateCall, Verdict, run_gate
+from mlgate.service.http_types import Json, LogFields, Reply
 from mlgate.service.worker import Dispatcher, ReplayGuard
+
+if TYPE_CHECKING:
+    from mlgate.policy.loader import Policy
+
+
+@dataclass(frozen=True)
+class Services:
+    """What both protocol handlers are built from (one of each per service process)."""
+
+    config: ServiceConfig
+    policy: Policy
+    evaluator: Evaluator
+    dispatcher: Dispatcher
+    replays: ReplayGuard
+    store: EvidenceStore | None
 
 
 class CheckHandler:
-    def __init__(
-        self,
-        config: ServiceConfig,
-        evaluator: Evaluator,
-        dispatcher: Dispatcher,
-        replays: ReplayGuard,
-        store: EvidenceStore | None,
-    ) -> None:
-        self._config = config
-        self._evaluator = evaluator
-        self._dispatcher = dispatcher
-        self._replays = replays
-        self._store = store
+    def __init__(self, services: Services) -> None:
+        self._config = services.config
+        self._policy = services.policy
+        self._evaluator = services.evaluator
+        self._dispatcher = services.dispatcher
+        self._replays = services.replays
+        self._store = services.store
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -52,8 +60,8 @@ class CheckHandler:
         replay_key: tuple[str, ...],
         job_name: str,
         job: Callable[[], None],
-        accepted: dict[str, Any],
-        fields: dict[str, Any],
+        accepted: Mapping[str, Json],
+        fields: LogFields,
     ) -> Reply:
         """Queue ``job`` once per ``replay_key``: 200 ``accepted``, 200 duplicate, or 503 when the pool is full."""
         if not self._replays.first_time(replay_key):
@@ -63,13 +71,5 @@ class CheckHandler:
             return Reply(503, {"error": "busy; retry"}, headers={"Retry-After": "5"}, log_fields=fields)
         return Reply(200, accepted, log_fields=fields)
 
-    def _run_gate(self, ref: ModelRef, *, stage: str | None, manifest_sha256: str | None, ci: CIContext) -> Verdict:
-        return run_gate(
-            self._evaluator,
-            ref,
-            policy_path=self._config.policy,
-            stage=stage,
-            manifest_sha256=manifest_sha256,
-            ci=ci,
-            store=self._store,
-        )
+    def _run_gate(self, call: GateCall) -> Verdict:
+        return run_gate(self._evaluator, self._policy, call, self._store)

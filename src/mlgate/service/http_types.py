@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
+
+# A JSON value as the service answers it (and the names and ids its log lines carry).
+Json: TypeAlias = "str | int | float | bool | Sequence[Json] | Mapping[str, Json] | None"
+LogFields = Mapping[str, Json]
 
 
 @dataclass(frozen=True)
@@ -22,10 +26,10 @@ class Request:
 @dataclass(frozen=True)
 class Reply:
     status: int
-    body: Any
+    body: Mapping[str, Json] | bytes
     headers: Mapping[str, str] = field(default_factory=dict)
-    log_fields: Mapping[str, Any] = field(default_factory=dict)
+    log_fields: LogFields = field(default_factory=dict)
 
 
-def error_reply(status: int, message: str, **log_fields: Any) -> Reply:
+def error_reply(status: int, message: str, **log_fields: Json) -> Reply:
     return Reply(status, {"error": message}, log_fields=log_fields)

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from typing import IO, Any
+from typing import IO
 
 from mlgate.redact import redact
 
@@ -23,7 +23,7 @@ class JsonFormatter(logging.Formatter):
     """Render a record as one JSON line: time, level, event, then the event's fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
+        entry: dict[str, object] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -39,7 +39,7 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(entry, default=str, ensure_ascii=False, sort_keys=False))
 
 
-def log_event(level: int, event: str, **fields: Any) -> None:
+def log_event(level: int, event: str, **fields: object) -> None:
     """Log ``event`` with ``fields`` (names and ids only, never a secret or a payload)."""
     logger.log(level, event, extra={"fields": fields})
 

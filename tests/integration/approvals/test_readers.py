@@ -154,3 +154,44 @@ def test_fake_answers_are_checked_against_the_spec(ado: FakeAzureDevOps) -> None
     )
     with pytest.raises(jsonschema.ValidationError, match="42 is not of type 'string'"):
         ado._approvals(request)
+
+
+def test_github_review_history_pages_are_all_read(github: FakeGitHub) -> None:
+    # GitHub pages a list with `Link: <...?page=2>; rel="next"`; an approval on page 2 counts
+    second = [dict(github.reviews[0], user={**github.reviews[0]["user"], "login": "hubot", "id": 2})]
+    first = github.reviews
+
+    def pages(request: Request) -> Reply:
+        if request.query.get("page") == ["2"]:
+            github.spec.validate_response("/repos/{owner}/{repo}/actions/runs/{run_id}/approvals", "get", second)
+            return Reply(200, second)
+        page2 = f"{github.server.url}{request.path}?page=2"
+        link = f'<{page2}>; rel="next", <{page2}>; rel="last"'
+        return Reply(200, first, {"Link": link})
+
+    github.server.add("GET", "/repos/{owner}/{repo}/actions/runs/{run_id}/approvals", pages)
+    report = _github(github, "staging")
+    assert [a.approver for a in report.approvals] == ["octocat", "hubot"]
+    assert len(github.server.requests_to("/approvals")) == 2
+
+
+def test_azure_devops_continuation_token_pages_are_all_read(ado: FakeAzureDevOps) -> None:
+    # Azure DevOps pages with the x-ms-continuationtoken header, sent back as ?continuationToken=
+    ado.approval_ids = [APPROVED_ID, "bbbbbbbb-0000-4000-8000-000000000002"]
+    second = dict(ado.approvals[APPROVED_ID], id="bbbbbbbb-0000-4000-8000-000000000002")
+    second["steps"] = [dict(second["steps"][0], actualApprover={"displayName": "Second Approver", "id": "2",
+                                                                 "uniqueName": "second@fabrikam.example"})]
+
+    def pages(request: Request) -> Reply:
+        if request.query.get("continuationToken") == ["page2"]:
+            return Reply(200, {"count": 1, "value": [second]})
+        first = dict(ado.approvals[APPROVED_ID])
+        return Reply(200, {"count": 1, "value": [first]}, {"x-ms-continuationtoken": "page2"})
+
+    ado.server.add("GET", "/fabrikam/RM/_apis/pipelines/approvals", pages)
+    report = azure_devops.read_approvals(ado.env())
+    assert [a.approver for a in report.approvals] == ["User Name", "Second Approver"]
+    calls = ado.server.requests_to("/pipelines/approvals")
+    assert len(calls) == 2 and calls[1].query["approvalIds"] == calls[0].query["approvalIds"]
+    assert calls[1].query["$expand"] == ["steps"]
+

@@ -317,12 +317,12 @@ def test_rewritten_ledger_is_caught_by_the_mlflow_anchor(
 # ---------------------------------------------------------------------------- binding the evidence
 def _gated(env: dict[str, str], model_ref: str, evidence: Path, *, passed: bool) -> None:
     """The `gated` entry `mlgate gate --ledger` appends for this evidence."""
-    from mlgate.governed.events import log_event
+    from mlgate.governed.events import append_event
     from mlgate.platforms.base import CIContext
 
     digest = json.loads(evidence.read_text())["evidence_sha256"]
     name, version = model_ref.removeprefix("models:/").split("/")
-    log_event(env["ledger"], "gated", name=name, version=version, ci=CIContext("local"), evidence_sha256=digest,
+    append_event(env["ledger"], "gated", name=name, version=version, ci=CIContext("local"), evidence_sha256=digest,
               details={"passed": passed, "failed_rules": [], "stage": "production"}, fingerprint=digest)
 
 

@@ -21,9 +21,11 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -90,6 +92,20 @@ class Hit:
     at: float
 
 
+@dataclass(frozen=True)
+class Raw:
+    """A hostile answer sent as is: any status, headers and bytes, optionally one byte every ``trickle`` s."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json; charset=utf-8"
+    trickle: float = 0.0
+
+
+Hostile = Callable[[Hit], "Raw | None"]
+
+
 class FakeAzure:
     def __init__(self, server_pem: Path) -> None:
         self.lock = threading.Lock()
@@ -115,8 +131,10 @@ class FakeAzure:
         self._servers: list[ThreadingHTTPServer] = []
         self._pem = server_pem
         self.entra_expires_in = 3599
+        self.hostile: Hostile | None = None  # answers in place of the documented ones where it returns a Raw
         self.vault_url = self._start("vault")
         self.login_url = self._start("login")
+        self.evil_url = self._start("evil")  # another origin: nothing may ever be sent here
 
     # -- set-up helpers ------------------------------------------------------------------------------
     def add_secret(self, name: str, value: str, **kwargs: Any) -> StoredSecret:
@@ -144,6 +162,7 @@ class FakeAzure:
             self.entra_expires_in = 3599
             self.id_tokens.clear()
             self.system_identity.permissions = {"get", "list"}
+            self.hostile = None
 
     def count(self, server: str, path_prefix: str = "") -> int:
         return sum(1 for h in self.hits if h.server == server and h.path.startswith(path_prefix))
@@ -187,20 +206,34 @@ class FakeAzure:
                           {k.lower(): v for k, v in self.headers.items()}, form, time.monotonic())
                 with fake.lock:
                     fake.hits.append(hit)
-                status, headers, payload = (fake._vault if role == "vault" else fake._login)(hit)
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                for key, value in headers.items():
+                raw = fake.hostile(hit) if fake.hostile is not None and role != "evil" else None
+                if raw is None:
+                    status, headers, payload = fake._answer(role, hit)
+                    data = json.dumps(payload).encode() if payload is not None else b""
+                    raw = Raw(status, data, headers)
+                self.send_response(raw.status)
+                for key, value in raw.headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", raw.content_type)
+                self.send_header("Content-Length", str(len(raw.body)))
                 self.end_headers()
-                self.wfile.write(data)
+                if not raw.trickle:
+                    self.wfile.write(raw.body)
+                    return
+                for byte in raw.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(raw.trickle)
 
             do_GET = do_POST = do_PUT = _handle
 
         class Server(ThreadingHTTPServer):
             request_queue_size = 128  # the default 5 drops concurrent connects (1 s SYN retry)
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that stops reading a huge or trickled answer is expected; anything else is a bug.
+                if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+                    super().handle_error(request, client_address)
 
         server = Server(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
@@ -210,6 +243,16 @@ class FakeAzure:
         threading.Thread(target=server.serve_forever, name=f"fake-{role}", daemon=True).start()
         self._servers.append(server)
         return f"https://127.0.0.1:{server.server_address[1]}"
+
+    def _answer(self, role: str, hit: Hit) -> tuple[int, dict[str, str], Any]:
+        if role == "vault":
+            return self._vault(hit)
+        if role == "login":
+            return self._login(hit)
+        # The other origin answers like a vault and an identity endpoint would, so following it "works".
+        return 200, {}, {"value": "from-the-other-origin", "id": f"{self.evil_url}/secrets/x/1", "attributes": {},
+                         "access_token": "evil-token", "expires_on": str(int(time.time()) + 3600),
+                         "expires_in": 3600, "token_type": "Bearer"}
 
     def close(self) -> None:
         for server in self._servers:

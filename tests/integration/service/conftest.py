@@ -21,53 +21,44 @@ from waitress import wasyncore
 from waitress.server import create_server
 
 from mlgate.errors import Error
+from mlgate.platforms.base import CIContext
+from mlgate.policy.loader import Policy
+from mlgate.refs import ModelRef
 from mlgate.service import logs
 from mlgate.service.app import ServiceApp, create_app
 from mlgate.service.config import load_config
+from mlgate.service.evaluation import GateResult
 from tests.integration.service.fakes import FakeAzureDevOps, FakeGitHub
 
 APP_ID = 98765
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The shape of mlgate.gate.GateOutcome, as the service reads it."""
-
-    passed: bool
-    evidence: dict[str, Any]
-    evidence_sha256: str
-    markdown: str
-    failed_rules: list[str]
-    summary: str
-
-
-def passing_outcome(ref: Any) -> Outcome:
-    return Outcome(
-        True,
-        {"schema_version": 1, "model": str(ref), "decision": "passed"},
-        "a" * 64,
-        f"## mlgate: PASSED\n\n| rule | result |\n|---|---|\n| lineage.git_commit | passed |\n\nmodel {ref}",
-        [],
-        "all 7 rules passed",
+def passing_outcome(ref: Any) -> GateResult:
+    return GateResult(
+        passed=True,
+        evidence_sha256="a" * 64,
+        evidence_json=json.dumps({"schema_version": 1, "model": str(ref), "decision": "passed"}),
+        markdown=f"## mlgate: PASSED\n\n| rule | result |\n|---|---|\n| lineage.git_commit | passed |\n\nmodel {ref}",
+        summary="all 7 rules passed",
     )
 
 
-def refused_outcome(ref: Any) -> Outcome:
-    return Outcome(
-        False,
-        {"schema_version": 1, "model": str(ref), "decision": "refused"},
-        "b" * 64,
-        "## mlgate: REFUSED\n\n| rule | result |\n|---|---|\n| metrics.auc | failed |",
-        ["metrics.auc: expected >= 0.80, got 0.61", "tags_required.rollback_plan: missing"],
-        "2 of 7 rules failed",
+def refused_outcome(ref: Any) -> GateResult:
+    return GateResult(
+        passed=False,
+        evidence_sha256="b" * 64,
+        evidence_json=json.dumps({"schema_version": 1, "model": str(ref), "decision": "refused"}),
+        markdown="## mlgate: REFUSED\n\n| rule | result |\n|---|---|\n| metrics.auc | failed |",
+        failed_rules=("metrics.auc: expected >= 0.80, got 0.61", "tags_required.rollback_plan: missing"),
+        summary="2 of 7 rules failed",
     )
 
 
 @dataclass
 class ScriptedEvaluator:
-    """Stands in for mlgate.gate.evaluate: same signature, scripted result, records every call."""
+    """Stands in for the gate (an :class:`Evaluator`): scripted result, records every call."""
 
-    behaviour: Callable[[Any], Outcome] = passing_outcome
+    behaviour: Callable[[Any], GateResult] = passing_outcome
     delay: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
@@ -75,26 +66,12 @@ class ScriptedEvaluator:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(
-        self,
-        ref: str,
-        *,
-        policy_path: str,
-        artifacts_dir: str | None = None,
-        manifest_sha256: str | None = None,
-        client: Any = None,
-        ci: Any = None,
-        stage: str | None = None,
-    ) -> Outcome:
-        assert isinstance(ref, str) and isinstance(policy_path, str), "the gate takes strings"
+        self, ref: ModelRef, *, policy: Policy, manifest_sha256: str | None, ci: CIContext, stage: str
+    ) -> GateResult:
+        assert isinstance(ref, ModelRef) and isinstance(policy, Policy), "the evaluator takes typed values"
         with self.lock:
             self.calls.append(
-                {
-                    "ref": str(ref),
-                    "policy_path": policy_path,
-                    "manifest_sha256": manifest_sha256,
-                    "ci": ci,
-                    "stage": stage,
-                }
+                {"ref": str(ref), "policy": policy, "manifest_sha256": manifest_sha256, "ci": ci, "stage": stage}
             )
         self.started.set()
         if self.delay:
@@ -105,8 +82,8 @@ class ScriptedEvaluator:
             self.finished.set()
 
 
-def raising(error: Error) -> Callable[[Any], Outcome]:
-    def behaviour(ref: Any) -> Outcome:
+def raising(error: Error) -> Callable[[Any], GateResult]:
+    def behaviour(ref: Any) -> GateResult:
         raise error
 
     return behaviour

@@ -243,8 +243,8 @@ def test_bad_plan_headers_are_400_and_nothing_is_evaluated(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b"{not json", "the body is not JSON"),
-        ({"manifest_sha256": "c" * 64}, '"model"'),
+        (b"{not json", "the body: not valid JSON"),
+        ({"manifest_sha256": "c" * 64}, "the body: field model: expected a string, got null"),
         ({"model": "models:/m/1", "manifest_sha256": "xyz"}, "manifest_sha256"),
     ],
 )
@@ -347,3 +347,33 @@ def test_plan_calls_use_the_plan_url_rebuilt_from_its_parts(
     assert call(service, headers, BODY).status_code == 200
     fake_ado.wait_for("Events_Post Event")
     assert all(not r.path.startswith("//") for r in fake_ado.requests)
+
+
+def test_the_policy_is_loaded_once_at_start_up(
+    start_service: StartService, fake_ado: FakeAzureDevOps, policy_file: Any
+) -> None:
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator)
+    policy_file.write_text("not: [a policy\n")  # edited after the start: not read again per request
+    key = service.secrets["azure_devops_key"]
+    for _ in range(2):
+        assert call(service, check_headers(fake_ado, key), BODY).status_code == 200
+    fake_ado.wait_for("Events_Post Event", count=2)
+    assert fake_ado.results() == ["succeeded", "succeeded"]
+    first, second = (c["policy"] for c in evaluator.calls)
+    assert first is second is service.app.policy
+
+
+def test_a_same_origin_redirect_is_not_followed_with_the_job_token(
+    start_service: StartService, fake_ado: FakeAzureDevOps
+) -> None:
+    from tests.fakes.server import Reply as FakeReply
+
+    template = "/{organization}/{scopeIdentifier}/_apis/distributedtask/hubs/{hubName}/plans/{planId}/logs"
+    fake_ado.add("POST", template, lambda r: FakeReply(307, b"", headers={"Location": "/other/_apis/x"}),
+                 name="Logs_Create")
+    service = start_service(ScriptedEvaluator())
+    assert call(service, check_headers(fake_ado, service.secrets["azure_devops_key"]), BODY).status_code == 200
+    fake_ado.wait_for("Events_Post Event")
+    assert fake_ado.results() == ["failed"]
+    assert not [r for r in fake_ado.requests if r.path.startswith("/other/")]

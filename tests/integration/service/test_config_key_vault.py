@@ -28,11 +28,12 @@ def test_secrets_come_from_key_vault_with_the_managed_identity(
     azure: FakeAzure,  # noqa: F811
     policy_file: Path,
     monkeypatch: pytest.MonkeyPatch,
+    app_key: tuple[str, bytes],
 ) -> None:
     apply(monkeypatch, managed_env(azure))  # azure-identity reads the process environment
     canary_key = f"kv-ado-key-{uuid.uuid4().hex}"
     canary_hook = f"kv-webhook-{uuid.uuid4().hex}"
-    pem = f"-----BEGIN PRIVATE KEY-----\nkv-pem-line-{uuid.uuid4().hex}\n-----END PRIVATE KEY-----\n"
+    pem = app_key[0]  # a key that signs: the service checks it at start-up
     azure.add_secret("mlgate-ado-key", canary_key)
     azure.add_secret("mlgate-webhook", canary_hook)
     azure.add_secret("mlgate-app-key", pem)
@@ -63,7 +64,7 @@ def test_secrets_come_from_key_vault_with_the_managed_identity(
             logging.getLogger(name).propagate = True
     text = stream.getvalue()
     assert '"event": "service_configured"' in text
-    for value in (canary_key, canary_hook, pem.splitlines()[1]):
+    for value in (canary_key, canary_hook, *pem.splitlines()[1:-1]):
         assert value not in text
 
 

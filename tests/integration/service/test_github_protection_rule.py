@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -13,10 +14,10 @@ import requests
 
 from mlgate.errors import NetworkError
 from mlgate.service.config import GITHUB_COMMENT_LIMIT
+from mlgate.service.evaluation import GateResult
 from mlgate.service.github_protection_rule import sign
 from tests.fakes.specs import load
 from tests.integration.service.conftest import (
-    Outcome,
     Running,
     ScriptedEvaluator,
     StartService,
@@ -245,9 +246,9 @@ def test_long_evidence_is_cut_to_githubs_limit_with_a_link_to_the_full_pack(
 ) -> None:
     long_markdown = "## evidence\n" + "\n".join(f"| rule.{i} | passed | {'x' * 80} |" for i in range(3000))
 
-    def huge(ref: Any) -> Outcome:
+    def huge(ref: Any) -> GateResult:
         outcome = passing_outcome(ref)
-        return Outcome(True, outcome.evidence, "d" * 64, long_markdown, [], "all 3000 rules passed")
+        return replace(outcome, evidence_sha256="d" * 64, markdown=long_markdown, summary="all 3000 rules passed")
 
     service = start_service(ScriptedEvaluator(huge))
     assert deliver(service, rule_payload(fake_github, deployment_payload=MODEL)).status_code == 200

@@ -173,3 +173,27 @@ def test_the_wsgi_entry_point_for_other_servers(policy_file: Path) -> None:
     assert status == "200 OK"
     assert json.loads("{" + body)["azure_devops_check"] is True
     assert "wsgi-canary" not in result.stderr + result.stdout
+
+
+def test_serve_outlives_the_command_deadline(policy_file: Path) -> None:
+    """--deadline bounds the start-up only: a listening service is not stopped by it."""
+    env = {**os.environ, "MLGATE_SERVE_POLICY": str(policy_file), "MLGATE_SERVE_AZURE_DEVOPS_KEY": "dl-canary"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlgate", "--deadline", "1", "serve", "--port", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stderr is not None
+        port = None
+        while port is None:
+            line = process.stderr.readline()
+            assert line, "the service stopped before listening"
+            entry = json.loads(line)
+            port = entry["port"] if entry["event"] == "listening" else None
+        time.sleep(2.5)  # well past the deadline
+        assert process.poll() is None, "the service was stopped by the command deadline"
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mlgate.approvals import Approval, ApprovalReport
-from mlgate.approvals.duties import DutyRules, check_duties, person_keys
+from mlgate.approvals.duties import check_duties, person_keys
+from mlgate.approvals.rules import ApprovalRules
 from mlgate.errors import InvalidInputError
 
 
@@ -29,7 +30,7 @@ def report(
     return ApprovalReport("azure-devops", approvals, min_required, requesters, authors, where="stage prod")
 
 
-STRICT = DutyRules.from_policy({"min_approvers": 2, "approver_not_author": True, "approver_not_requester": True})
+STRICT = ApprovalRules.from_dict({"min_approvers": 2, "approver_not_author": True, "approver_not_requester": True})
 
 
 def test_two_independent_approvers_pass() -> None:
@@ -44,12 +45,12 @@ def test_too_few_distinct_approvers() -> None:
 
 
 def test_no_approver_at_all_is_a_violation_by_default() -> None:
-    [v] = check_duties(report(), DutyRules())
+    [v] = check_duties(report(), ApprovalRules())
     assert v.rule == "min_approvers" and "nobody" in v.message
 
 
 def test_ci_minimum_counts_too() -> None:
-    [v] = check_duties(report(approval("Ana", "ana@corp.example"), min_required=2), DutyRules())
+    [v] = check_duties(report(approval("Ana", "ana@corp.example"), min_required=2), ApprovalRules())
     assert v.rule == "min_approvers"
 
 
@@ -76,7 +77,7 @@ def test_approver_is_the_commit_author_github_noreply() -> None:
 
 
 def test_rules_can_be_switched_off_explicitly() -> None:
-    rules = DutyRules.from_policy(
+    rules = ApprovalRules.from_dict(
         {
             "min_approvers": 1,
             "approver_not_author": False,
@@ -111,11 +112,11 @@ def test_every_conflict_is_reported_not_just_the_first() -> None:
 )
 def test_bad_policy_blocks_name_the_key(block: object, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message.replace(".", r"\.")):
-        DutyRules.from_policy(block)
+        ApprovalRules.from_dict(block)
 
 
 def test_missing_block_is_strict() -> None:
-    assert DutyRules.from_policy(None) == DutyRules(1, True, True, True)
+    assert ApprovalRules.from_dict(None) == ApprovalRules(1, True, True, True)
 
 
 def test_person_keys() -> None:
@@ -123,3 +124,27 @@ def test_person_keys() -> None:
     assert "octocat" in person_keys("1+octocat@users.noreply.github.com")
     assert "ana" in person_keys("CORP\\Ana")
     assert person_keys("  ") == set()
+
+
+def test_one_rules_type_round_trips_through_the_evidence() -> None:
+    from mlgate.policy import Approvals, parse_policy
+
+    assert Approvals is ApprovalRules  # the policy's approvals block and the duty rules are one class
+    policy = parse_policy(
+        "version: 1\nrisk_classes:\n  high:\n    approvals: {min_approvers: 2, approver_not_committer: false}\n"
+        "stages:\n  production:\n    approvals: {min_approvers: 3}\n"
+    )
+    rules = policy.requirements("high", "production").approvals
+    written = policy.requirements("high", "production").to_dict()["approvals"]
+    # the JSON the gate writes into the evidence, key for key
+    assert written == {"min_approvers": 3, "approver_not_author": True, "approver_not_requester": True,
+                       "approver_not_committer": False}
+    assert list(written) == ["min_approvers", "approver_not_author", "approver_not_requester",
+                             "approver_not_committer"]
+    assert ApprovalRules.from_dict(written) == rules
+
+
+def test_a_stage_only_tightens() -> None:
+    lax = ApprovalRules(2, False, False, False)
+    assert lax.tightened({"min_approvers": 1, "approver_not_author": True}) == ApprovalRules(2, True, False, False)
+    assert lax.tightened({}) == lax

@@ -6,17 +6,35 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.errors import RefusedError, UsageError
-from mlgate.governed.record import duty_rules, read_report, rollback_target, run_key
+from mlgate.approvals import ApprovalRequest
+from mlgate.approvals.rules import ApprovalRules
+from mlgate.errors import InvalidInputError, RefusedError, UsageError
+from mlgate.evidence.pack import Evidence
+from mlgate.governed.record import duty_rules, rollback_target, run_key
 from mlgate.ledger import Draft
 from mlgate.ledger.file import FileLedger
 from mlgate.platforms.base import CIContext
 
 
 def test_approver_flag_is_refused_inside_ci() -> None:
+    from mlgate.platforms import detect_platform
+
+    request = ApprovalRequest("production", approvers=("Me",), comment="trust me")
     for platform in ("github", "azure-devops"):
         with pytest.raises(UsageError, match="only for local runs"):
-            read_report(platform, stage="production", approvers=["Me"], comment="trust me", environ={})
+            detect_platform(platform, {}).read_approvals(request)
+
+
+def _evidence(approvals: object = None) -> Evidence:
+    """An evidence pack as the gate writes it, with ``requirements.approvals`` = ``approvals``."""
+    doc = {
+        "model": {"ref": "models:/m/1", "name": "m", "version": "1"},
+        "decision": {"passed": True, "failed_rules": []},
+        "policy": {"source": "p.yaml", "sha256": "cd" * 32},
+        "requirements": None if approvals is None else {"approvals": approvals},
+        "evidence_sha256": "ab" * 32,
+    }
+    return Evidence.from_document(doc, error=InvalidInputError)
 
 
 def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> None:
@@ -37,7 +55,7 @@ def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> N
         duty_rules(policy_path=str(policy), evidence=None, version_tags={"risk_class": "nope"}, stage="x")
     from_evidence, source = duty_rules(
         policy_path=None,
-        evidence={"requirements": {"approvals": {"min_approvers": 2}}},
+        evidence=_evidence({"min_approvers": 2}),
         version_tags={},
         stage="production",
     )
@@ -50,7 +68,7 @@ def test_rules_from_policy_file_evidence_or_strict_defaults(tmp_path: Path) -> N
     )
     lax, _ = duty_rules(policy_path=str(lax_file), evidence=None, version_tags={}, stage="x")
     assert (lax.approver_not_author, lax.approver_not_requester, lax.approver_not_committer) == (False, False, False)
-    strict, source = duty_rules(policy_path=None, evidence={}, version_tags={}, stage="production")
+    strict, source = duty_rules(policy_path=None, evidence=_evidence(), version_tags={}, stage="production")
     assert strict.approver_not_author and strict.approver_not_requester and "strict" in source
 
 
@@ -99,3 +117,21 @@ def test_record_with_a_stage_cannot_weaken_the_risk_class_duties(tmp_path: Path)
     rules, _ = duty_rules(policy_path=str(policy), evidence=None, version_tags={}, stage="production")
     assert rules.min_approvers == 2
     assert rules.approver_not_author and rules.approver_not_requester and rules.approver_not_committer
+
+
+def test_no_deployed_event_the_approved_entry_is_the_deployment_record(tmp_path: Path) -> None:
+    from mlgate.ledger.base import EVENTS
+
+    assert "deployed" not in EVENTS and "approved" in EVENTS
+    with pytest.raises(ValueError, match="unknown ledger event 'deployed'"):
+        Draft(event="deployed")
+
+
+def test_rules_recorded_in_the_evidence_are_read_back_typed() -> None:
+    # the evidence's approvals block is read by the same ApprovalRules that wrote it
+    rules = ApprovalRules(3, True, False, True)
+    assert _evidence(rules.to_dict()).approvals == rules
+    with pytest.raises(InvalidInputError, match=r"requirements\.approvals\.min_approvers"):
+        _evidence({"min_approvers": "2"})
+    with pytest.raises(InvalidInputError, match="must be a mapping"):
+        _evidence("lax")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ def test_inline_secrets_in_the_file_are_refused(tmp_path: Path, policy: Path) ->
                 "MLGATE_SERVE_AZURE_DEVOPS_KEY": "k",
                 "MLGATE_SERVE_WORKERS": "zero",
             },
-            "bad value for workers",
+            "field workers: expected an integer",
         ),
         (
             {
@@ -108,7 +109,7 @@ def test_inline_secrets_in_the_file_are_refused(tmp_path: Path, policy: Path) ->
         ),
         (
             {"MLGATE_SERVE_POLICY": "{policy}", "MLGATE_SERVE_AZURE_DEVOPS_KEY_FILE": "/nonexistent/key"},
-            "cannot read the secret file for azure_devops_key",
+            "the secret file for azure_devops_key /nonexistent/key: no such file",
         ),
     ],
 )
@@ -143,3 +144,36 @@ def test_described_urls_carry_no_credentials(policy: Path) -> None:
     described = str(config.describe())
     assert "pw-canary" not in described and "user" not in described
     assert "https://mlflow.example.org:5000/path" in described
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "text"),
+    [
+        ("WORKERS", "0", "field workers: expected a positive integer of at most 256, got 0"),
+        ("WORKERS", "9" * 50, "field workers: expected an integer"),
+        ("MAX_BODY_BYTES", str(1 << 40), "field max_body_bytes: expected a positive integer of at most"),
+        ("REPLAY_TTL_SECONDS", "inf", "field replay_ttl_seconds: expected a finite number"),
+        ("CALLBACK_TIMEOUT_SECONDS", "-1", "field callback_timeout_seconds: expected a positive number"),
+        ("GITHUB_API_URL", "https://u:pw@api.github.com", "github_api_url must be a plain URL"),
+        ("AZURE_DEVOPS_ORGANIZATIONS", "https://dev.azure.com/a?x=1", "azure_devops_organizations"),
+    ],
+)
+def test_out_of_range_values_are_exit_2_naming_the_key(policy: Path, setting: str, value: str, text: str) -> None:
+    env = {"MLGATE_SERVE_POLICY": str(policy), "MLGATE_SERVE_AZURE_DEVOPS_KEY": "k", f"MLGATE_SERVE_{setting}": value}
+    with pytest.raises(InvalidInputError) as caught:
+        load_config(env)
+    assert text in caught.value.message
+    assert caught.value.exit_code == 2
+    assert "pw" not in caught.value.diagnostics()
+
+
+def test_file_values_are_typed(tmp_path: Path, policy: Path) -> None:
+    config_file = tmp_path / "serve.json"
+    config_file.write_text(json.dumps({"policy": str(policy), "workers": "3", "azure_devops_allowed_hosts": ["a"],
+                                       "azure_devops_organizations": ["https://dev.azure.com/Fabrikam/"]}))
+    config = load_config({"MLGATE_SERVE_AZURE_DEVOPS_KEY": "k"}, config_file)
+    assert config.workers == 3 and config.azure_devops_allowed_hosts == ("a",)
+    assert config.azure_devops_organizations == ("https://dev.azure.com/fabrikam",)
+    config_file.write_text(json.dumps({"policy": str(policy), "environment_models": {"prod": 3}}))
+    with pytest.raises(InvalidInputError, match=r"field environment_models\.prod: expected a string"):
+        load_config({"MLGATE_SERVE_AZURE_DEVOPS_KEY": "k"}, config_file)

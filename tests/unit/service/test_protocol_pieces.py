@@ -9,7 +9,7 @@ import pytest
 
 from mlgate import redact
 from mlgate.service import logs
-from mlgate.service.azure_devops_check import allowed_plan_url, authenticate, host_allowed
+from mlgate.service.azure_devops_check import allowed_plan_url, authenticate
 from mlgate.service.evaluation import Verdict
 from mlgate.service.github_protection_rule import callback_under, comment_for, sign, signature_valid
 from mlgate.service.http_types import Request
@@ -80,7 +80,7 @@ def test_shared_key_as_basic_password_or_header() -> None:
     ],
 )
 def test_plan_url_allow_list(url: str, allowed: bool) -> None:
-    assert host_allowed(url, ("dev.azure.com", "*.visualstudio.com")) is allowed
+    assert (allowed_plan_url(url, ("dev.azure.com", "*.visualstudio.com")) is not None) is allowed
 
 
 @pytest.mark.parametrize(
@@ -122,8 +122,12 @@ def test_github_callback_url_must_be_plain_and_under_the_api(url: str, rebuilt: 
 
 def test_github_callback_url_under_an_enterprise_api_path() -> None:
     base = "https://ghe.example.com/api/v3/"
-    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/x", base) == "https://ghe.example.com/api/v3/repos/o/r/x"
-    assert callback_under("https://ghe.example.com/repos/o/r/x", base) is None
+    callback = "https://ghe.example.com/api/v3/repos/o/r/actions/runs/7/deployment_protection_rule"
+    assert callback_under(callback, base) == callback
+    assert callback_under("https://ghe.example.com/repos/o/r/actions/runs/7/deployment_protection_rule", base) is None
+    # under the API but not the documented callback: the installation token never goes there
+    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/x", base) is None
+    assert callback_under("https://ghe.example.com/api/v3/repos/o/r/actions/runs/7/approvals", base) is None
 
 
 def test_replay_guard_expires_and_is_bounded() -> None:
@@ -192,3 +196,39 @@ def test_json_logs_are_redacted() -> None:
         assert "canary-secret-value" not in stream.getvalue()
     finally:
         logging.getLogger(logs.LOGGER_NAME).removeHandler(handler)
+
+
+@pytest.mark.parametrize(
+    ("url", "organizations", "rebuilt"),
+    [
+        ("https://dev.azure.com/fabrikam/", (), "https://dev.azure.com/fabrikam"),
+        ("https://dev.azure.com/fabrikam/_apis/projects", (), None),  # an API route, not an organisation
+        ("https://dev.azure.com/a/b/c/d", (), None),  # deeper than any organisation or collection URL
+        ("https://server.example/tfs/DefaultCollection", (), "https://server.example/tfs/DefaultCollection"),
+        ("https://dev.azure.com/Fabrikam", ("https://dev.azure.com/fabrikam",), "https://dev.azure.com/Fabrikam"),
+        ("https://dev.azure.com/contoso", ("https://dev.azure.com/fabrikam",), None),
+    ],
+)
+def test_plan_url_is_an_organisation_url(url: str, organizations: tuple[str, ...], rebuilt: str | None) -> None:
+    allowed = ("dev.azure.com", "server.example")
+    assert allowed_plan_url(url, allowed, organizations) == rebuilt
+
+
+def test_an_evaluator_result_that_is_not_a_gate_result_fails_closed() -> None:
+    from mlgate.platforms.base import CIContext
+    from mlgate.policy.loader import parse_policy
+    from mlgate.refs import ModelRef
+    from mlgate.service.evaluation import GateCall, GateResult, run_gate
+
+    policy = parse_policy("version: 1\nrisk_classes:\n  low: {}\n", source="p.yaml")
+    call = GateCall(ModelRef("m", version="1"), "production", None, CIContext(platform="github"))
+
+    def duck(ref: object, **kwargs: object) -> object:
+        return type("Outcome", (), {"passed": True, "failed_rules": []})()
+
+    def contradictory(ref: object, **kwargs: object) -> GateResult:
+        return GateResult(True, "a" * 64, "{}", "md", failed_rules=("metrics.auc",))
+
+    for evaluator in (duck, contradictory):
+        verdict = run_gate(evaluator, policy, call, None)  # type: ignore[arg-type]
+        assert verdict.passed is False
