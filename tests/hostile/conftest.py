@@ -1,6 +1,6 @@
 """Fixtures of the hostile proxy suites: the fault proxy (tests/fakes/faultproxy.py) in front of each service.
 
-* MLflow: the session's real ``mlflow server`` (the fixtures of tests/integration/conftest.py,
+* MLflow: the session's real ``mlflow server`` (the session fixtures of tests/conftest.py,
   imported here so one server serves the whole hostile directory), with a fresh proxy per test.
 * Key Vault and its identity endpoint: the loopback TLS fake of tests/integration/secrets, one per
   session, each behind its own TLS-terminating proxy (certificates from ``trustme``).
@@ -22,7 +22,6 @@ import trustme
 
 from tests.fakes.ci import FakeAzureDevOps, FakeGitHub
 from tests.fakes.faultproxy import FaultProxy
-from tests.integration.conftest import mlflow_server, mlflow_server_state  # noqa: F401 (session fixtures)
 from tests.integration.secrets.fake_azure import FakeAzure
 
 AZURE_CLEARED = (
@@ -54,7 +53,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def mlflow_proxy(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:  # noqa: F811
+def mlflow_proxy(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     """A fresh proxy in front of the session's MLflow server; MLFLOW_TRACKING_URI points at it."""
     with FaultProxy(mlflow_server) as proxy:
         monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
@@ -151,7 +150,7 @@ class Recordable:
 
 
 @pytest.fixture(scope="module")
-def registered_once(mlflow_server: str) -> tuple[str, str]:  # noqa: F811
+def registered_once(mlflow_server: str) -> tuple[str, str]:
     """(name, version) of one sealed version per module, for the cases that must record nothing."""
     from tests.integration.governed.helpers import register
 
@@ -171,7 +170,7 @@ def _recordable(name: str, version: str, uri: str, tmp_path: Path, monkeypatch: 
 
 
 @pytest.fixture
-def recordable(registered_once: tuple[str, str], mlflow_server: str, tmp_path: Path,  # noqa: F811
+def recordable(registered_once: tuple[str, str], mlflow_server: str, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Recordable:
     """The module's shared version with evidence and a fresh ledger; MLflow direct (not proxied); cwd a temp
     dir outside any git work tree. Cases using it must record nothing (they compare tags before/after)."""
@@ -179,7 +178,7 @@ def recordable(registered_once: tuple[str, str], mlflow_server: str, tmp_path: P
 
 
 @pytest.fixture
-def fresh_recordable(mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recordable:  # noqa: F811
+def fresh_recordable(mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Recordable:
     """Like ``recordable`` but a version of its own, for the cases that do record."""
     from tests.integration.governed.helpers import register
 

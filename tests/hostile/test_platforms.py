@@ -23,7 +23,6 @@ import pytest
 from tests.fakes.ci import ADO_TOKEN, GH_TOKEN, ORG, PENDING_ID, PROJECT, FakeAzureDevOps, FakeGitHub
 from tests.fakes.server import FakeServer, Reply, Request
 from tests.hostile.harness import Case, assert_case, run_in_process, run_process
-from tests.integration.conftest import mlflow_server, mlflow_server_state  # noqa: F401 (session fixtures)
 
 CANARIES = (ADO_TOKEN, GH_TOKEN)
 NOWHERE = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}  # reaching MLflow would be exit 3, never 2
@@ -231,7 +230,7 @@ def test_approvals_fault_through_the_process(elsewhere: FakeServer, tmp_path: Pa
 
 
 def test_pending_approval_in_record_promotes_nothing(
-    mlflow_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+    mlflow_server: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from tests.integration.governed.helpers import register, write_evidence
 
@@ -285,7 +284,7 @@ EVIDENCE = [
 
 @pytest.mark.parametrize(("id", "make", "exit_code", "says"), EVIDENCE, ids=[e[0] for e in EVIDENCE])
 def test_evidence_path_that_is_not_an_evidence_file(
-    id: str, make: Callable[[Path], str], exit_code: int, says: str, mlflow_server: str,  # noqa: F811
+    id: str, make: Callable[[Path], str], exit_code: int, says: str, mlflow_server: str,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     from tests.integration.governed.helpers import register

@@ -115,7 +115,8 @@ class RunData:
         metrics: dict[str, float] = {}
         for item in f.objs("metrics"):
             key = item.text("key")
-            if item.raw("value") in _NON_FINITE:
+            value = item.raw("value")
+            if isinstance(value, str) and value in _NON_FINITE:
                 metrics.pop(key, None)  # NaN/inf: no usable value, so a rule on it cannot pass
                 continue
             metrics[key] = item.number("value")

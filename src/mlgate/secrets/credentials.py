@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -471,6 +472,21 @@ def token_claims(token: str) -> dict[str, str]:
     return {key: value for key, value in payload.items() if isinstance(value, str)}
 
 
+@contextlib.contextmanager
+def _unreachable_identity() -> Iterator[None]:
+    """An identity endpoint that cannot be reached is named as such, not as the vault."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    try:
+        yield
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise CredentialError(
+            f"could not reach the identity endpoint to get an Azure token ({type(exc).__name__})",
+            hint="check that the agent's managed identity / token endpoint is up and reachable "
+            "(IDENTITY_ENDPOINT, IMDS, or the OIDC token URL); nothing was fetched",
+        ) from None
+
+
 class ObservedCredential:
     """Wraps a credential: registers every access token for redaction and remembers who it names."""
 
@@ -489,7 +505,8 @@ class ObservedCredential:
                 self.claims = claims
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        result = self._inner.get_token(*scopes, **kwargs)
+        with _unreachable_identity():
+            result = self._inner.get_token(*scopes, **kwargs)
         self._seen(result.token)
         return result
 
@@ -501,7 +518,8 @@ class ObservedCredential:
             token = self.get_token(*scopes, claims=opts.get("claims"), tenant_id=opts.get("tenant_id"),
                                    enable_cae=bool(opts.get("enable_cae", False)))
             return AccessTokenInfo(token.token, token.expires_on)
-        result = self._inner.get_token_info(*scopes, options=options)
+        with _unreachable_identity():
+            result = self._inner.get_token_info(*scopes, options=options)
         self._seen(result.token)
         return result
 
