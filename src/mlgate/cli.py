@@ -109,8 +109,13 @@ def _env_name(dest: str) -> str:
     return "MLGATE_" + dest.upper().replace("-", "_")
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+MAX_VERBOSITY = 9
+
+
 def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
-    """Let every option fall back to ``MLGATE_<DEST>`` from the environment."""
+    """Let every option fall back to ``MLGATE_<DEST>`` from the environment; a malformed one is exit 2."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
@@ -119,29 +124,42 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
         if not action.option_strings or action.dest in ("help", "version"):
             continue
         value = os.environ.get(_env_name(action.dest))
-        if value is None or value == "":
-            continue
-        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-            truthy = value.strip().lower() in ("1", "true", "yes", "on")
-            action.default = truthy if isinstance(action, argparse._StoreTrueAction) else not truthy
-        elif isinstance(action, argparse._CountAction):
-            action.default = int(value) if value.isdigit() else 1
-        elif isinstance(action, argparse._StoreAction):
-            option = max(action.option_strings, key=len)
-            try:
-                converted = action.type(value) if callable(action.type) else value
-            except (ValueError, TypeError, argparse.ArgumentTypeError):
-                raise UsageError(
-                    f"{_env_name(action.dest)}={value!r} is not a valid value for {option}",
-                    hint=f"fix or unset {_env_name(action.dest)} (see `mlgate ... --help` for {option})",
-                ) from None
-            if action.choices is not None and converted not in action.choices:
-                raise UsageError(
-                    f"{_env_name(action.dest)}={value!r} is not one of the choices of {option}",
-                    hint="choose one of: " + ", ".join(map(str, action.choices)),
-                )
-            action.default = converted
-            action.required = False
+        if value is not None and value != "":
+            _env_default(action, value)
+
+
+def _env_default(action: argparse.Action, value: str) -> None:
+    option = max(action.option_strings, key=len)
+    name = _env_name(action.dest)
+    shown = repr(value) if len(value) <= 80 else repr(value[:80]) + "..."
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        word = value.strip().lower()
+        if word not in _TRUE + _FALSE:
+            raise UsageError(f"{name}={shown} is not a yes/no value for {option}",
+                             hint=f"set {name} to one of {', '.join(_TRUE + _FALSE)}, or unset it")
+        truthy = word in _TRUE
+        action.default = truthy if isinstance(action, argparse._StoreTrueAction) else not truthy
+    elif isinstance(action, argparse._CountAction):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit() and len(text) <= 2 and int(text) <= MAX_VERBOSITY):
+            raise UsageError(f"{name}={shown} is not a count for {option}",
+                             hint=f"set {name} to a whole number from 0 to {MAX_VERBOSITY}, or unset it")
+        action.default = int(text)
+    elif isinstance(action, argparse._StoreAction):
+        try:
+            converted = action.type(value) if callable(action.type) else value
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            raise UsageError(
+                f"{name}={shown} is not a valid value for {option}",
+                hint=f"fix or unset {name} (see `mlgate ... --help` for {option})",
+            ) from None
+        if action.choices is not None and converted not in action.choices:
+            raise UsageError(
+                f"{name}={shown} is not one of the choices of {option}",
+                hint="choose one of: " + ", ".join(map(str, action.choices)),
+            )
+        action.default = converted
+        action.required = False
 
 
 def _configure_logging(verbosity: int) -> None:

@@ -97,7 +97,7 @@ def test_verify_rejects_bad_manifest_before_hashing(
 
 def test_verify_missing_manifest_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(tmp_path), "--manifest", str(tmp_path / "nope.json")]) == 2
-    assert "cannot read manifest" in capsys.readouterr().err
+    assert "manifest " + str(tmp_path / "nope.json") + ": no such file" in capsys.readouterr().err
 
 
 def test_hostile_tree_exit_1_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,13 +189,29 @@ def test_file_name_cannot_inject_an_azure_devops_command(tmp_path: Path, capsys:
     [
         ("MLGATE_CONCURRENCY", "abc", "MLGATE_CONCURRENCY='abc' is not a valid value for --concurrency"),
         ("MLGATE_PLATFORM", "jenkins", "MLGATE_PLATFORM='jenkins' is not one of the choices of --platform"),
+        ("MLGATE_VERBOSE", "abc", "MLGATE_VERBOSE='abc' is not a count for --verbose"),
+        ("MLGATE_VERBOSE", "10", "MLGATE_VERBOSE='10' is not a count for --verbose"),
+        ("MLGATE_FORCE", "perhaps", "MLGATE_FORCE='perhaps' is not a yes/no value for --force"),
+        ("MLGATE_DEADLINE", "inf", "MLGATE_DEADLINE='inf' is not a valid value for --deadline"),
+        ("MLGATE_LEDGER_X", "ignored", ""),
     ],
 )
 def test_bad_environment_default_is_a_usage_error(
     name: str, value: str, message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv(name, value)
-    assert main(["--version"]) == 2
+    assert main(["--version"]) == (2 if message else 0)  # a variable no option reads is ignored
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("value", "follows"), [("1", True), ("Yes", True), (" on ", True), ("0", False),
+                                                ("false", False), ("OFF", False)])
+def test_yes_no_environment_defaults(value: str, follows: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.cli import build_parser
+
+    monkeypatch.setenv("MLGATE_FOLLOW_INTERNAL_SYMLINKS", value)
+    monkeypatch.setenv("MLGATE_VERBOSE", " 2 ")
+    args = build_parser().parse_args(["verify", "DIR", "--manifest", "m.json"])
+    assert args.follow_internal_symlinks is follows and args.verbose == 2

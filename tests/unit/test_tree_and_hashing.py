@@ -181,3 +181,55 @@ def test_progress_silent_below_threshold_and_rate_limited(capsys: pytest.Capture
             progress.advance(1 << 20)
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1  # only the closing line of the second run
+
+
+def test_a_file_that_changed_once_while_hashed_is_hashed_again(tmp_path: Path) -> None:
+    from mlgate.integrity.hashing import hash_sized
+
+    root = _tree(tmp_path / "m")
+    [entry] = [e for e in scan_tree(root) if e.name == "a.bin"]
+    calls: list[int] = []
+
+    def append_once(n: int) -> None:
+        if not calls:
+            with open(root / "a.bin", "ab") as stream:
+                stream.write(b"-more")
+        calls.append(n)
+
+    digest, size = hash_sized(entry, append_once)
+    assert (digest, size) == (hashlib.sha256(b"alpha-more").hexdigest(), 10)
+    assert calls == [5, 5, 10]  # the first read hashed 5 + 5 bytes of a file that had 5 when opened: again
+
+
+def test_a_file_that_keeps_changing_is_exit_3_and_never_sealed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.integrity import hashing
+
+    root = _tree(tmp_path / "m")
+    [entry] = [e for e in scan_tree(root) if e.name == "sub/b.txt"]
+
+    def grow(n: int) -> None:
+        with open(root / "sub" / "b.txt", "ab") as stream:
+            stream.write(b"+")
+
+    monkeypatch.setattr(hashing, "RETRY_PAUSE", 0.0)
+    with pytest.raises(EvaluationError) as info:
+        hashing.hash_sized(entry, grow)
+    assert info.value.exit_code == 3
+    assert "sub/b.txt changed while it was being hashed (3 attempts)" in info.value.message
+
+
+def test_a_file_shrunk_or_replaced_after_the_scan(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "m")
+    entries = scan_tree(root)
+    (root / "a.bin").write_bytes(b"al")  # truncated in place: same file, fewer bytes
+    assert seal_directory(root).total_bytes == 6  # what was hashed, not what the scan saw
+    (tmp_path / "new.bin").write_bytes(b"other")
+    os.replace(tmp_path / "new.bin", root / "a.bin")  # another file at the path
+    with pytest.raises(RefusedError, match=r"a\.bin was replaced by another file after the scan"):
+        hash_entries(entries)
+
+
+def test_manifest_total_is_the_bytes_hashed(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "m")
+    manifest = seal_directory(root)
+    assert manifest.total_bytes == 9 == sum(p.stat().st_size for p in root.rglob("*") if p.is_file())

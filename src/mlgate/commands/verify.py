@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate.commands._common import command_parser
+
+if TYPE_CHECKING:
+    from mlgate.integrity.manifest import Manifest
 
 HELP = "re-hash DIR and compare it with the sealed manifest"
 DESCRIPTION = """\
@@ -30,17 +33,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     return parser
 
 
-def read_manifest(path: str) -> Any:
-    from mlgate.errors import UsageError
-    from mlgate.integrity.manifest import Manifest
+def read_manifest(path: str) -> Manifest:
+    """The manifest file at ``path``: read non-blocking and bounded (regular files only), then validated."""
+    from mlgate.files import read_bounded
+    from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest
 
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(256 << 20 | 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read manifest {path}: {exc.strerror}",
-                         hint="pass the file written by `mlgate seal -o`") from exc
-    return Manifest.parse(data, source=path)
+    return Manifest.parse(read_bounded(path, MAX_MANIFEST_BYTES, what="manifest"), source=path)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from mlgate.integrity.hashing import hash_entries
+from mlgate.integrity.hashing import hash_tree
 from mlgate.integrity.manifest import Comparison, Manifest, compare
 from mlgate.integrity.progress import Progress
 from mlgate.integrity.tree import display, scan_tree
@@ -18,11 +18,11 @@ __all__ = ["Comparison", "Manifest", "describe", "seal_directory", "verify_direc
 def _digests(directory: str | os.PathLike[str], *, follow_internal_symlinks: bool, ci: bool) -> tuple[
     dict[str, str], int
 ]:
+    """``{name: sha256}`` and the total of the bytes hashed (each file's bytes held still while read)."""
     entries = scan_tree(directory, follow_internal_symlinks=follow_internal_symlinks)
-    total = sum(e.size for e in entries)
-    with Progress(total, ci=ci) as progress:
-        digests = hash_entries(entries, advance=progress.advance)
-    return digests, total
+    with Progress(sum(e.size for e in entries), ci=ci) as progress:
+        hashed = hash_tree(entries, advance=progress.advance)
+    return {name: digest for name, (digest, _) in hashed.items()}, sum(size for _, size in hashed.values())
 
 
 def seal_directory(

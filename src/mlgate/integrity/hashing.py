@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -22,6 +23,8 @@ from mlgate.errors import EvaluationError, RefusedError
 from mlgate.integrity.tree import FileEntry, display
 
 CHUNK_SIZE = 1 << 20
+ATTEMPTS = 3  # reads of a file that keeps changing before giving up
+RETRY_PAUSE = 0.1  # seconds, times the attempt number
 
 
 def default_workers() -> int:
@@ -31,13 +34,31 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def hash_file(entry: FileEntry, advance: Callable[[int], None] | None = None) -> str:
-    """SHA-256 hex digest of one regular file, refusing it if it stopped being one."""
+def hash_sized(entry: FileEntry, advance: Callable[[int], None] | None = None) -> tuple[str, int]:
+    """SHA-256 hex digest and size of one regular file whose bytes held still while hashed.
+
+    The file is refused (exit 1) if it stopped being the regular file the scan saw. If it changed
+    while it was read (the bytes hashed differ from its size before or after, or its mtime or the
+    file at its path changed), it is hashed again, at most :data:`ATTEMPTS` times, then exit 3:
+    a manifest never records bytes that were still being written.
+    """
+    for attempt in range(ATTEMPTS):
+        hashed = _attempt(entry, advance)
+        if hashed is not None:
+            return hashed
+        time.sleep(RETRY_PAUSE * (attempt + 1))
+    raise EvaluationError(
+        f"{display(entry.name)} changed while it was being hashed ({ATTEMPTS} attempts)",
+        hint="stop whatever is writing to the model directory, then run again; nothing was sealed or passed",
+    )
+
+
+def _open(entry: FileEntry) -> int:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     if entry.nofollow:
         flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        fd = os.open(entry.path, flags)
+        return os.open(entry.path, flags)
     except PermissionError as exc:
         raise EvaluationError(
             f"cannot read {display(entry.name)}: permission denied",
@@ -47,25 +68,46 @@ def hash_file(entry: FileEntry, advance: Callable[[int], None] | None = None) ->
         if exc.errno == errno.ELOOP and entry.nofollow:
             raise RefusedError(f"{display(entry.name)} was replaced by a symlink after the scan") from exc
         raise EvaluationError(f"cannot open {display(entry.name)}: {exc.strerror}") from exc
+
+
+def _attempt(entry: FileEntry, advance: Callable[[int], None] | None) -> tuple[str, int] | None:
+    """(digest, size) of one read of the file, or None when it changed while read."""
+    fd = _open(entry)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
             raise RefusedError(f"{display(entry.name)} was replaced by a non-regular file while hashing")
-        digest = hashlib.sha256()
-        buffer = bytearray(CHUNK_SIZE)
-        view = memoryview(buffer)
-        with open(fd, "rb", buffering=0, closefd=False) as stream:
-            while True:
-                n = stream.readinto(buffer)
-                if not n:
-                    break
-                digest.update(view[:n])
-                if advance is not None:
-                    advance(n)
-        return digest.hexdigest()
+        if entry.ino and (before.st_dev, before.st_ino) != (entry.dev, entry.ino):
+            raise RefusedError(f"{display(entry.name)} was replaced by another file after the scan",
+                               hint="stop whatever is writing to the model directory, then run again")
+        digest, size = _read(fd, advance, before.st_size)
+        after = os.fstat(fd)
+        now = os.stat(entry.path, follow_symlinks=not entry.nofollow)
     except OSError as exc:
         raise EvaluationError(f"cannot read {display(entry.name)}: {exc.strerror}") from exc
     finally:
         os.close(fd)
+    still = (size == before.st_size == after.st_size and before.st_mtime_ns == after.st_mtime_ns
+             and (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino))
+    return (digest, size) if still else None
+
+
+def _read(fd: int, advance: Callable[[int], None] | None, expected: int) -> tuple[str, int]:
+    """Digest and count of the bytes read, stopping once past ``expected`` (the file grew: read again)."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    size = 0
+    with open(fd, "rb", buffering=0, closefd=False) as stream:
+        while size <= expected:
+            n = stream.readinto(buffer)
+            if not n:
+                break
+            digest.update(view[:n])
+            size += n
+            if advance is not None:
+                advance(n)
+    return digest.hexdigest(), size
 
 
 def hash_entries(
@@ -75,13 +117,23 @@ def hash_entries(
     advance: Callable[[int], None] | None = None,
 ) -> dict[str, str]:
     """``{name: sha256}`` for every entry, hashed in parallel (largest files first)."""
+    return {name: digest for name, (digest, _) in hash_tree(entries, workers=workers, advance=advance).items()}
+
+
+def hash_tree(
+    entries: Iterable[FileEntry],
+    *,
+    workers: int | None = None,
+    advance: Callable[[int], None] | None = None,
+) -> dict[str, tuple[str, int]]:
+    """``{name: (sha256, size)}`` for every entry, hashed in parallel (largest files first)."""
     todo = sorted(entries, key=lambda e: e.size, reverse=True)
     n = min(workers or default_workers(), max(1, len(todo)))
     if n == 1:
-        return {e.name: hash_file(e, advance) for e in todo}
+        return {e.name: hash_sized(e, advance) for e in todo}
     pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mlgate-hash")
     try:
-        futures = {pool.submit(hash_file, e, advance): e for e in todo}
+        futures = {pool.submit(hash_sized, e, advance): e for e in todo}
         return {futures[f].name: f.result() for f in as_completed(futures)}
     finally:  # on the first failure, do not start hashing the files still queued
         pool.shutdown(wait=True, cancel_futures=True)
@@ -90,7 +142,7 @@ def hash_entries(
 def hash_chunks(chunks: Iterable[bytes], advance: Callable[[int], None] | None = None) -> tuple[str, int]:
     """SHA-256 hex digest and size of a byte stream (a download), hashed as it arrives.
 
-    The same digest as :func:`hash_file` gives for a file with these bytes.
+    The same digest as :func:`hash_sized` gives for a file with these bytes.
     """
     digest = hashlib.sha256()
     size = 0

@@ -10,16 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlgate.errors import InvalidInputError
+from mlgate.integrity.tree import display
+from mlgate.jsonvalue import MAX_DEPTH, depth
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://mlgate.dev/manifest/v1"
 MAX_MANIFEST_BYTES = 256 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_INT_DIGITS = 40
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -90,51 +93,18 @@ class Manifest:
     @classmethod
     def parse(cls, data: bytes, *, source: str = "manifest") -> Manifest:
         """Validate and load a manifest; every problem is :class:`InvalidInputError` (exit 2)."""
-        hint = "regenerate the manifest with `mlgate seal`; a manifest is never edited by hand"
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise InvalidInputError(f"{source}: larger than {MAX_MANIFEST_BYTES >> 20} MiB", hint=hint)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"{source}: not UTF-8 (byte {exc.start})", hint=hint) from exc
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", hint=hint
-            ) from exc
-        except RecursionError as exc:
-            raise InvalidInputError(f"{source}: JSON nested too deeply", hint=hint) from exc
 
         def bad(why: str) -> InvalidInputError:
-            return InvalidInputError(f"{source}: {why}", hint=hint)
+            return InvalidInputError(f"{source}: {why}", hint=_HINT)
 
+        doc = _decode(data, source)
         if not isinstance(doc, dict):
             raise bad("top level must be a JSON object")
         if doc.get("_type") != STATEMENT_TYPE:
             raise bad(f"_type must be {STATEMENT_TYPE!r}")
         if doc.get("predicateType") != PREDICATE_TYPE:
             raise bad(f"predicateType must be {PREDICATE_TYPE!r}")
-        raw_subjects = doc.get("subject")
-        if not isinstance(raw_subjects, list):
-            raise bad("subject must be a list")
-        subjects: dict[str, str] = {}
-        for i, subject in enumerate(raw_subjects):
-            where = f"subject[{i}]"
-            if not isinstance(subject, dict):
-                raise bad(f"{where} must be an object")
-            name = subject.get("name")
-            why = check_name(name)
-            if why:
-                raise bad(f"{where}.name {name!r}: {why}")
-            assert isinstance(name, str)
-            digest = subject.get("digest")
-            value = digest.get("sha256") if isinstance(digest, dict) else None
-            if not isinstance(value, str) or not _SHA256.match(value):
-                raise bad(f"{where} ({name}): digest.sha256 must be 64 lowercase hex characters")
-            if name in subjects:
-                raise bad(f"{where}: duplicate name {name!r}")
-            subjects[name] = value
+        subjects = _subjects(doc.get("subject"), bad)
         predicate = doc.get("predicate")
         if not isinstance(predicate, dict):
             raise bad("predicate must be an object")
@@ -147,6 +117,69 @@ class Manifest:
         if not isinstance(params, dict) or params.get("algorithm", "sha256") != "sha256":
             raise bad("predicate.hashing.algorithm must be 'sha256'")
         return cls(subjects, total, params)
+
+
+_HINT = "regenerate the manifest with `mlgate seal`; a manifest is never edited by hand"
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits (limit {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _no_constant(text: str) -> Any:
+    raise _Refused(f"the non-finite number {text}")
+
+
+def _decode(data: bytes, source: str) -> Any:
+    """The JSON value in ``data``: UTF-8, at most :data:`MAX_DEPTH` deep, integers bounded."""
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise InvalidInputError(f"{source}: larger than {MAX_MANIFEST_BYTES >> 20} MiB", hint=_HINT)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{source}: not UTF-8 (byte {exc.start})", hint=_HINT) from None
+    try:
+        doc = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", hint=_HINT
+        ) from None
+    except _Refused as exc:
+        raise InvalidInputError(f"{source}: refused {exc}", hint=_HINT) from None
+    except RecursionError:
+        raise InvalidInputError(f"{source}: JSON nested too deeply (limit {MAX_DEPTH} levels)", hint=_HINT) from None
+    if depth(doc, limit=MAX_DEPTH) > MAX_DEPTH:
+        raise InvalidInputError(f"{source}: JSON nested too deeply (limit {MAX_DEPTH} levels)", hint=_HINT)
+    return doc
+
+
+def _subjects(raw: object, bad: Callable[[str], InvalidInputError]) -> dict[str, str]:
+    """``{name: sha256}`` of the statement's subjects, each name safe and each digest well-formed."""
+    if not isinstance(raw, list):
+        raise bad("subject must be a list")
+    subjects: dict[str, str] = {}
+    for i, subject in enumerate(raw):
+        where = f"subject[{i}]"
+        if not isinstance(subject, dict):
+            raise bad(f"{where} must be an object")
+        name = subject.get("name")
+        why = check_name(name)
+        if why or not isinstance(name, str):
+            raise bad(f"{where}.name {name!r:.200}: {why}")
+        digest = subject.get("digest")
+        value = digest.get("sha256") if isinstance(digest, dict) else None
+        if not isinstance(value, str) or not _SHA256.match(value):
+            raise bad(f"{where} ({display(name)}): digest.sha256 must be 64 lowercase hex characters")
+        if name in subjects:
+            raise bad(f"{where}: duplicate name {name!r}")
+        subjects[name] = value
+    return subjects
 
 
 @dataclass(frozen=True)

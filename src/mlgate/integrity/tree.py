@@ -27,6 +27,8 @@ class FileEntry:
     path: str  # path to open
     size: int
     nofollow: bool  # open with O_NOFOLLOW (False only for a followed internal symlink)
+    dev: int = 0  # identity seen by the scan (0: unknown); the opened file must be this one
+    ino: int = 0
 
 
 def display(name: str) -> str:
@@ -54,21 +56,21 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def scan_tree(root: str | os.PathLike[str], *, follow_internal_symlinks: bool = False) -> list[FileEntry]:
-    """Every regular file under ``root``; raises :class:`RefusedError` listing every hostile entry."""
-    top = os.fspath(root)
-    if not os.path.isdir(top):
-        raise UsageError(f"{top} is not a directory", hint="pass the directory that holds the model files")
-    real_root = os.path.realpath(top)
-    files: list[FileEntry] = []
-    problems: list[str] = []
-    visited = {real_root}
-    stack: list[tuple[str, str]] = [(top, "")]  # (filesystem dir, manifest prefix)
-    while stack:
-        directory, prefix = stack.pop()
+class _Scan:
+    """The state of one walk: what was found, what was refused, which directories were entered."""
+
+    def __init__(self, top: str, follow_internal_symlinks: bool) -> None:
+        self.real_root = os.path.realpath(top)
+        self.follow = follow_internal_symlinks
+        self.files: list[FileEntry] = []
+        self.problems: list[str] = []
+        self.visited = {self.real_root}
+        self.stack: list[tuple[str, str]] = [(top, "")]  # (filesystem dir, manifest prefix)
+
+    def listing(self, directory: str, prefix: str) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(directory) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                return sorted(it, key=lambda e: e.name)
         except PermissionError as exc:
             raise EvaluationError(
                 f"cannot list directory {display(prefix or '.')}: permission denied",
@@ -76,54 +78,68 @@ def scan_tree(root: str | os.PathLike[str], *, follow_internal_symlinks: bool = 
             ) from exc
         except OSError as exc:
             raise EvaluationError(f"cannot list directory {display(prefix or '.')}: {exc.strerror}") from exc
-        for entry in entries:
-            name = f"{prefix}{entry.name}"
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                problems.append(f"{display(name)}: file name is not valid UTF-8")
-                continue
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError as exc:
-                raise EvaluationError(f"cannot stat {display(name)}: {exc.strerror}") from exc
-            if stat.S_ISLNK(st.st_mode):
-                target = os.path.realpath(entry.path)
-                if not _inside(target, real_root):
-                    problems.append(f"{display(name)}: symlink leaves the directory (-> {display(target)})")
-                    continue
-                if not follow_internal_symlinks:
-                    problems.append(
-                        f"{display(name)}: symlink inside the directory "
-                        "(refused by default; see --follow-internal-symlinks)"
-                    )
-                    continue
-                try:
-                    tst = os.stat(target)
-                except OSError:
-                    problems.append(f"{display(name)}: dangling symlink")
-                    continue
-                if stat.S_ISDIR(tst.st_mode):
-                    if target in visited:
-                        problems.append(f"{display(name)}: symlink loop")
-                        continue
-                    visited.add(target)
-                    stack.append((target, name + "/"))
-                elif stat.S_ISREG(tst.st_mode):
-                    files.append(FileEntry(name, target, tst.st_size, nofollow=False))
-                else:
-                    problems.append(f"{display(name)}: symlink to {_kind(tst.st_mode)}")
-            elif stat.S_ISDIR(st.st_mode):
-                stack.append((entry.path, name + "/"))
-            elif stat.S_ISREG(st.st_mode):
-                files.append(FileEntry(name, entry.path, st.st_size, nofollow=True))
-            else:
-                problems.append(f"{display(name)}: {_kind(st.st_mode)} is not a model file")
-    if problems:
-        listing = "\n  ".join(problems)
+
+    def entry(self, entry: os.DirEntry[str], name: str) -> None:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            self.problems.append(f"{display(name)}: file name is not valid UTF-8")
+            return
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            raise EvaluationError(f"cannot stat {display(name)}: {exc.strerror}") from exc
+        if stat.S_ISLNK(st.st_mode):
+            self.symlink(entry.path, name)
+        elif stat.S_ISDIR(st.st_mode):
+            self.stack.append((entry.path, name + "/"))
+        elif stat.S_ISREG(st.st_mode):
+            self.files.append(FileEntry(name, entry.path, st.st_size, True, st.st_dev, st.st_ino))
+        else:
+            self.problems.append(f"{display(name)}: {_kind(st.st_mode)} is not a model file")
+
+    def symlink(self, path: str, name: str) -> None:
+        target = os.path.realpath(path)
+        if not _inside(target, self.real_root):
+            self.problems.append(f"{display(name)}: symlink leaves the directory (-> {display(target)})")
+            return
+        if not self.follow:
+            self.problems.append(
+                f"{display(name)}: symlink inside the directory (refused by default; see --follow-internal-symlinks)"
+            )
+            return
+        try:
+            tst = os.stat(target)
+        except OSError:
+            self.problems.append(f"{display(name)}: dangling symlink")
+            return
+        if stat.S_ISDIR(tst.st_mode):
+            if target in self.visited:
+                self.problems.append(f"{display(name)}: symlink loop")
+                return
+            self.visited.add(target)
+            self.stack.append((target, name + "/"))
+        elif stat.S_ISREG(tst.st_mode):
+            self.files.append(FileEntry(name, target, tst.st_size, False, tst.st_dev, tst.st_ino))
+        else:
+            self.problems.append(f"{display(name)}: symlink to {_kind(tst.st_mode)}")
+
+
+def scan_tree(root: str | os.PathLike[str], *, follow_internal_symlinks: bool = False) -> list[FileEntry]:
+    """Every regular file under ``root``; raises :class:`RefusedError` listing every hostile entry."""
+    top = os.fspath(root)
+    if not os.path.isdir(top):
+        raise UsageError(f"{top} is not a directory", hint="pass the directory that holds the model files")
+    scan = _Scan(top, follow_internal_symlinks)
+    while scan.stack:
+        directory, prefix = scan.stack.pop()
+        for entry in scan.listing(directory, prefix):
+            scan.entry(entry, f"{prefix}{entry.name}")
+    if scan.problems:
+        count = len(scan.problems)
+        listing = "\n  ".join(scan.problems)
         raise RefusedError(
-            f"refused to hash {top}: {len(problems)} unsafe entr{'y' if len(problems) == 1 else 'ies'}\n  {listing}",
+            f"refused to hash {top}: {count} unsafe entr{'y' if count == 1 else 'ies'}\n  {listing}",
             hint="remove or replace these entries with regular files inside the directory",
         )
-    files.sort(key=lambda f: f.name)
-    return files
+    return sorted(scan.files, key=lambda f: f.name)

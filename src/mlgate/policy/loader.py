@@ -8,6 +8,7 @@ Every problem is reported at once as :class:`InvalidInputError` (exit 2).
 from __future__ import annotations
 
 import hashlib
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -36,9 +37,15 @@ class Threshold:
         match = _THRESHOLD.match(text)
         if not match:
             raise ValueError(f"not a threshold: {text!r}")
-        return cls(match.group(1), float(match.group(2)))
+        value = float(match.group(2))
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} overflows to infinity (write a finite number)")
+        return cls(match.group(1), value)
 
     def check(self, actual: float) -> bool:
+        """Whether ``actual`` meets the threshold; never for a boolean or a non-finite value."""
+        if isinstance(actual, bool) or not isinstance(actual, (int, float)) or not math.isfinite(actual):
+            return False
         return _OPS[self.op](actual, self.value)
 
     def __str__(self) -> str:
@@ -167,25 +174,6 @@ def _key_line(node: Any, path: list[str | int]) -> int | None:
     return line
 
 
-def _duplicate_keys(node: Any, where: str = "") -> list[str]:
-    import yaml
-
-    problems: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = str(key.value)
-            path = f"{where}.{name}" if where else name
-            if name in seen:
-                problems.append(f"line {key.start_mark.line + 1}, key {path}: duplicate key")
-            seen.add(name)
-            problems += _duplicate_keys(value, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            problems += _duplicate_keys(item, f"{where}[{i}]")
-    return problems
-
-
 def _dotted(path: list[str | int]) -> str:
     out = ""
     for part in path:
@@ -193,64 +181,95 @@ def _dotted(path: list[str | int]) -> str:
     return out or "(top level)"
 
 
-def parse_policy(text: str, *, source: str = "policy") -> Policy:
-    """Validate policy YAML text. Every problem at once, each with line and key path."""
-    import jsonschema
+def _yaml(text: str, source: str) -> tuple[Mapping[str, Any], Any]:
+    """The YAML mapping in ``text`` and its root node; every problem is exit 2 naming line and key."""
     import yaml
-    from jsonschema.exceptions import best_match
 
-    from mlgate.policy.schema import SCHEMA
+    from mlgate.policy import yamlsafe
 
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
+        document, root = yamlsafe.load(text)
+    except yamlsafe.YamlProblems as exc:
+        raise _invalid(source, [str(p) for p in exc.problems]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise InvalidInputError(f"{source}: invalid YAML: {where}{exc.problem or exc}", hint=HINT) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
+        raise InvalidInputError(f"{source}: invalid YAML: line {line}: the control character U+{code:04X} "
+                                "is not allowed", hint=HINT) from None
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{source}: invalid YAML ({type(exc).__name__})", hint=HINT) from None
     if not isinstance(document, dict):
         raise InvalidInputError(f"{source}: the policy must be a YAML mapping (version: 1, risk_classes: ...)",
                                 hint=HINT)
-    problems = _duplicate_keys(root)
+    return document, root
+
+
+def _invalid(source: str, problems: list[str]) -> InvalidInputError:
+    listing = "\n  ".join(problems[:50])
+    return InvalidInputError(f"{source}: invalid policy ({len(problems)} problem(s))\n  {listing}", hint=HINT)
+
+
+def _schema_problems(document: Mapping[str, Any], root: Any) -> list[str]:
+    import jsonschema
+    from jsonschema.exceptions import best_match
+
+    from mlgate.policy.schema import SCHEMA
+
+    problems: list[str] = []
     validator = jsonschema.Draft202012Validator(SCHEMA)
     for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
         if error.context:
             error = best_match(error.context) or error
         path = list(error.absolute_path)
-        line = _key_line(root, path)
         message = error.message
         parent = path[-2] if len(path) >= 2 else None
         if error.validator == "pattern" and parent in ("metrics", "fairness"):
             message = f"{error.instance!r} is not a threshold (write e.g. \">= 0.80\"; operators >=, >, <=, <, ==)"
         elif error.validator == "enum" and parent == "lineage":
             message = f"{error.instance!r} is not a lineage link (one of: {', '.join(map(str, error.validator_value))})"
-        problems.append(f"line {line}, key {_dotted(path)}: {message}")
+        problems.append(f"line {_key_line(root, path)}, key {_dotted(path)}: {message}")
+    return problems
+
+
+def _meaning_problems(document: Mapping[str, Any], root: Any) -> list[str]:
+    """What a schema cannot say: ``default_risk`` names a risk class, every threshold is finite."""
+    problems: list[str] = []
+    classes: Mapping[str, Any] = document["risk_classes"]
+    default = document.get("default_risk")
+    if default is not None and default not in classes:
+        problems.append(f"line {_key_line(root, ['default_risk'])}, key default_risk: {default!r} is not one of "
+                        f"risk_classes ({', '.join(classes)})")
+    stages: Mapping[str, Any] = document.get("stages") or {}
+    for top, blocks in (("risk_classes", classes), ("stages", stages)):
+        for name, block in blocks.items():
+            for section in ("metrics", "fairness"):
+                for metric, text in ((block or {}).get(section) or {}).items():
+                    try:
+                        Threshold.parse(text)
+                    except ValueError as exc:
+                        path: list[str | int] = [top, name, section, metric]
+                        problems.append(f"line {_key_line(root, path)}, key {_dotted(path)}: {exc}")
+    return problems
+
+
+def parse_policy(text: str, *, source: str = "policy") -> Policy:
+    """Validate policy YAML text. Every problem at once, each with line and key path."""
+    document, root = _yaml(text, source)
+    problems = _schema_problems(document, root)
     if not problems:
-        default = document.get("default_risk")
-        if default is not None and default not in document["risk_classes"]:
-            line = _key_line(root, ["default_risk"])
-            problems.append(f"line {line}, key default_risk: {default!r} is not one of risk_classes "
-                            f"({', '.join(document['risk_classes'])})")
+        problems = _meaning_problems(document, root)
     if problems:
-        listing = "\n  ".join(problems[:50])
-        raise InvalidInputError(f"{source}: invalid policy ({len(problems)} problem(s))\n  {listing}", hint=HINT)
+        raise _invalid(source, problems)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Policy(document=document, sha256=digest, source=source)
 
 
 def load_policy(path: str) -> Policy:
-    """Read and validate the policy at ``path``."""
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_POLICY_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"cannot read policy {path}: {exc.strerror}", hint="pass --policy FILE") from None
-    if len(data) > MAX_POLICY_BYTES:
-        raise InvalidInputError(f"{path}: larger than {MAX_POLICY_BYTES >> 20} MiB", hint=HINT)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path}: not UTF-8 (byte {exc.start})", hint=HINT) from None
-    return parse_policy(text, source=path)
+    """Read (bounded, regular files only) and validate the policy at ``path``."""
+    from mlgate.files import read_text
+
+    return parse_policy(read_text(path, MAX_POLICY_BYTES, what="policy"), source=path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlgate.jsonvalue import is_number, kind_of
 from mlgate.lineage.chain import Lineage
 from mlgate.policy.loader import Bound, Requirements
 
@@ -133,6 +134,10 @@ def threshold_rules(section: str, metrics: dict[str, float], required: dict[str,
             out.append(RuleResult(f"{section}.{key}", section, False, expected, "missing", why))
             continue
         value = metrics[key]
+        if not is_number(value):
+            out.append(RuleResult(f"{section}.{key}", section, False, expected, kind_of(value),
+                                  f"metric '{key}' is {kind_of(value)}, not a finite number"))
+            continue
         broken = [b for b in bounds if not b.threshold.check(value)]
         out.append(RuleResult(f"{section}.{key}", section, not broken, expected, f"{value:g}",
                               "ok" if not broken else f"{key} = {value:g}, required " + " and ".join(map(str, broken))))
