@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlgate.errors import InvalidInputError
+from mlgate.jsonvalue import Fields
+
 MAX_CELL = 300
 SECTIONS = (("integrity", "Integrity"), ("risk", "Risk class"), ("lineage", "Lineage rules"), ("tags", "Required tags"),
             ("metrics", "Metrics"), ("fairness", "Fairness"))
@@ -28,90 +31,90 @@ def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def render(evidence: Mapping[str, Any]) -> str:
-    lines = _head(evidence) + _rules(evidence) + _lineage(evidence) + _differences(evidence)
-    lines += _approvals(evidence) + _ci(evidence)
-    lines.append(f"<sub>mlgate {cell(evidence.get('mlgate_version'))} · evidence schema "
-                 f"{cell(evidence.get('schema_version'))} · {cell(evidence.get('generated_at'))}</sub>")
+    """The Markdown page of an evidence document (as :meth:`Evidence.document` holds it)."""
+    doc = Fields(evidence, "evidence", error=InvalidInputError)
+    lines = _head(doc) + _rules(doc) + _lineage(doc) + _differences(doc) + _approvals(doc) + _ci(doc)
+    lines.append(f"<sub>mlgate {cell(doc.raw('mlgate_version'))} · evidence schema "
+                 f"{cell(doc.raw('schema_version'))} · {cell(doc.raw('generated_at'))}</sub>")
     return "\n".join(lines) + "\n"
 
 
-def _head(evidence: Mapping[str, Any]) -> list[str]:
-    decision = evidence["decision"]
-    model = evidence["model"]
-    passed = decision["passed"]
-    failed = decision["failed_rules"]
-    head = "✅ PASSED" if passed else "❌ REFUSED"
-    lines = [f"## mlgate gate: {head} — `{cell(model['ref'])}`", ""]
-    if passed:
-        lines.append(f"All {decision['rules_total']} rules passed.")
+def _head(doc: Fields) -> list[str]:
+    decision, model = doc.obj("decision"), doc.obj("model")
+    failed = decision.items("failed_rules")
+    head = "✅ PASSED" if decision.raw("passed") else "❌ REFUSED"
+    lines = [f"## mlgate gate: {head} — `{cell(model.raw('ref'))}`", ""]
+    if decision.raw("passed"):
+        lines.append(f"All {decision.raw('rules_total')} rules passed.")
     else:
-        lines.append(f"**{len(failed)} of {decision['rules_total']} rules failed:** "
+        lines.append(f"**{len(failed)} of {decision.raw('rules_total')} rules failed:** "
                      + ", ".join(f"`{cell(r)}`" for r in failed))
-    risk = evidence.get("risk") or {}
+    risk, policy = doc.opt_obj("risk"), doc.obj("policy")
+    alias, stage = model.raw("alias"), doc.raw("stage")
+    manifest = doc.opt_obj("manifest").raw("sha256") or "none"
     return [
         *lines,
         "",
-        f"Model version **{cell(model['name'])}/{cell(model['version'])}**"
-        + (f" (alias @{cell(model['alias'])})" if model.get("alias") else "")
-        + f" · risk class **{cell(risk.get('class') or 'unknown')}** ({cell(risk.get('source'))})"
-        + (f" · stage **{cell(evidence.get('stage'))}**" if evidence.get("stage") else ""),
+        f"Model version **{cell(model.raw('name'))}/{cell(model.raw('version'))}**"
+        + (f" (alias @{cell(alias)})" if alias else "")
+        + f" · risk class **{cell(risk.raw('class') or 'unknown')}** ({cell(risk.raw('source'))})"
+        + (f" · stage **{cell(stage)}**" if stage else ""),
         "",
-        f"Manifest `sha256:{cell((evidence.get('manifest') or {}).get('sha256') or 'none')}` · "
-        f"policy `{cell(evidence['policy']['source'])}` `sha256:{cell(evidence['policy']['sha256'][:16])}…` · "
-        f"evidence `sha256:{cell(evidence.get('evidence_sha256', ''))}`",
+        f"Manifest `sha256:{cell(manifest)}` · "
+        f"policy `{cell(policy.raw('source'))}` `sha256:{cell(str(policy.raw('sha256') or '')[:16])}…` · "
+        f"evidence `sha256:{cell(doc.raw('evidence_sha256') or '')}`",
         "",
     ]
 
 
-def _rules(evidence: Mapping[str, Any]) -> list[str]:
+def _rules(doc: Fields) -> list[str]:
     lines: list[str] = []
-    rules = evidence.get("rules", [])
+    rules = doc.objs("rules")
     for section, title in SECTIONS:
-        rows = [["✅" if r["passed"] else "❌", f"`{r['id']}`", r["expected"], r["actual"], r["message"]]
-                for r in rules if r["section"] == section]
+        rows = [["✅" if r.raw("passed") else "❌", f"`{r.raw('id')}`", r.raw("expected"), r.raw("actual"),
+                 r.raw("message")] for r in rules if r.raw("section") == section]
         if rows:
             lines += [f"### {title}", "", *_table(["", "rule", "expected", "actual", "detail"], rows), ""]
     return lines
 
 
-def _lineage(evidence: Mapping[str, Any]) -> list[str]:
-    lineage = evidence.get("lineage") or {}
-    links = lineage.get("links", [])
+def _lineage(doc: Fields) -> list[str]:
+    lineage = doc.opt_obj("lineage")
+    links = lineage.objs("links")
     if not links:
         return []
-    link_rows = [["✅" if x["ok"] else "❌", x["id"], x["detail"]] for x in links]
+    link_rows = [["✅" if x.raw("ok") else "❌", x.raw("id"), x.raw("detail")] for x in links]
     lines = ["### Lineage chain", "", *_table(["", "link", "detail"], link_rows), ""]
-    datasets = lineage.get("training_datasets") or []
+    datasets = lineage.objs("training_datasets")
     if datasets:
-        lines += ["Training datasets:", "", *_table(["name", "digest", "source"],
-                                                    [[d["name"], d["digest"], d["source"]] for d in datasets]), ""]
+        rows = [[d.raw("name"), d.raw("digest"), d.raw("source")] for d in datasets]
+        lines += ["Training datasets:", "", *_table(["name", "digest", "source"], rows), ""]
     return lines
 
 
-def _differences(evidence: Mapping[str, Any]) -> list[str]:
-    integ = (evidence.get("manifest") or {}).get("integrity") or {}
-    listed = [("changed", n) for n in integ.get("changed", [])] + [("missing", n) for n in integ.get("missing", [])] + [
-        ("extra", n) for n in integ.get("extra", [])]
+def _differences(doc: Fields) -> list[str]:
+    integ = doc.opt_obj("manifest").opt_obj("integrity")
+    listed = [(kind, name) for kind in ("changed", "missing", "extra") for name in integ.items(kind)]
     if not listed:
         return []
-    counts = integ.get("counts", {})
-    return [f"### Files differing from the seal ({counts.get('changed', 0)} changed, "
-            f"{counts.get('missing', 0)} missing, {counts.get('extra', 0)} extra; first 50 of each)", "",
+    counts = integ.opt_obj("counts")
+    return [f"### Files differing from the seal ({counts.raw('changed') or 0} changed, "
+            f"{counts.raw('missing') or 0} missing, {counts.raw('extra') or 0} extra; first 50 of each)", "",
             *_table(["what", "file"], [[k, f"`{n}`"] for k, n in listed]), ""]
 
 
-def _approvals(evidence: Mapping[str, Any]) -> list[str]:
-    approvals = ((evidence.get("requirements") or {}).get("approvals")) or {}
-    if not approvals.get("min_approvers"):
+def _approvals(doc: Fields) -> list[str]:
+    approvals = doc.opt_obj("requirements").opt_obj("approvals")
+    if not approvals.raw("min_approvers"):
         return []
     return ["### Approvals the release still needs", "",
-            f"At least **{approvals['min_approvers']}** named approver(s)"
-            + ("; not the model's author" if approvals.get("approver_not_author") else "")
-            + ("; not the person who requested the run" if approvals.get("approver_not_requester") else "")
+            f"At least **{approvals.raw('min_approvers')}** named approver(s)"
+            + ("; not the model's author" if approvals.raw("approver_not_author") else "")
+            + ("; not the person who requested the run" if approvals.raw("approver_not_requester") else "")
             + ". Checked when the release is recorded (`mlgate record`).", ""]
 
 
-def _ci(evidence: Mapping[str, Any]) -> list[str]:
-    ci = evidence.get("ci") or {}
-    rows = [[k, ci.get(k)] for k in ("platform", "run_url", "commit", "requester", "repository") if ci.get(k)]
+def _ci(doc: Fields) -> list[str]:
+    ci = doc.opt_obj("ci")
+    rows = [[k, ci.raw(k)] for k in ("platform", "run_url", "commit", "requester", "repository") if ci.raw(k)]
     return ["### CI run", "", *_table(["", ""], rows), ""] if rows else []
