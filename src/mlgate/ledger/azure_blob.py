@@ -13,7 +13,7 @@ store refuses and mlgate says so (exit 3) instead of losing the entry.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import UsageError
@@ -41,11 +41,9 @@ def open_azure_blob(account_url: str, container: str, blob: str, *, location: st
 
     connection = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
     if connection:
-        from mlgate import redact
+        from mlgate.stores.azure_auth import redact_connection_string
 
-        for part in connection.split(";"):
-            if part.lower().startswith(("accountkey=", "sharedaccesssignature=")):
-                redact.register(part.split("=", 1)[1])
+        redact_connection_string(connection)
         try:
             client = ContainerClient.from_connection_string(connection, container, **CLIENT_OPTIONS)
         except ValueError:  # never echo it: it holds the account key
@@ -59,38 +57,11 @@ def open_azure_blob(account_url: str, container: str, blob: str, *, location: st
             hint="use the account's https URL, or set AZURE_STORAGE_CONNECTION_STRING (e.g. for Azurite)",
         )
     else:
-        client = ContainerClient(account_url, container, credential=_credential(os.environ), **CLIENT_OPTIONS)
+        from mlgate.stores.azure_auth import identity_credential
+
+        client = ContainerClient(account_url, container, credential=identity_credential(os.environ),
+                                 **CLIENT_OPTIONS)
     return AzureBlobLedger(client, blob, location=location)
-
-
-def _credential(env: Mapping[str, str]) -> Any:
-    """The identity that writes the ledger.
-
-    With ``MLGATE_IDENTITY`` set (``github-oidc``, ``azure-pipelines``, ``managed``, ``environment``
-    or ``auto``, plus ``MLGATE_CLIENT_ID``/``MLGATE_TENANT_ID``/``MLGATE_SERVICE_CONNECTION_ID``), the
-    same credential `mlgate secrets` uses: GitHub-hosted runners reach the blob through their OIDC
-    federation. Otherwise azure-identity's DefaultAzureCredential (managed identity on a self-hosted
-    agent, environment variables, a developer's login).
-    """
-    identity = (env.get("MLGATE_IDENTITY") or "").strip()
-    if not identity:
-        from azure.identity import DefaultAzureCredential
-
-        return DefaultAzureCredential()
-    from mlgate import redact
-    from mlgate.secrets.credentials import IdentityOptions, choose
-
-    options = IdentityOptions(
-        identity=identity,
-        client_id=env.get("MLGATE_CLIENT_ID") or None,
-        tenant_id=env.get("MLGATE_TENANT_ID") or None,
-        service_connection_id=env.get("MLGATE_SERVICE_CONNECTION_ID") or None,
-    )
-
-    def forget(token: str) -> None:  # every ID token fetched for the exchange is redacted from output
-        redact.register(token)
-
-    return choose(options, env, on_id_token=forget).credential
 
 
 def split_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:

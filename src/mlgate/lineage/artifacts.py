@@ -28,8 +28,10 @@ from mlgate.integrity.hashing import hash_chunks
 from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest, check_name
 from mlgate.integrity.progress import Progress
 from mlgate.lineage.chain import logged_model_id
-from mlgate.lineage.mlflow import MlflowClient, NotFound
+from mlgate.lineage.mlflow import MAX_PAGES, MlflowClient, NotFound
 from mlgate.lineage.records import LoggedModel, ModelVersion
+from mlgate.stores.interface import ArtifactStore, Missing, open_store, split_location
+from mlgate.stores.mlflow_proxy import ProxyStore
 from mlgate.tags import MANIFEST_BYTES as TAG_BYTES
 from mlgate.tags import MANIFEST_FILES as TAG_FILES
 from mlgate.tags import MANIFEST_SHA256 as TAG_SHA256
@@ -37,6 +39,7 @@ from mlgate.tags import MANIFEST_URI as TAG_URI
 from mlgate.tags import RESEALED as TAG_RESEALED
 from mlgate.tags import SEALED_AT as TAG_SEALED_AT
 from mlgate.tags import SEALED_BY as TAG_SEALED_BY
+from mlgate.urls import safe_url
 
 __all__ = ["TAG_BYTES", "TAG_FILES", "TAG_RESEALED", "TAG_SEALED_AT", "TAG_SEALED_BY", "TAG_SHA256", "TAG_URI"]
 MANIFEST_DIR = "mlgate-manifests"
@@ -49,9 +52,10 @@ _RUNS_SOURCE = re.compile(r"^runs:/([^/]+)/?(.*)$")
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """Where a version's files are: the proxied root and, for MLflow 3, the logged model."""
+    """Where a version's files are: the store opened on the model's root, and for MLflow 3 the logged model."""
 
-    root: str  # path under the mlflow-artifacts proxy
+    store: ArtifactStore
+    root: str  # the location: a path under the mlflow-artifacts proxy, or the store URI
     model_id: str | None
 
     @property
@@ -63,7 +67,7 @@ class ModelFiles:
 def locate(
     client: MlflowClient, model_version: ModelVersion, *, logged_model: LoggedModel | None = None
 ) -> ModelFiles:
-    """Find the version's artifact root on the ``mlflow-artifacts`` proxy (``logged_model``: already fetched)."""
+    """Open the store holding the version's files (``logged_model``: already fetched)."""
     source = model_version.source or ""
     mid = logged_model_id(model_version)
     if mid:
@@ -74,26 +78,31 @@ def locate(
         uri = run_uri.rstrip("/") + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
     else:
         uri = source
-    root = client.proxied(uri, what=f"the files of {model_version.label}")
-    if not root:
+    store = open_store(uri, client, what=f"the files of {model_version.label}", model_id=mid)
+    if store is None:
         raise EvaluationError(
-            f"the files of {model_version.label} are at {uri or 'no location'}, "
-            "which this MLflow server does not proxy",
-            hint="run the tracking server with --serve-artifacts (mlflow-artifacts:/ locations), or seal the "
-            "downloaded directory with `mlgate seal DIR` and verify with --manifest",
+            f"the files of {model_version.label} are at {safe_url(uri) if uri else 'no location'}, "
+            "which this MLflow server does not proxy and no artifact store of mlgate reads",
+            hint="mlgate reads mlflow-artifacts:/ (--serve-artifacts) and Azure Blob / ADLS Gen2 locations; "
+            "otherwise seal the downloaded directory with `mlgate seal DIR` and verify with --manifest",
         )
-    return ModelFiles(root=root, model_id=mid)
+    root = store.root if isinstance(store, ProxyStore) else uri.rstrip("/")
+    return ModelFiles(store=store, root=root, model_id=mid)
 
 
-def _listing(client: MlflowClient, where: ModelFiles, directory: str) -> list[tuple[str, bool, int | None]]:
+def _listing(where: ModelFiles, directory: str) -> list[tuple[str, bool, int | None]]:
     """``(path relative to the root, is_dir, size)`` of one directory's entries (every page)."""
-    if where.model_id:
-        entries = [(e.path, e.is_dir, e.file_size)
-                   for e in client.list_logged_model_artifacts(where.model_id, directory or None)]
+    entries: list[tuple[str, bool, int | None]] = []
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        page = where.store.list(directory, token)
+        entries.extend((e.path, e.is_dir, e.size) for e in page.entries)
+        token = page.next_token
+        if not token:
+            break
     else:
-        base = f"{where.root}/{directory}".rstrip("/")
-        entries = [(posixpath.join(directory, e.path), e.is_dir, e.file_size)
-                   for e in client.list_proxied_artifacts(base)]
+        raise NetworkError(f"{where.store.kind} lists more than {MAX_PAGES} pages for directory {directory!r} "
+                           "(limit); nothing was passed", hint="check the artifact store")
     for path, _, _ in entries:
         why = check_name(path)
         if why:
@@ -105,7 +114,7 @@ def _listing(client: MlflowClient, where: ModelFiles, directory: str) -> list[tu
     return entries
 
 
-def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
+def list_files(client: MlflowClient | None, where: ModelFiles) -> dict[str, int]:
     """``{relative name: size}`` of every file, one listing request per directory page.
 
     Bounded: a directory listed twice (a cycle), nesting deeper than :data:`MAX_DIR_DEPTH` or more
@@ -125,7 +134,7 @@ def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
                      else f"directories nested deeper than {MAX_DIR_DEPTH} levels")
             raise NetworkError(f"MLflow lists {limit} under the model (limit; a directory that contains "
                                "itself?); nothing was passed", hint="check the tracking server and its artifact store")
-        for path, is_dir, size in _listing(client, where, directory):
+        for path, is_dir, size in _listing(where, directory):
             if is_dir:
                 pending.append(path)
             else:
@@ -134,7 +143,7 @@ def list_files(client: MlflowClient, where: ModelFiles) -> dict[str, int]:
 
 
 def hash_files(
-    client: MlflowClient, where: ModelFiles, names: list[str], *, workers: int = DOWNLOAD_WORKERS,
+    client: MlflowClient | None, where: ModelFiles, names: list[str], *, workers: int = DOWNLOAD_WORKERS,
     advance: Callable[[int], None] | None = None, sizes: dict[str, int] | None = None,
 ) -> tuple[dict[str, str], int]:
     """Stream and hash every file (in parallel); ``({name: sha256}, total bytes)``.
@@ -144,7 +153,7 @@ def hash_files(
     """
 
     def one(name: str) -> tuple[str, str, int]:
-        digest, size = hash_chunks(client.stream_artifact(f"{where.root}/{name}"), advance)
+        digest, size = hash_chunks(where.store.open(name), advance)
         listed = (sizes or {}).get(name, -1)
         if listed >= 0 and listed != size:
             raise NetworkError(f"download of {name} gave {size} bytes, the listing says {listed}",
@@ -192,10 +201,8 @@ def recorded_digest(model_version: ModelVersion) -> str | None:
 
 
 def store_manifest(client: MlflowClient, where: ModelFiles, manifest: Manifest) -> str:
-    """Upload the manifest's canonical bytes; return its ``mlflow-artifacts:/`` URI."""
-    path = f"{where.manifest_dir}/{manifest.digest}.json"
-    client.upload_artifact(path, manifest.canonical())
-    return f"mlflow-artifacts:/{path}"
+    """Upload the manifest's canonical bytes next to the model, in its store; return its URI."""
+    return where.store.put(f"{MANIFEST_DIR}/{manifest.digest}.json", manifest.canonical())
 
 
 def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest:
@@ -212,13 +219,14 @@ def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest
     if not _SHA256.match(digest):
         raise RefusedError(f"model version {label}: tag {TAG_SHA256} is not a SHA-256 digest")
     uri = tags.get(TAG_URI, "")
-    path = client.proxied(uri, what=f"the sealed manifest of {label}") if uri else None
-    if not path:
-        raise RefusedError(f"model version {label} has no retrievable manifest ({TAG_URI} is missing or not an "
-                           "mlflow-artifacts URI)", hint="re-seal it with `mlgate seal --model`")
+    directory, name = split_location(uri) if uri else ("", "")
+    store = open_store(directory, client, what=f"the sealed manifest of {label}") if name else None
+    if store is None:
+        raise RefusedError(f"model version {label} has no retrievable manifest ({TAG_URI} is missing or not in "
+                           "an artifact store mlgate reads)", hint="re-seal it with `mlgate seal --model`")
     try:
-        data = client.download_artifact(path, max_bytes=MAX_MANIFEST_BYTES)
-    except NotFound:
+        data = store.read(name, max_bytes=MAX_MANIFEST_BYTES)
+    except (NotFound, Missing):
         raise RefusedError(f"the sealed manifest of {label} is missing from the artifact store ({uri})",
                            hint="the store was altered after sealing; investigate before releasing") from None
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mlgate import redact
-from mlgate.ledger.azure_blob import _credential
 from mlgate.secrets.credentials import CredentialError
+from mlgate.stores.azure_auth import identity_credential as _credential
 
 GITHUB_ENV = {
     "MLGATE_IDENTITY": "github-oidc",

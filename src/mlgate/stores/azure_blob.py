@@ -1,0 +1,196 @@
+"""Back-end: Azure Blob Storage and ADLS Gen2 (``azure-storage-blob``).
+
+URIs: see :mod:`mlgate.stores.azure_names` (``wasbs://``, ``wasb://``, ``abfss://``, ``abfs://``,
+``https://<account>.blob|dfs.core.windows.net/...``, the loopback emulator's ``http://127.0.0.1:<port>/devstoreaccount1/...``).
+
+Credentials, in MLflow's own order: ``AZURE_STORAGE_CONNECTION_STRING`` (its endpoint is used, as
+MLflow does, which is how Azurite is reached), else ``AZURE_STORAGE_ACCESS_KEY`` for the URI's
+account, else the identities of `mlgate secrets` (``MLGATE_IDENTITY``: managed identity, Azure
+DevOps workload identity, GitHub OIDC) or DefaultAzureCredential. Keys are registered as secrets
+and never printed; messages name the account, the container and the kind of credential.
+
+Limits: a directory is listed with a delimiter, :data:`PAGE_SIZE` entries a page (one request per
+page, never one per file; hierarchical-namespace folder markers are skipped); a file is read in
+ranges of :data:`CHUNK` (bounded memory, no temporary copy on disk). Every request goes to the
+client's own endpoint only (:class:`OriginTransport`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from azure.core.pipeline.transport import HttpTransport
+
+from mlgate.errors import Error, UsageError
+from mlgate.http import same_origin
+from mlgate.stores.azure_names import BlobLocation, parse
+from mlgate.stores.interface import ArtifactStore, Entry, Missing, Page, StoreError, parent_path
+from mlgate.urls import safe_url
+
+PAGE_SIZE = 5000
+CHUNK = 4 << 20
+CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 10, "read_timeout": 30, "retry_total": 2, "initial_backoff": 1, "increment_base": 2,
+    "max_single_get_size": CHUNK, "max_chunk_get_size": CHUNK,
+}
+KIND = "Azure Blob"
+
+
+class OriginTransport(HttpTransport[Any, Any]):
+    """azure-core's RequestsTransport, refusing any request to another origin than the client's endpoint."""
+
+    def __init__(self, allowed: str, container: str, identity: str, **kwargs: Any) -> None:
+        from azure.core.pipeline.transport import RequestsTransport
+
+        self.inner: Any = RequestsTransport(**kwargs)
+        self.allowed, self.container, self.identity = allowed, container, identity
+
+    def __enter__(self) -> OriginTransport:
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.inner.__exit__(*args)
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def sleep(self, duration: float) -> None:
+        self.inner.sleep(duration)
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        url = str(request.url)
+        if not same_origin(url, self.allowed):
+            raise StoreError(KIND, self.container, self.identity,
+                             f"refused to send a request to {safe_url(url)}, another origin than "
+                             f"{safe_url(self.allowed)}",
+                             hint="the store's answer pointed elsewhere; check the account endpoint")
+        return self.inner.send(request, **kwargs)
+
+
+def open_blob_store(uri: str, env: Mapping[str, str] | None = None) -> BlobStore:
+    """The container client for ``uri`` with MLflow's choice of credential (see the module)."""
+    from azure.storage.blob import ContainerClient
+
+    env = os.environ if env is None else env
+    where = parse(uri)
+    shown = f"container {where.container} of account {where.account}"
+    connection = env.get("AZURE_STORAGE_CONNECTION_STRING")
+    if connection:
+        from mlgate.stores.azure_auth import redact_connection_string
+
+        redact_connection_string(connection)
+        identity = "AZURE_STORAGE_CONNECTION_STRING"
+        try:
+            endpoint = ContainerClient.from_connection_string(connection, where.container).url
+            client = ContainerClient.from_connection_string(
+                connection, where.container, transport=OriginTransport(endpoint, shown, identity), **CLIENT_OPTIONS)
+        except ValueError:  # never echo it: it holds the account key
+            raise UsageError("AZURE_STORAGE_CONNECTION_STRING is malformed",
+                             hint="copy it again from the storage account's access keys (or unset it)") from None
+        return BlobStore(client, where, shown, identity)
+    key = env.get("AZURE_STORAGE_ACCESS_KEY")
+    credential: Any
+    if key:
+        from azure.core.credentials import AzureNamedKeyCredential
+
+        from mlgate import redact
+
+        redact.register(key)
+        identity = f"the account key of {where.account} (AZURE_STORAGE_ACCESS_KEY)"
+        credential = AzureNamedKeyCredential(where.account, key)
+    else:
+        from mlgate.stores.azure_auth import identity_credential, identity_name
+
+        if not where.account_url.startswith("https://"):
+            raise UsageError(f"{safe_url(uri)} is reached over plain http, where an Azure identity cannot be used",
+                             hint="set AZURE_STORAGE_CONNECTION_STRING (e.g. for Azurite) or use an https location")
+        identity, credential = identity_name(env), identity_credential(env)
+    client = ContainerClient(where.account_url, where.container, credential=credential,
+                             transport=OriginTransport(where.account_url, shown, identity), **CLIENT_OPTIONS)
+    return BlobStore(client, where, shown, identity)
+
+
+class BlobStore(ArtifactStore):
+    kind = KIND
+
+    def __init__(self, client: Any, where: BlobLocation, shown: str, identity: str) -> None:
+        self.client, self.where, self.shown, self.identity = client, where, shown, identity
+
+    def _key(self, name: str) -> str:
+        return "/".join(p for p in (self.where.path, name.strip("/")) if p)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Azure SDK errors as exit-3 errors naming the store (never the SDK's text, which may carry URLs)."""
+        from azure.core.exceptions import (
+            AzureError,
+            ClientAuthenticationError,
+            DecodeError,
+            HttpResponseError,
+            ResourceNotFoundError,
+        )
+
+        def fail(why: str, hint: str | None = None) -> StoreError:
+            return StoreError(KIND, self.shown, self.identity, f"{what}: {why}", hint=hint)
+
+        try:
+            yield
+        except Error:
+            raise
+        except ResourceNotFoundError:
+            raise Missing(f"{KIND} ({self.shown}): {what}: not found",
+                          hint="the store holds no such file; check the location") from None
+        except DecodeError:
+            raise fail("the store answered something that is not an Azure Storage answer") from None
+        except ClientAuthenticationError as exc:
+            raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
+                       "check the key, connection string or identity") from None
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise fail("access refused (HTTP 403): the identity lacks permission on the container",
+                           "grant it Storage Blob Data Reader (Contributor to seal), or check the key") from None
+            raise fail(f"the store answered HTTP {exc.status_code}") from None
+        except AzureError as exc:
+            raise fail(f"cannot reach the store ({type(exc).__name__})", "check the endpoint and network; re-run") \
+                from None
+
+    def list(self, directory: str, page_token: str | None = None) -> Page:
+        from azure.storage.blob import BlobPrefix
+
+        top = f"{self.where.path}/" if self.where.path else ""
+        prefix = self._key(directory) + "/" if self._key(directory) else ""
+        entries: list[Entry] = []
+        with self._errors(f"listing {directory or 'the model root'}"):
+            pager = self.client.walk_blobs(name_starts_with=prefix, delimiter="/", include=["metadata"],
+                                           results_per_page=PAGE_SIZE).by_page(continuation_token=page_token)
+            page = next(pager, None)
+            for item in page if page is not None else ():
+                name = str(item.name)
+                if not name.startswith(prefix) or name == prefix:
+                    raise StoreError(KIND, self.shown, self.identity,
+                                     f"listing {directory or 'the model root'} names {name!r}, outside it")
+                if isinstance(item, BlobPrefix):
+                    entries.append(Entry(name[len(top):].rstrip("/"), True, None))
+                elif (item.metadata or {}).get("hdi_isfolder") != "true":
+                    entries.append(Entry(name[len(top):], False, int(item.size)))
+            token = pager.continuation_token
+        return Page(tuple(entries), str(token) if token else None)
+
+    def open(self, name: str) -> Iterator[bytes]:
+        with self._errors(f"reading {name}"):
+            stream = self.client.get_blob_client(self._key(name)).download_blob(max_concurrency=1)
+            for chunk in stream.chunks():
+                yield bytes(chunk)
+
+    def put(self, name: str, data: bytes) -> str:
+        key = "/".join(p for p in (parent_path(self.where.path), name) if p)
+        with self._errors(f"storing {name}"):
+            self.client.get_blob_client(key).upload_blob(data, overwrite=True)
+        return self.where.uri(key)
