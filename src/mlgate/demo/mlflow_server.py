@@ -46,9 +46,14 @@ class LocalMlflow:
     """
 
     def __init__(
-        self, workdir: str | os.PathLike[str], *, port: int | None = None, startup_timeout: float = 120
+        self, workdir: str | os.PathLike[str], *, port: int | None = None, startup_timeout: float = 120,
+        artifact_root: str | None = None, env: dict[str, str] | None = None,
     ) -> None:
+        """``artifact_root``: serve no artifacts and let clients write straight to this store URI
+        (``--no-serve-artifacts --default-artifact-root``); ``env``: extra variables for the server."""
         self.workdir = Path(workdir)
+        self.artifact_root = artifact_root
+        self.env = env or {}
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
@@ -58,13 +63,14 @@ class LocalMlflow:
     def start(self) -> LocalMlflow:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "artifacts").mkdir(exist_ok=True)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
+        artifacts = (["--no-serve-artifacts", "--default-artifact-root", self.artifact_root] if self.artifact_root
+                     else ["--artifacts-destination", str((self.workdir / "artifacts").resolve()), "--serve-artifacts"])
         cmd = [
             *mlflow_command(), "server",
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{(self.workdir / 'mlflow.db').resolve()}",
-            "--artifacts-destination", str((self.workdir / "artifacts").resolve()),
-            "--serve-artifacts",
+            *artifacts,
         ]
         with open(self._log, "ab") as log:
             self._proc = subprocess.Popen(

@@ -30,6 +30,7 @@ from mlgate.integrity.progress import Progress
 from mlgate.lineage.chain import logged_model_id
 from mlgate.lineage.mlflow import MAX_PAGES, MlflowClient, NotFound
 from mlgate.lineage.records import LoggedModel, ModelVersion
+from mlgate.stores.azure_names import shown
 from mlgate.stores.interface import ArtifactStore, Missing, open_store, split_location
 from mlgate.stores.mlflow_proxy import ProxyStore
 from mlgate.tags import MANIFEST_BYTES as TAG_BYTES
@@ -39,7 +40,6 @@ from mlgate.tags import MANIFEST_URI as TAG_URI
 from mlgate.tags import RESEALED as TAG_RESEALED
 from mlgate.tags import SEALED_AT as TAG_SEALED_AT
 from mlgate.tags import SEALED_BY as TAG_SEALED_BY
-from mlgate.urls import safe_url
 
 __all__ = ["TAG_BYTES", "TAG_FILES", "TAG_RESEALED", "TAG_SEALED_AT", "TAG_SEALED_BY", "TAG_SHA256", "TAG_URI"]
 MANIFEST_DIR = "mlgate-manifests"
@@ -81,7 +81,7 @@ def locate(
     store = open_store(uri, client, what=f"the files of {model_version.label}", model_id=mid)
     if store is None:
         raise EvaluationError(
-            f"the files of {model_version.label} are at {safe_url(uri) if uri else 'no location'}, "
+            f"the files of {model_version.label} are at {shown(uri) if uri else 'no location'}, "
             "which this MLflow server does not proxy and no artifact store of mlgate reads",
             hint="mlgate reads mlflow-artifacts:/ (--serve-artifacts) and Azure Blob / ADLS Gen2 locations; "
             "otherwise seal the downloaded directory with `mlgate seal DIR` and verify with --manifest",

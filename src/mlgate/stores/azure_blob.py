@@ -26,7 +26,7 @@ from azure.core.pipeline.transport import HttpTransport
 
 from mlgate.errors import Error, UsageError
 from mlgate.http import same_origin
-from mlgate.stores.azure_names import BlobLocation, parse
+from mlgate.stores.azure_names import BlobLocation, parse, shown
 from mlgate.stores.interface import ArtifactStore, Entry, Missing, Page, StoreError, parent_path
 from mlgate.urls import safe_url
 
@@ -80,7 +80,7 @@ def open_blob_store(uri: str, env: Mapping[str, str] | None = None) -> BlobStore
 
     env = os.environ if env is None else env
     where = parse(uri)
-    shown = f"container {where.container} of account {where.account}"
+    label = f"container {where.container} of account {where.account}"
     connection = env.get("AZURE_STORAGE_CONNECTION_STRING")
     if connection:
         from mlgate.stores.azure_auth import redact_connection_string
@@ -90,11 +90,11 @@ def open_blob_store(uri: str, env: Mapping[str, str] | None = None) -> BlobStore
         try:
             endpoint = ContainerClient.from_connection_string(connection, where.container).url
             client = ContainerClient.from_connection_string(
-                connection, where.container, transport=OriginTransport(endpoint, shown, identity), **CLIENT_OPTIONS)
+                connection, where.container, transport=OriginTransport(endpoint, label, identity), **CLIENT_OPTIONS)
         except ValueError:  # never echo it: it holds the account key
             raise UsageError("AZURE_STORAGE_CONNECTION_STRING is malformed",
                              hint="copy it again from the storage account's access keys (or unset it)") from None
-        return BlobStore(client, where, shown, identity)
+        return BlobStore(client, where, label, identity)
     key = env.get("AZURE_STORAGE_ACCESS_KEY")
     credential: Any
     if key:
@@ -109,12 +109,12 @@ def open_blob_store(uri: str, env: Mapping[str, str] | None = None) -> BlobStore
         from mlgate.stores.azure_auth import identity_credential, identity_name
 
         if not where.account_url.startswith("https://"):
-            raise UsageError(f"{safe_url(uri)} is reached over plain http, where an Azure identity cannot be used",
+            raise UsageError(f"{shown(uri)} is reached over plain http, where an Azure identity cannot be used",
                              hint="set AZURE_STORAGE_CONNECTION_STRING (e.g. for Azurite) or use an https location")
         identity, credential = identity_name(env), identity_credential(env)
     client = ContainerClient(where.account_url, where.container, credential=credential,
-                             transport=OriginTransport(where.account_url, shown, identity), **CLIENT_OPTIONS)
-    return BlobStore(client, where, shown, identity)
+                             transport=OriginTransport(where.account_url, label, identity), **CLIENT_OPTIONS)
+    return BlobStore(client, where, label, identity)
 
 
 class BlobStore(ArtifactStore):
@@ -149,16 +149,20 @@ class BlobStore(ArtifactStore):
                           hint="the store holds no such file; check the location") from None
         except DecodeError:
             raise fail("the store answered something that is not an Azure Storage answer") from None
-        except ClientAuthenticationError as exc:
-            raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
-                       "check the key, connection string or identity") from None
         except HttpResponseError as exc:
             if exc.status_code == 403:
-                raise fail("access refused (HTTP 403): the identity lacks permission on the container",
-                           "grant it Storage Blob Data Reader (Contributor to seal), or check the key") from None
+                raise fail("access refused (HTTP 403): the credential is not accepted or lacks permission on the "
+                           "container", "check the key or connection string, or grant the identity Storage Blob "
+                           "Data Reader (Storage Blob Data Contributor to seal)") from None
+            if isinstance(exc, ClientAuthenticationError):
+                raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
+                           "check the key, connection string or identity") from None
             raise fail(f"the store answered HTTP {exc.status_code}") from None
         except AzureError as exc:
             raise fail(f"cannot reach the store ({type(exc).__name__})", "check the endpoint and network; re-run") \
+                from None
+        except (TypeError, AttributeError, ValueError, KeyError) as exc:  # the SDK trips over a malformed answer
+            raise fail(f"the store answered something that is not an Azure Storage answer ({type(exc).__name__})") \
                 from None
 
     def list(self, directory: str, page_token: str | None = None) -> Page:

@@ -87,11 +87,19 @@ def _location(uri: str, account: str, account_url: str, container: str, path: st
     return BlobLocation(account, account_url, container, urllib.parse.unquote(path).strip("/"), prefix)
 
 
-def _bad(uri: str) -> UsageError:
+def shown(uri: str) -> str:
+    """``uri`` as printed: no query or fragment (a SAS), and user-info only when it is a container name."""
     from mlgate.urls import safe_url
 
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme.lower() in ("wasbs", "wasb", "abfss", "abfs") and ":" not in parts.netloc.partition("@")[0]:
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return safe_url(uri)
+
+
+def _bad(uri: str) -> UsageError:
     return UsageError(
-        f"not an Azure Blob location: {safe_url(uri)}",
+        f"not an Azure Blob location: {shown(uri)}",
         hint="use wasbs://<container>@<account>.blob.core.windows.net/<path>, abfss://<container>@<account>."
         "dfs.core.windows.net/<path> or https://<account>.blob.core.windows.net/<container>/<path>",
     )
