@@ -288,7 +288,7 @@ TRANSPORT = [
                   artifact_uri="http://127.0.0.2:1/api/2.0/mlflow-artifacts/artifacts/0/models/m-1/artifacts")),
               "another origin"),
     seal_case("artifact-location-not-proxied",
-              field_(LM, lambda a: a["model"]["info"].update(artifact_uri="s3://bucket/m-1")), "does not proxy"),
+              field_(LM, lambda a: a["model"]["info"].update(artifact_uri="gs://bucket/m-1")), "does not proxy"),
     seal_case("repeated-page-token", handler(LIST, _same_token), "repeated a next_page_token"),
     seal_case("endless-paging", handler(LIST, _endless), "past 20 pages (limit)", max_pages=20),
     seal_case("page-token-number", field_(LIST, lambda a: a.update(next_page_token=5)), "next_page_token"),

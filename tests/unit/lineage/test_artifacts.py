@@ -31,7 +31,7 @@ def logged(uri: str) -> None:
 
 @responses.activate
 def test_a_store_mlflow_does_not_proxy_cannot_be_sealed() -> None:
-    logged("s3://bucket/1/models/m-1/artifacts")
+    logged("gs://bucket/1/models/m-1/artifacts")
     with pytest.raises(EvaluationError, match="does not proxy") as info:
         artifacts.locate(client(), VERSION)
     assert info.value.exit_code == 3
@@ -100,7 +100,7 @@ def test_load_manifest_checks_the_digest_tag() -> None:
     with pytest.raises(RefusedError, match="never sealed"):
         artifacts.load_manifest(client(), VERSION)
     with pytest.raises(RefusedError, match="no retrievable manifest"):
-        artifacts.load_manifest(client(), sealed_version("b" * 64, uri="s3://x/y.json"))
+        artifacts.load_manifest(client(), sealed_version("b" * 64, uri="gs://x/y.json"))
 
 
 @responses.activate

@@ -1,4 +1,4 @@
-"""A blob store that answers 403, 503 or garbage: exit 3 naming the store and container, never the key."""
+"""A store that answers 403, 503 or garbage: exit 3 naming the store and container/bucket, never the key."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from collections.abc import Iterator
 import pytest
 
 from tests.hostile.harness import Case, assert_case, run_in_process
-from tests.integration.stores.conftest import BlobSetup
+from tests.integration.stores.conftest import StoreSetup
 
-CANARY = base64.b64encode(b"CANARY-blob-key-0123456789abcdef").decode()
-ANSWERS = {  # (status, body, what the message must say)
-    "403": (403, b'<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationPermissionMismatch</Code>'
+CANARY = base64.b64encode(b"CANARY-store-key-0123456789abcdef").decode()
+ANSWERS = {  # (status, body, what the message must say); bodies in the shape both services document
+    "403": (403, b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
                  b"<Message>This request is not authorized to perform this operation using this permission."
-                 b"</Message></Error>", "access refused (HTTP 403)"),
+                 b"</Message></Error>", "access refused (HTTP 403"),
     "503": (503, b"", "answered HTTP 503"),
-    "garbage": (200, b"<html><body>captive portal</body></html>", "not an Azure Storage answer"),
+    "garbage": (200, b"<html><body>captive portal</body></html>", "not an"),
 }
 
 
@@ -40,31 +40,26 @@ class _Fake(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def fake_blob() -> Iterator[tuple[http.server.ThreadingHTTPServer, type[_Fake]]]:
+def fake_store() -> Iterator[tuple[int, type[_Fake]]]:
     handler = type("Handler", (_Fake,), {})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server, handler
+        yield server.server_address[1], handler
     finally:
         server.shutdown()
         server.server_close()
 
 
 @pytest.mark.parametrize("kind", sorted(ANSWERS))
-def test_a_failing_blob_store_is_exit_3_naming_it(
-    kind: str, on_blob: BlobSetup, fake_blob: tuple[http.server.ThreadingHTTPServer, type[_Fake]],
+def test_a_failing_store_is_exit_3_naming_it(
+    kind: str, store: StoreSetup, fake_store: tuple[int, type[_Fake]],
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server, handler = fake_blob
+    port, handler = fake_store
     handler.answer = ANSWERS[kind]
-    port = server.server_address[1]
-    connection = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={CANARY};"
-                  f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
-    case = Case(kind, ("seal", "--model", on_blob.models["blob-run"].ref, "--platform", "local"), 3,
-                env={"AZURE_STORAGE_CONNECTION_STRING": connection}, canaries=(CANARY,),
-                says=("Azure Blob", "container mlflow of account devstoreaccount1", "AZURE_STORAGE_CONNECTION_STRING",
-                      ANSWERS[kind][2]))
+    case = Case(f"{store.name}-{kind}", ("seal", "--model", store.models["run"].ref, "--platform", "local"), 3,
+                env=store.failing_env(port, CANARY), canaries=(CANARY,), says=(*store.says, ANSWERS[kind][2]))
     code, output = run_in_process(case.argv, capsys, monkeypatch, env=case.env)
     assert_case(case, code, output)
