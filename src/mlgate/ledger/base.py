@@ -593,6 +593,8 @@ class Ledger(abc.ABC):
                         return match, False
                     entry = chain(draft, last)
                     self.append_if_unchanged(entry.line(), snapshot)
+                    if entry.seq == 1:
+                        self._known_identity = entry.ledger_id
                     return entry, True
                 except Conflict:
                     _time.sleep(random.uniform(0, min(0.05 * (2 ** min(attempt, 5)), 1.0)))  # noqa: S311
@@ -602,8 +604,14 @@ class Ledger(abc.ABC):
         )
 
     # -- reading --------------------------------------------------------------------------
+    #: the ledger_id once this process has read (or written) the first entry: it never changes, so
+    #: `record` reads the ledger for the evidence binding and for the conditional append, not a third time
+    _known_identity: str | None = None
+
     def identity(self) -> str | None:
         """The ``ledger_id`` in the first entry (None: an empty ledger or a first entry without one)."""
+        if self._known_identity is not None:
+            return self._known_identity
         lines = self.lines()
         try:
             first = next(lines, None)
@@ -611,7 +619,8 @@ class Ledger(abc.ABC):
             close = getattr(lines, "close", None)
             if close is not None:
                 close()
-        return parse_line(first, line=1).ledger_id if first is not None else None
+        self._known_identity = parse_line(first, line=1).ledger_id if first is not None else None
+        return self._known_identity
 
     def entries(self) -> Iterator[Entry]:
         """Stream the entries, checking each line and link as it goes (tampering raises)."""
@@ -626,6 +635,8 @@ class Ledger(abc.ABC):
                     line=number,
                     seq=entry.seq,
                 )
+            if number == 1:
+                self._known_identity = entry.ledger_id
             previous = entry
             yield entry
 
