@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mlgate.errors import EvaluationError, RefusedError
 from mlgate.integrity.manifest import canonical_json
@@ -409,9 +409,12 @@ def model_name(ref: str | None) -> str | None:
     return name or None
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """An anchoring entry (``approved``/``rolled_back``): what an anchor on a version must name."""
+class Recorded(NamedTuple):
+    """An anchoring entry (``approved``/``rolled_back``): what an anchor on a version must name.
+
+    A named tuple, not a dataclass: ``verify`` keeps one per anchoring entry while it streams,
+    and a tuple is a quarter of the memory.
+    """
 
     seq: int
     hash: str
@@ -474,8 +477,7 @@ def verify_lines(
         if number == 1:
             first_id = entry.ledger_id
         if entry.event in ANCHORING_EVENTS:
-            recorded[entry.seq] = _built(Recorded, seq=entry.seq, hash=entry.hash, model=entry.model,
-                                         event=entry.event)
+            recorded[entry.seq] = Recorded(entry.seq, entry.hash, entry.model, entry.event)
         for where, digest in pending.pop(expected_seq, ()):
             checked += 1
             if digest != entry.hash:
