@@ -48,10 +48,6 @@ class InvalidInputError(UsageError):
     """A file the user gave us (manifest, policy, config) is malformed (exit 2)."""
 
 
-class NotBuiltError(UsageError):
-    """A command of the contract that this version does not implement yet (exit 2)."""
-
-
 class RefusedError(Error):
     """The gate said no: mismatch, hostile input, untraceable model, policy, duty conflict (exit 1)."""
 

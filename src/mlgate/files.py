@@ -9,10 +9,13 @@ a truncated output.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from mlgate.errors import EvaluationError, InvalidInputError, UsageError
 
@@ -82,8 +85,14 @@ def _size(limit: int) -> str:
     return f"{limit // MIB} MiB" if limit >= MIB else f"{limit} bytes"
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A stream whose bytes replace ``path`` in one step when the block ends without an error.
+
+    The bytes go to a temporary file in the same directory, flushed and fsynced, then renamed
+    over ``path`` (the rename shielded from the deadline); on any error the temporary file is
+    removed and ``path`` is untouched.
+    """
     from mlgate.deadline import shielded
 
     target = Path(path)
@@ -94,11 +103,12 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror}", hint="choose a writable output path") from None
     try:
-        with shielded():
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(data)
-                stream.flush()
+        with os.fdopen(fd, "wb") as stream:
+            yield stream
+            stream.flush()
+            with shielded():
                 os.fsync(stream.fileno())
+        with shielded():
             os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -106,3 +116,9 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    with atomic_output(path) as stream:
+        stream.write(data)

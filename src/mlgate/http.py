@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -127,55 +128,60 @@ def read_body(
     what: str,
     limit: int = MAX_JSON_BYTES,
     seconds: float = BODY_SECONDS,
+    error: type[Error] = NetworkError,
+    cut_off: Callable[[str], Exception] | None = None,
 ) -> bytes:
-    """The body of ``response``, refusing more than ``limit`` bytes or more than ``seconds`` to arrive.
+    """The decoded body of ``response``, refusing more than ``limit`` bytes or more than ``seconds`` to arrive.
 
-    Works for streamed (``stream=True``) and already-read responses. Raises
-    :class:`NetworkError` (exit 3) naming the limit.
+    Works for streamed (``stream=True``) and already-read responses; a streamed one is read as
+    it arrives (``read1``), so a server trickling a byte at a time is caught, and decoded
+    (gzip/deflate) as ``requests`` would. A limit raises ``error`` (exit 3 by default) naming it;
+    an answer cut off raises ``cut_off(message)`` when given (the Azure SDK's retry policy wants
+    its own exception type), else ``error``.
     """
     if getattr(response, "_content_consumed", False):  # already read by requests (not streamed)
         data = response.content or b""
         if len(data) > limit:
-            raise NetworkError(f"{what}: the answer is larger than {_size(limit)} (limit)",
-                               hint="check the service; nothing was passed")
+            raise error(f"{what}: larger than {_size(limit)} (limit)", hint=_HINT)
         return data
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         response.close()
-        raise NetworkError(f"{what}: the answer announces {declared} bytes, more than {_size(limit)} (limit)",
-                           hint="check the service; nothing was passed")
+        raise error(f"{what}: announces {declared} bytes, more than {_size(limit)} (limit)", hint=_HINT)
+    buffer = _read_capped(response, what=what, limit=limit, seconds=seconds, error=error, cut_off=cut_off)
+    response._content = buffer
+    setattr(response, "_content_consumed", True)  # noqa: B010 (not in requests' type stubs)
+    return buffer
+
+
+_HINT = "check that the address points at the service itself; nothing was passed"
+
+
+def _read_capped(response: requests.Response, *, what: str, limit: int, seconds: float, error: type[Error],
+                 cut_off: Callable[[str], Exception] | None) -> bytes:
     started = time.monotonic()
     buffer = bytearray()
     raw = response.raw
     try:
         while True:
-            # decode_content: the body as sent may be gzip-compressed (GitHub's API does)
-            chunk = (raw.read1(_READ_STEP, decode_content=True) if hasattr(raw, "read1")
-                     else raw.read(_READ_STEP, decode_content=True))
+            chunk = raw.read1(_READ_STEP, decode_content=True)  # what has arrived; never waits for more
             if not chunk:
                 break
             buffer += chunk
             if len(buffer) > limit:
-                raise NetworkError(f"{what}: the answer is larger than {_size(limit)} (limit)",
-                                   hint="check the service; nothing was passed")
+                raise error(f"{what}: larger than {_size(limit)} (limit)", hint=_HINT)
             if time.monotonic() - started > seconds:
-                raise NetworkError(
-                    f"{what}: the answer took more than {seconds:.0f} s to arrive (limit; the server "
-                    "is trickling or stalled)",
-                    hint="check the service and the network; nothing was passed",
-                )
-    except requests.exceptions.RequestException as exc:
-        raise NetworkError(f"{what}: the answer was cut off ({type(exc).__name__})",
-                           hint="re-run; nothing was passed") from None
-    except Exception as exc:  # urllib3 read errors (ProtocolError, ReadTimeoutError, ...)
-        if isinstance(exc, Error):  # our own (a NetworkError above, the command's DeadlineExceeded)
-            raise
-        raise NetworkError(f"{what}: the answer was cut off or timed out ({type(exc).__name__})",
-                           hint="re-run; nothing was passed") from None
+                raise error(f"{what}: took more than {seconds:.0f} s to arrive (limit; the server is trickling "
+                            "or stalled)", hint="check the service and the network; nothing was passed")
+    except Error:  # our own (a limit above, the command's DeadlineExceeded)
+        raise
+    except Exception as exc:  # requests/urllib3 read errors (ProtocolError, ReadTimeoutError, ...)
+        message = f"{what}: the answer was cut off or timed out ({type(exc).__name__})"
+        if cut_off is not None:
+            raise cut_off(message) from None
+        raise error(message, hint="re-run; nothing was passed") from None
     finally:
         response.close()
-    response._content = bytes(buffer)
-    setattr(response, "_content_consumed", True)  # noqa: B010 (not in requests' type stubs)
     return bytes(buffer)
 
 
@@ -193,4 +199,4 @@ def read_json(
 
 
 def _size(limit: int) -> str:
-    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 and not limit % (1 << 20) else f"{limit} bytes"

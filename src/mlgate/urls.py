@@ -10,40 +10,39 @@ from __future__ import annotations
 import urllib.parse
 
 
+def _split(text: str) -> tuple[urllib.parse.SplitResult, str] | None:
+    """The parts of ``text`` and its ``host[:port]`` without user-info (None: it does not parse)."""
+    try:
+        parts = urllib.parse.urlsplit(text)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return parts, host + (f":{port}" if port is not None else "")
+
+
 def safe_url(url: str) -> str:
     """``url`` without user-info, query and fragment; a URL that does not parse prints as ``<invalid URL>``."""
     text = str(url).strip()
-    try:
-        parts = urllib.parse.urlsplit(text)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
+    split = _split(text)
+    if split is None:
         return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None:
-        host += f":{port}"
+    parts, host = split
     if not parts.netloc and "@" in text:
         # "user:PW@host" parses as scheme "user": never print what precedes an @
         return "<URL with credentials>"
     if not parts.scheme and not parts.netloc:
-        # a bare path or name: drop anything after ? or #, and anything before an @
-        return text.split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+        # a bare path or name: drop anything after ? or #
+        return text.split("?", 1)[0].split("#", 1)[0]
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def safe_host(url: str) -> str:
     """``scheme://host[:port]`` of ``url`` without credentials, safe to print."""
-    try:
-        parts = urllib.parse.urlsplit(str(url).strip())
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
+    split = _split(str(url).strip())
+    if split is None:
         return "<invalid URL>"
-    if ":" in host:
-        host = f"[{host}]"
-    if port is not None:
-        host += f":{port}"
+    parts, host = split
     return f"{parts.scheme}://{host}" if parts.scheme else host
 
 

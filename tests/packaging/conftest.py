@@ -5,7 +5,6 @@ Every tool is required: a missing one fails the test with what to install (``mak
 
 from __future__ import annotations
 
-import inspect
 import re
 import shutil
 import sys
@@ -85,14 +84,6 @@ def is_switch(parser: Any, flag: str) -> bool:
     import argparse
 
     return isinstance(option_action(parser, flag), argparse._StoreTrueAction)
-
-
-def is_built(command: str) -> bool:
-    """False while the command's module still answers ``not_built`` (its options are not there yet)."""
-    import importlib
-
-    module = importlib.import_module(f"mlgate.commands.{command.split()[0]}")
-    return "not_built(" not in inspect.getsource(module.run)
 
 
 def options_table() -> list[tuple[str, str, str, list[str]]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlgate.errors import NotBuiltError
-
 
 def command_parser(
     sub: Any, common: argparse.ArgumentParser, name: str, *, help: str, description: str, epilog: str = ""
@@ -31,8 +29,13 @@ def add_ref(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def not_built(command: str) -> int:
-    raise NotBuiltError(
-        f"`mlgate {command}` is part of the CLI contract but is not built in this version",
-        hint="upgrade mlgate, or leave this step out of the pipeline for now; nothing was checked",
-    )
+LEDGER_FORMS = (
+    "file:PATH (default file:.mlgate/ledger.jsonl), azure-blob://ACCOUNT_URL/CONTAINER/BLOB or "
+    "https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"
+)
+
+
+def add_ledger_option(parser: argparse.ArgumentParser, *, purpose: str | None = None) -> None:
+    """The one ``--ledger SPEC`` option (``MLGATE_LEDGER``); ``purpose`` says what this command writes there."""
+    text = f"{purpose}; the ledger is {LEDGER_FORMS}" if purpose else f"where the ledger lives: {LEDGER_FORMS}"
+    parser.add_argument("--ledger", metavar="SPEC", help=text)

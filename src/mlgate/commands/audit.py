@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import add_ref, command_parser
+from mlgate.commands._common import add_ledger_option, add_ref, command_parser
 
 if TYPE_CHECKING:
     from mlgate.ledger import Ledger
@@ -30,14 +30,6 @@ REQUIRE_HELP = (
     "exit 1 when no anchor from MLflow could be checked (a ledger rewritten in full cannot be "
     "excluded without them); default: a warning"
 )
-LEDGER_HELP = (
-    "where the ledger lives: file:PATH (default file:.mlgate/ledger.jsonl), "
-    "azure-blob://ACCOUNT_URL/CONTAINER/BLOB or https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"
-)
-
-
-def add_ledger_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ledger", metavar="SPEC", help=LEDGER_HELP)
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:

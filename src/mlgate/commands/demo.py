@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from mlgate.commands._common import command_parser
@@ -46,80 +47,96 @@ class DemoFailed(Exception):
     pass
 
 
-def run(args: argparse.Namespace) -> int:
-    import json
+def _step(title: str, argv: list[str], expect: int, *, outside_ci: bool = False) -> None:
+    """Print and run one mlgate command in-process; anything but ``expect`` stops the demo."""
     import os
     import shlex
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from mlgate.cli import main
+    from mlgate.console import out
+
+    out(f"\n== {title}\n$ mlgate {shlex.join(argv)}")
+    # the demo's approval is declared by hand into its own loopback MLflow and throwaway ledger:
+    # a local run even when the demo itself runs in a CI job (where `record` refuses --approver)
+    hidden = {k: os.environ.pop(k) for k in ("GITHUB_ACTIONS", "TF_BUILD") if outside_ci and k in os.environ}
+    try:
+        code = main(argv)
+    finally:
+        os.environ.update(hidden)
+    if code != expect:
+        raise DemoFailed(f"`mlgate {argv[0]}` exited {code}, expected {expect}")
+
+
+def _train(uri: str, deploy: Path) -> tuple[str, str]:
+    """Train and register the two demo models in a child process; their refs (traced, untraced)."""
+    import json
+    import subprocess
+    import sys
+
+    from mlgate.console import err, out
+    from mlgate.errors import EvaluationError
+
+    out("\n== train and register: credit-risk (full lineage) and churn-untraced (no commit, no data, no owner)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mlgate.demo.train", "--tracking-uri", uri, "--deploy-dir", str(deploy),
+         "--commit", _commit()],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    if proc.returncode != 0:
+        err(proc.stderr[-4000:])
+        raise EvaluationError("the demo training job failed (output above)")
+    refs = json.loads(proc.stdout.strip().splitlines()[-1])
+    out(f"registered {refs['traced']} and {refs['untraced']}")
+    return str(refs["traced"]), str(refs["untraced"])
+
+
+def _flow(work: Path, uri: str, approver: str) -> None:
+    """The release flow, step by step, against the demo's MLflow at ``uri``."""
+    import shutil
+
+    deploy, tampered, evidence, policy = work / "deploy", work / "tampered", work / "evidence", work / "policy.yaml"
+    policy.write_text(POLICY)
+    traced, untraced = _train(uri, deploy)
+    _step("1. seal the registered version's files in MLflow", ["seal", "--model", traced], 0)
+    _step("2. lineage of the traced model", ["lineage", traced], 0)
+    _step("3. gate the files about to be deployed (expect: pass)",
+          ["gate", traced, "--artifacts", str(deploy), "--policy", str(policy), "--stage", "production",
+           "--evidence-dir", str(evidence)], 0)
+    shutil.copytree(deploy, tampered)
+    with open(tampered / "MLmodel", "a") as f:
+        f.write("# tampered after sealing\n")
+    _step("4. gate a tampered copy (expect: refused)",
+          ["gate", traced, "--artifacts", str(tampered), "--policy", str(policy),
+           "--evidence-dir", str(work / "evidence-tampered")], 1)
+    _step("5. gate a model without git commit, training data or owner (expect: refused)",
+          ["gate", untraced, "--policy", str(policy), "--evidence-dir", str(work / "evidence-untraced")], 1)
+    _step("6. record the named approver and promote to production",
+          ["--platform", "local", "record", traced, "--stage", "production", "--approver", approver,
+           "--comment", "AUC and fairness within policy; evidence reviewed",
+           "--evidence", str(evidence / "evidence.json")], 0, outside_ci=True)
+    name = traced.split("/")[0]
+    _step("7. the regulator's question: who approved the current production model, and why?",
+          ["audit", "show", f"{name}@production"], 0)
+    _step("8. verify the audit ledger's hash chain and its anchors in MLflow", ["audit", "verify"], 0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+
     from mlgate.console import err, out
     from mlgate.demo.mlflow_server import LocalMlflow
-    from mlgate.errors import EvaluationError
 
     work = Path(args.workdir).resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    deploy, tampered = work / "deploy", work / "tampered"
-    policy = work / "policy.yaml"
-    policy.write_text(POLICY)
-    ledger = f"file:{work / 'ledger.jsonl'}"
-    evidence = work / "evidence"
-
-    def step(title: str, argv: list[str], expect: int, *, outside_ci: bool = False) -> None:
-        out(f"\n== {title}\n$ mlgate {shlex.join(argv)}")
-        # the demo's approval is declared by hand into its own loopback MLflow and throwaway ledger:
-        # a local run even when the demo itself runs in a CI job (where `record` refuses --approver)
-        hidden = {k: os.environ.pop(k) for k in ("GITHUB_ACTIONS", "TF_BUILD") if outside_ci and k in os.environ}
-        try:
-            code = main(argv)
-        finally:
-            os.environ.update(hidden)
-        if code != expect:
-            raise DemoFailed(f"`mlgate {argv[0]}` exited {code}, expected {expect}")
-
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLGATE_LEDGER")}
     with LocalMlflow(work / "mlflow") as server:
         out(f"== local MLflow on {server.uri} (logs: {work / 'mlflow' / 'mlflow-server.log'})")
         os.environ["MLFLOW_TRACKING_URI"] = server.uri
-        os.environ["MLGATE_LEDGER"] = ledger
+        os.environ["MLGATE_LEDGER"] = f"file:{work / 'ledger.jsonl'}"
         try:
-            out("\n== train and register: credit-risk (full lineage) and churn-untraced (no commit, no data, no owner)")
-            proc = subprocess.run(
-                [sys.executable, "-m", "mlgate.demo.train", "--tracking-uri", server.uri,
-                 "--deploy-dir", str(deploy), "--commit", _commit()],
-                capture_output=True, text=True, timeout=600, check=False,
-            )
-            if proc.returncode != 0:
-                err(proc.stderr[-4000:])
-                raise EvaluationError("the demo training job failed (output above)")
-            refs = json.loads(proc.stdout.strip().splitlines()[-1])
-            traced, untraced = refs["traced"], refs["untraced"]
-            out(f"registered {traced} and {untraced}")
-            step("1. seal the registered version's files in MLflow", ["seal", "--model", traced], 0)
-            step("2. lineage of the traced model", ["lineage", traced], 0)
-            step("3. gate the files about to be deployed (expect: pass)",
-                 ["gate", traced, "--artifacts", str(deploy), "--policy", str(policy), "--stage", "production",
-                  "--evidence-dir", str(evidence)], 0)
-            shutil.copytree(deploy, tampered)
-            with open(tampered / "MLmodel", "a") as f:
-                f.write("# tampered after sealing\n")
-            step("4. gate a tampered copy (expect: refused)",
-                 ["gate", traced, "--artifacts", str(tampered), "--policy", str(policy),
-                  "--evidence-dir", str(work / "evidence-tampered")], 1)
-            step("5. gate a model without git commit, training data or owner (expect: refused)",
-                 ["gate", untraced, "--policy", str(policy), "--evidence-dir", str(work / "evidence-untraced")], 1)
-            step("6. record the named approver and promote to production",
-                 ["--platform", "local", "record", traced, "--stage", "production", "--approver", args.approver,
-                  "--comment", "AUC and fairness within policy; evidence reviewed",
-                  "--evidence", str(evidence / "evidence.json")], 0, outside_ci=True)
-            name = traced.split("/")[0]
-            step("7. the regulator's question: who approved the current production model, and why?",
-                 ["audit", "show", f"{name}@production"], 0)
-            step("8. verify the audit ledger's hash chain and its anchors in MLflow", ["audit", "verify"], 0)
+            _flow(work, server.uri, args.approver)
         except DemoFailed as exc:
             err(f"\ndemo FAILED: {exc}")
             return 3
@@ -129,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    out(f"\ndemo: OK. Evidence: {evidence / 'evidence.md'}; ledger: {work / 'ledger.jsonl'}. "
+    out(f"\ndemo: OK. Evidence: {work / 'evidence' / 'evidence.md'}; ledger: {work / 'ledger.jsonl'}. "
         "The local MLflow server has been stopped.")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlgate.commands._common import add_ref, command_parser
+from mlgate.commands._common import add_ledger_option, add_ref, command_parser
 
 HELP = "integrity + lineage + policy -> evidence pack and a decision"
 DESCRIPTION = """\
@@ -27,9 +27,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
-    parser.add_argument("--ledger", metavar="SPEC",
-                        help="also append a `gated` entry (passed or refused, evidence digest) to this audit ledger "
-                        "(see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
+    add_ledger_option(parser, purpose="also append a `gated` entry (passed or refused, evidence digest) to this "
+                      "audit ledger (see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     return parser
 
 

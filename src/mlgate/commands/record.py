@@ -32,7 +32,7 @@ Inside a CI run (GITHUB_ACTIONS, TF_BUILD) the approvers come only from that CI'
 
 
 def add_approval_options(parser: argparse.ArgumentParser) -> None:
-    from mlgate.commands.audit import add_ledger_option
+    from mlgate.commands._common import add_ledger_option
 
     add_ledger_option(parser)
     parser.add_argument("--approver", metavar="NAME", action="append", default=[],

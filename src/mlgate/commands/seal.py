@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import command_parser
+from mlgate.commands._common import add_ledger_option, command_parser
 
 if TYPE_CHECKING:
     from mlgate.integrity.manifest import Manifest
@@ -44,9 +44,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--follow-internal-symlinks", action="store_true",
         help="hash the target of symlinks that stay inside DIR instead of refusing them",
     )
-    parser.add_argument("--ledger", metavar="SPEC",
-                        help="with --model: also append a `sealed` entry to this audit ledger (see `mlgate audit`); "
-                        "off unless given here or in MLGATE_LEDGER")
+    add_ledger_option(parser, purpose="with --model: also append a `sealed` entry to this audit ledger "
+                      "(see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     return parser
 
 

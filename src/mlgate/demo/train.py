@@ -28,6 +28,24 @@ def _data(seed: int) -> tuple[Any, Any, Any]:
     return x, y, group
 
 
+def _register_untraced(client: Any, x: Any, y: Any, split: int) -> str:
+    """A quick experiment registered without commit, training data or owner: the gate must refuse it."""
+    import mlflow
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+
+    with mlflow.start_run(run_name="churn-quick-experiment") as quick:
+        model = LogisticRegression(max_iter=500).fit(x[:split], y[:split])
+        mlflow.log_metric("auc", float(roc_auc_score(y[split:], model.predict_proba(x[split:])[:, 1])))
+        info = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn-untraced")
+    untraced = str(info.registered_model_version)
+    # MLflow records the commit of a git checkout by itself; this quick experiment must have none.
+    client.delete_tag(quick.info.run_id, "mlflow.source.git.commit")
+    client.set_model_version_tag("churn-untraced", untraced, "risk_class", "high")
+    return untraced
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tracking-uri", required=True)
@@ -78,14 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     # only when it names exactly this version).
     mlflow.artifacts.download_artifacts(artifact_uri=f"models:/credit-risk/{traced}", dst_path=args.deploy_dir)
 
-    with mlflow.start_run(run_name="churn-quick-experiment") as quick:
-        model = LogisticRegression(max_iter=500).fit(x[:split], y[:split])
-        mlflow.log_metric("auc", float(roc_auc_score(y[split:], model.predict_proba(x[split:])[:, 1])))
-        info = mlflow.sklearn.log_model(model, name="model", registered_model_name="churn-untraced")
-    untraced = info.registered_model_version
-    # MLflow records the commit of a git checkout by itself; this quick experiment must have none.
-    client.delete_tag(quick.info.run_id, "mlflow.source.git.commit")
-    client.set_model_version_tag("churn-untraced", str(untraced), "risk_class", "high")
+    untraced = _register_untraced(client, x, y, split)
     print(json.dumps({"traced": f"credit-risk/{traced}", "untraced": f"churn-untraced/{untraced}",
                       "run_id": run.info.run_id}))
     return 0

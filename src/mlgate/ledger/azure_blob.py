@@ -30,6 +30,9 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 2,
     "initial_backoff": 1,
     "increment_base": 2,
+    # Blob Storage never redirects: a 3xx (to another origin or not) is answered as an error, never
+    # followed, so no key, SAS or token can be sent elsewhere
+    "permit_redirects": False,
 }
 
 

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from mlgate.errors import EvaluationError, RefusedError
 from mlgate.integrity.manifest import canonical_json
@@ -409,9 +409,12 @@ def model_name(ref: str | None) -> str | None:
     return name or None
 
 
-@dataclass(frozen=True)
-class Recorded:
-    """An anchoring entry (``approved``/``rolled_back``): what an anchor on a version must name."""
+class Recorded(NamedTuple):
+    """An anchoring entry (``approved``/``rolled_back``): what an anchor on a version must name.
+
+    A named tuple, not a dataclass: ``verify`` keeps one per anchoring entry while it streams,
+    and a tuple is a quarter of the memory.
+    """
 
     seq: int
     hash: str
@@ -474,8 +477,7 @@ def verify_lines(
         if number == 1:
             first_id = entry.ledger_id
         if entry.event in ANCHORING_EVENTS:
-            recorded[entry.seq] = _built(Recorded, seq=entry.seq, hash=entry.hash, model=entry.model,
-                                         event=entry.event)
+            recorded[entry.seq] = Recorded(entry.seq, entry.hash, entry.model, entry.event)
         for where, digest in pending.pop(expected_seq, ()):
             checked += 1
             if digest != entry.hash:
@@ -593,6 +595,8 @@ class Ledger(abc.ABC):
                         return match, False
                     entry = chain(draft, last)
                     self.append_if_unchanged(entry.line(), snapshot)
+                    if entry.seq == 1:
+                        self._known_identity = entry.ledger_id
                     return entry, True
                 except Conflict:
                     _time.sleep(random.uniform(0, min(0.05 * (2 ** min(attempt, 5)), 1.0)))  # noqa: S311
@@ -602,8 +606,14 @@ class Ledger(abc.ABC):
         )
 
     # -- reading --------------------------------------------------------------------------
+    #: the ledger_id once this process has read (or written) the first entry: it never changes, so
+    #: `record` reads the ledger for the evidence binding and for the conditional append, not a third time
+    _known_identity: str | None = None
+
     def identity(self) -> str | None:
         """The ``ledger_id`` in the first entry (None: an empty ledger or a first entry without one)."""
+        if self._known_identity is not None:
+            return self._known_identity
         lines = self.lines()
         try:
             first = next(lines, None)
@@ -611,7 +621,8 @@ class Ledger(abc.ABC):
             close = getattr(lines, "close", None)
             if close is not None:
                 close()
-        return parse_line(first, line=1).ledger_id if first is not None else None
+        self._known_identity = parse_line(first, line=1).ledger_id if first is not None else None
+        return self._known_identity
 
     def entries(self) -> Iterator[Entry]:
         """Stream the entries, checking each line and link as it goes (tampering raises)."""
@@ -626,6 +637,8 @@ class Ledger(abc.ABC):
                     line=number,
                     seq=entry.seq,
                 )
+            if number == 1:
+                self._known_identity = entry.ledger_id
             previous = entry
             yield entry
 

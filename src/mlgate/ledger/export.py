@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mlgate.errors import EvaluationError, InvalidInputError, UsageError
+from mlgate.errors import InvalidInputError, UsageError
+from mlgate.files import atomic_output
 from mlgate.integrity.manifest import canonical_json
 from mlgate.jsonvalue import Fields, parse_json
 from mlgate.ledger.base import (
@@ -89,21 +90,10 @@ def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors) -> VerifyRes
             "anchors": anchors_to_list(anchors),
         }
         body.seek(0)
-        fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as stream:
-                stream.write(canonical_json(header) + b"\n")
-                while chunk := body.read(1 << 20):
-                    stream.write(chunk)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp_name, target)
-        except OSError as exc:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise EvaluationError(f"cannot write {output}: {exc.strerror}") from exc
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        with atomic_output(target) as stream:
+            stream.write(canonical_json(header) + b"\n")
+            while chunk := body.read(1 << 20):
+                stream.write(chunk)
     return result
 
 

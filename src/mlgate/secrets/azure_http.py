@@ -16,7 +16,6 @@ The Key Vault client and every azure-identity credential mlgate builds send thro
 
 from __future__ import annotations
 
-import time
 import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,14 +27,13 @@ from azure.core.pipeline.policies import RedirectPolicy
 from azure.core.pipeline.transport import HttpTransport
 
 from mlgate.errors import Error
-from mlgate.http import OffOriginRedirect, origin, same_origin
+from mlgate.http import OffOriginRedirect, origin, read_body, same_origin
 from mlgate.jsonvalue import parse_json
 from mlgate.urls import safe_host, safe_url
 
 MAX_ANSWER_BYTES = 1 << 20  # Key Vault secrets are at most 25 KiB; tokens and list pages a few KiB
 ANSWER_SECONDS = 30.0
 MAX_REDIRECTS = 5
-_STEP = 16 << 10
 
 Origin = tuple[str, str, int | None]
 
@@ -152,38 +150,10 @@ def _redirect_error(guard: Guard, url: str, status: int, location: str) -> Error
 
 def read_answer(response: requests.Response, *, what: str, limit: int = MAX_ANSWER_BYTES,
                 seconds: float = ANSWER_SECONDS, error: type[Error] = Error) -> bytes:
-    """The decoded body of a streamed answer, refusing more than ``limit`` bytes or ``seconds`` to arrive.
-
-    Reads what has arrived (``read1``), so a server trickling a byte at a time is caught; decodes
-    gzip/deflate like ``requests`` would. A cut-off answer is azure-core's ``ServiceResponseError``
-    (its retry policy decides); a limit is ``error`` (exit 3, not retried).
+    """:func:`mlgate.http.read_body` for the Azure SDKs: a cut-off answer is azure-core's
+    ``ServiceResponseError`` (its retry policy decides); a limit is ``error`` (exit 3, not retried).
     """
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
-        response.close()
-        raise error(f"{what}: announces {declared} bytes, more than {limit} (limit)",
-                    hint="check that the address is the service itself; nothing was passed")
-    started = time.monotonic()
-    buffer = bytearray()
-    try:
-        while True:
-            chunk = response.raw.read1(_STEP, decode_content=True)  # what has arrived, never waits for more
-            if not chunk:
-                break
-            buffer += chunk
-            if len(buffer) > limit:
-                raise error(f"{what}: larger than {limit} bytes (limit)",
-                            hint="check that the address is the service itself; nothing was passed")
-            if time.monotonic() - started > seconds:
-                raise error(f"{what}: took more than {seconds:.0f} s to arrive (limit; the server is trickling "
-                            "or stalled)", hint="check the service and the network")
-    except Error:
-        raise
-    except Exception as exc:  # urllib3/requests read errors
-        raise ServiceResponseError(f"{what}: cut off ({type(exc).__name__})") from None
-    finally:
-        response.close()
-    return bytes(buffer)
+    return read_body(response, what=what, limit=limit, seconds=seconds, error=error, cut_off=ServiceResponseError)
 
 
 class SameOriginRedirectPolicy(RedirectPolicy[Any, Any]):

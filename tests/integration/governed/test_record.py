@@ -398,3 +398,38 @@ def test_evidence_without_a_gated_entry_is_recorded_and_says_so(
     assert "evidence_in_ledger: false" in captured.err
     [entry] = entries(env)
     assert entry["details"]["evidence_in_ledger"] is False  # type: ignore[index]
+
+
+def test_record_reads_the_ledger_twice_not_three_times(env: dict[str, str], capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once for the evidence binding, once under the conditional append; the identity is not read again."""
+    from mlgate.ledger.file import FileLedger
+
+    model = register(env["uri"], 2)
+    write_evidence(Path(env["tmp"]) / "evidence" / "evidence.json", model.name, model.versions[0])
+    args = ["--approver", "Ana Approver", "--comment", "evidence reviewed"]
+    assert record(env, model.ref(), *args) == 0  # the ledger now has a first entry
+    write_evidence(Path(env["tmp"]) / "evidence" / "evidence.json", model.name, model.versions[1])
+    reads: list[str] = []
+    lines, snapshot = FileLedger.lines, FileLedger.snapshot
+
+    inside: list[bool] = []
+
+    def counted_lines(self: FileLedger) -> object:
+        if not inside:  # the snapshot streams the lines itself: one read
+            reads.append("lines")
+        return lines(self)
+
+    def counted_snapshot(self: FileLedger, *, whole: bool) -> object:
+        reads.append("snapshot")
+        inside.append(True)
+        try:
+            return snapshot(self, whole=whole)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(FileLedger, "lines", counted_lines)
+    monkeypatch.setattr(FileLedger, "snapshot", counted_snapshot)
+    ref = f"models:/{model.name}/{model.versions[1]}"
+    assert record(env, ref, *args) == 0, capsys.readouterr()
+    assert reads == ["lines", "snapshot"]
