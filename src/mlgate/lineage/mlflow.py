@@ -262,6 +262,13 @@ class MlflowClient:
         code, message = _error_detail(response)
         if status == 404 or code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFound(f"{what}: not found in MLflow at {self.host}" + (f" ({message})" if message else ""))
+        if status == 403 and endpoint == "mlflow-artifacts upload":
+            raise NetworkError(
+                f"MLflow at {self.host} did not permit storing {what} (403): the identity may read but not write "
+                "there",
+                hint="sealing writes the manifest next to the model: the identity needs EDIT on the model's "
+                "experiment as well as on the registered model",
+            )
         if status in (401, 403):
             raise NetworkError(
                 f"MLflow at {self.host} refused our credentials ({status}) for {endpoint}",

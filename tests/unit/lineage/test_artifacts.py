@@ -109,3 +109,12 @@ def test_a_deleted_stored_manifest_is_a_refusal() -> None:
                   json={"error_code": "RESOURCE_DOES_NOT_EXIST"})
     with pytest.raises(RefusedError, match="missing from the artifact store"):
         artifacts.load_manifest(client(), sealed_version("b" * 64))
+
+
+@responses.activate
+def test_a_refused_manifest_upload_is_named_a_permission() -> None:
+    responses.put(PROXY + "/1/models/m-1/mlgate-manifests/x.json", status=403, json={"error_code": "PERMISSION_DENIED"})
+    with pytest.raises(NetworkError, match="did not permit storing") as info:
+        client().upload_artifact("1/models/m-1/mlgate-manifests/x.json", b"{}")
+    assert "EDIT on the model's experiment" in (info.value.hint or "")
+    assert info.value.exit_code == 3
