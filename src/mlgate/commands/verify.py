@@ -48,17 +48,24 @@ def run(args: argparse.Namespace) -> int:
     from mlgate.platforms import detect_platform
 
     platform = detect_platform(args.platform)
+    version = None
     if args.manifest:
         manifest = read_manifest(args.manifest)
     elif args.model:
         from mlgate.lineage.artifacts import load_sealed_manifest
 
-        manifest = load_sealed_manifest(args.model)
+        version, manifest = load_sealed_manifest(args.model)
     else:
         raise UsageError("verify needs --manifest FILE or --model REF",
                          hint="mlgate verify DIR --manifest manifest.json")
     result = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
                               ci=platform.is_ci)
+    if version is not None:
+        from mlgate.lineage.artifacts import REGISTERED_MODEL_META, without_download_marker
+
+        result, dropped = without_download_marker(args.directory, version, manifest, result)
+        if dropped:
+            out(f"tolerated {REGISTERED_MODEL_META}: written by MLflow's client when downloading the model")
     lines = describe(result, manifest.digest)
     for line in lines:
         out(line)

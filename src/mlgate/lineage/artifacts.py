@@ -17,6 +17,7 @@ its digest equals the tag.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from mlgate.errors import EvaluationError, InvalidInputError, NetworkError, RefusedError
 from mlgate.integrity.hashing import hash_chunks
-from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest, check_name
+from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Comparison, Manifest, check_name
 from mlgate.integrity.progress import Progress
 from mlgate.lineage.chain import logged_model_id
 from mlgate.lineage.mlflow import MAX_PAGES, MlflowClient, NotFound
@@ -243,12 +244,23 @@ def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest
     return manifest
 
 
-def load_sealed_manifest(ref: str) -> Manifest:
-    """The manifest recorded on ``ref``'s model version (``MLFLOW_TRACKING_URI``), checked against its seal."""
+def load_sealed_manifest(ref: str) -> tuple[ModelVersion, Manifest]:
+    """``ref``'s model version (``MLFLOW_TRACKING_URI``) and its recorded manifest, checked against its seal."""
     from mlgate.refs import ModelRef
 
     client = MlflowClient.from_env()
-    return load_manifest(client, client.resolve(ModelRef.parse(ref)))
+    version = client.resolve(ModelRef.parse(ref))
+    return version, load_manifest(client, version)
+
+
+def without_download_marker(directory: str, model_version: ModelVersion, manifest: Manifest,
+                            result: Comparison) -> tuple[Comparison, bool]:
+    """``result`` without MLflow's download marker when it is the only kind of extra it can be; (result, dropped)."""
+    extra = [(n, d) for n, d in result.extra if n != REGISTERED_MODEL_META]
+    if (len(extra) == len(result.extra) or REGISTERED_MODEL_META in manifest.subjects
+            or not is_mlflow_download_marker(directory, model_version)):
+        return result, False
+    return dataclasses.replace(result, extra=extra, checked=result.checked - 1), True
 
 
 REGISTERED_MODEL_META = "registered_model_meta"
@@ -259,8 +271,9 @@ def is_mlflow_download_marker(directory: str, model_version: ModelVersion) -> bo
 
     ``mlflow.artifacts.download_artifacts("models:/NAME/VERSION")`` adds this small YAML file
     (``model_name``, ``model_version``) to the downloaded model's root; it is not part of the
-    registered files. It is accepted only when it is a regular file naming this very version and
-    nothing else.
+    registered files. It is accepted only when it is a regular file holding these two keys and
+    nothing else, naming this very version, or both null (what MLflow 3 writes when the download
+    was ``models:/m-<model id>``).
     """
     import os
     import stat
@@ -278,4 +291,6 @@ def is_mlflow_download_marker(directory: str, model_version: ModelVersion) -> bo
         return False
     if not isinstance(doc, dict) or set(doc) != {"model_name", "model_version"}:
         return False
+    if doc["model_name"] is None and doc["model_version"] is None:  # MLflow 3 downloads of models:/m-<id>
+        return True
     return str(doc["model_name"]) == model_version.name and str(doc["model_version"]) == model_version.version

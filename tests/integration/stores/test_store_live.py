@@ -26,6 +26,15 @@ def test_seal_verify_and_gate_from_the_store(store: StoreSetup, tmp_path: Path,
     assert not any(f"{built.model_id}/artifacts/" in k for k in stored)  # next to the model, never inside it
     mlflow.set_tracking_uri(store.uri)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=built.ref, dst_path=str(tmp_path / "dl")))
+    assert (local / "registered_model_meta").exists()  # MLflow's client adds it; verify tolerates exactly that
+    assert main(["verify", str(local), "--model", built.ref, "--platform", "local"]) == 0
+    assert "tolerated registered_model_meta" in capsys.readouterr().out
+    by_id = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{built.model_id}",
+                                                     dst_path=str(tmp_path / "by-id")))
+    assert "model_name: null" in (by_id / "registered_model_meta").read_text()  # what MLflow 3.17 writes
+    assert main(["verify", str(by_id), "--model", built.ref, "--platform", "local"]) == 0
+    (local / "registered_model_meta").write_text("model_name: traced\nmodel_version: 2\n")  # another version
+    assert main(["verify", str(local), "--model", built.ref, "--platform", "local"]) == 1
     (local / "registered_model_meta").unlink()
     assert main(["verify", str(local), "--model", built.ref, "--platform", "local"]) == 0
     (local / "MLmodel").write_bytes(b"changed")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from pathlib import Path
 
 import pytest
 import responses
@@ -118,3 +119,15 @@ def test_a_refused_manifest_upload_is_named_a_permission() -> None:
         client().upload_artifact("1/models/m-1/mlgate-manifests/x.json", b"{}")
     assert "EDIT on the model's experiment" in (info.value.hint or "")
     assert info.value.exit_code == 3
+
+
+@pytest.mark.parametrize(("text", "accepted"), [
+    ("model_name: m\nmodel_version: '1'\n", True),
+    ("model_name: null\nmodel_version: null\n", True),  # MLflow 3 downloads of models:/m-<id>
+    ("model_name: null\nmodel_version: '1'\n", False),
+    ("model_name: other\nmodel_version: '1'\n", False),
+    ("model_name: null\nmodel_version: null\nextra: x\n", False),
+])
+def test_only_the_marker_mlflow_writes_is_tolerated(tmp_path: Path, text: str, accepted: bool) -> None:
+    (tmp_path / artifacts.REGISTERED_MODEL_META).write_text(text)
+    assert artifacts.is_mlflow_download_marker(str(tmp_path), VERSION) is accepted
