@@ -8,8 +8,9 @@ Where the manifest lives (and why): MLflow stores no content hash of model files
 values are size-limited (100,000 characters on open-source MLflow, less on some hosted
 services) while a manifest grows with the file count (about 130 bytes per file). So the
 manifest's canonical bytes are stored as an artifact next to -- never inside -- the model
-directory, at ``<parent of the model root>/mlgate-manifests/<sha256>.json`` (content addressed,
-so a re-seal never overwrites an older one), and the version gets small tags:
+directory, at ``<parent of the model root>/mlgate-manifests/<sha256>.json`` (for a ``runs:/``
+source, the parent of the run's artifact root, where no version registered from that run can
+contain it; content addressed, so a re-seal never overwrites an older one), and the version gets small tags:
 ``mlgate.manifest.sha256`` (the digest every check compares with), ``mlgate.manifest.uri``,
 ``mlgate.manifest.files`` and ``mlgate.manifest.bytes``. A fetched manifest is only trusted when
 its digest equals the tag.
@@ -58,10 +59,14 @@ class ModelFiles:
     store: ArtifactStore
     root: str  # the location: a path under the mlflow-artifacts proxy, or the store URI
     model_id: str | None
+    #: where the manifest goes (next to this location): the model root, or for a ``runs:/`` source the
+    #: run's artifact root, so that no other version registered from the same run contains it
+    manifest_store: ArtifactStore | None = None
+    manifest_root: str | None = None
 
     @property
     def manifest_dir(self) -> str:
-        parent = posixpath.dirname(self.root.rstrip("/"))
+        parent = posixpath.dirname((self.manifest_root or self.root).rstrip("/"))
         return f"{parent}/{MANIFEST_DIR}" if parent else MANIFEST_DIR
 
 
@@ -71,15 +76,17 @@ def locate(
     """Open the store holding the version's files (``logged_model``: already fetched)."""
     source = model_version.source or ""
     mid = logged_model_id(model_version)
+    run_uri = ""
     if mid:
         logged = logged_model if logged_model is not None else client.get_logged_model(mid)
         uri = logged.artifact_uri or ""
     elif match := _RUNS_SOURCE.match(source):
-        run_uri = client.get_run(match.group(1)).info.artifact_uri or ""
-        uri = run_uri.rstrip("/") + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
+        run_uri = (client.get_run(match.group(1)).info.artifact_uri or "").rstrip("/")
+        uri = run_uri + ("/" + match.group(2).strip("/") if match.group(2).strip("/") else "")
     else:
         uri = source
-    store = open_store(uri, client, what=f"the files of {model_version.label}", model_id=mid)
+    what = f"the files of {model_version.label}"
+    store = open_store(uri, client, what=what, model_id=mid)
     if store is None:
         raise EvaluationError(
             f"the files of {model_version.label} are at {shown(uri) if uri else 'no location'}, "
@@ -88,7 +95,11 @@ def locate(
             "otherwise seal the downloaded directory with `mlgate seal DIR` and verify with --manifest",
         )
     root = store.root if isinstance(store, ProxyStore) else uri.rstrip("/")
-    return ModelFiles(store=store, root=root, model_id=mid)
+    beside = open_store(run_uri, client, what=what) if run_uri and run_uri != uri.rstrip("/") else None
+    if beside is None:
+        return ModelFiles(store=store, root=root, model_id=mid)
+    manifest_root = beside.root if isinstance(beside, ProxyStore) else run_uri
+    return ModelFiles(store=store, root=root, model_id=mid, manifest_store=beside, manifest_root=manifest_root)
 
 
 def _listing(where: ModelFiles, directory: str) -> list[tuple[str, bool, int | None]]:
@@ -203,7 +214,8 @@ def recorded_digest(model_version: ModelVersion) -> str | None:
 
 def store_manifest(client: MlflowClient, where: ModelFiles, manifest: Manifest) -> str:
     """Upload the manifest's canonical bytes next to the model, in its store; return its URI."""
-    return where.store.put(f"{MANIFEST_DIR}/{manifest.digest}.json", manifest.canonical())
+    store = where.manifest_store or where.store
+    return store.put(f"{MANIFEST_DIR}/{manifest.digest}.json", manifest.canonical())
 
 
 def load_manifest(client: MlflowClient, model_version: ModelVersion) -> Manifest:
