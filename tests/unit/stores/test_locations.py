@@ -73,3 +73,20 @@ def test_requests_off_the_stores_origin_are_refused() -> None:
     with pytest.raises(StoreError, match="another origin") as info:
         transport.send(HttpRequest("GET", "https://elsewhere.example/c01/x"))
     assert info.value.exit_code == 3
+
+
+def test_s3_locations_follow_mlflows_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.stores.s3 import S3Store, open_s3_store
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "c2VjcmV0LXMz")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    store = open_store("s3://bucket/1/models/m-1/artifacts", CLIENT, what="x")
+    assert isinstance(store, S3Store)
+    assert (store.bucket, store.path) == ("bucket", "1/models/m-1/artifacts")
+    assert store.shown == "bucket bucket at http://127.0.0.1:9000"
+    assert store.identity == "AWS credentials from env" and "c2VjcmV0" not in store.shown + store.identity
+    for bad in ("s3:///key", "s3://user@bucket/key", "s3://bucket/key?versionId=1"):
+        with pytest.raises(UsageError, match="not an S3 location"):
+            open_s3_store(bad)
