@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -145,7 +146,9 @@ StartService = Callable[..., Running]
 
 def stop_waitress(server: Any, thread: threading.Thread) -> None:
     """Close waitress's sockets from its own loop thread (closing them from here races its select)."""
-    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    # OSError: the loop already closed its sockets (the trigger's among them): nothing left to close
+    with contextlib.suppress(OSError):
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
     thread.join(timeout=10)
     server.task_dispatcher.shutdown()
 
