@@ -38,6 +38,7 @@ from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
 from mlgate.http import make_session, read_body, same_origin
 from mlgate.jsonvalue import Fields, parse_json
+from mlgate.lineage.presigned import PresignedLink, parse_link, stream_presigned
 from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
 from mlgate.urls import safe_url
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 API = "/api/2.0/mlflow"
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+PRESIGNED_API = "/api/2.0/mlflow-artifacts/presigned"
+SERVER_INFO = "/api/3.0/mlflow/server-info"  # MLflow 3's capability call (mlflow.utils.server_info)
+SERVER_INFO_BYTES = 64 << 10
 AZURE_SCOPE = "https://management.azure.com/.default"
 MAX_JSON_BYTES = 64 << 20
 DOWNLOAD_CHUNK = 1 << 20
@@ -185,6 +189,8 @@ class MlflowClient:
             self.session.auth = auth
         self.session.verify = verify
         self._count_lock = threading.Lock()
+        self._presigned: bool | None = None  # what /server-info said, asked once
+        self._store_session: requests.Session | None = None  # for presigned URLs: no credential of ours
         #: requests made, by endpoint (path template); read by the benchmark
         self.request_counts: Counter[str] = Counter()
 
@@ -472,7 +478,56 @@ class MlflowClient:
         return f"{self.base_url}{ARTIFACTS_API}/{urllib.parse.quote(path.lstrip('/'), safe='/')}"
 
     def stream_artifact(self, path: str, *, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
-        """The bytes of one artifact through the ``mlflow-artifacts`` proxy, streamed in chunks."""
+        """The bytes of one artifact, streamed in chunks: from the presigned URL the proxy hands out when
+        the server advertises presigned downloads (:mod:`mlgate.lineage.presigned`), else through the proxy."""
+        if self.presigned_downloads():
+            link = self.presigned_link(path)
+            if link is not None:
+                return stream_presigned(self.store_session(), link, what=f"artifact {path}", chunk_size=chunk_size)
+        return self._stream_proxied(path, chunk_size=chunk_size)
+
+    def presigned_downloads(self) -> bool:
+        """Whether ``/server-info`` says the proxy hands out presigned downloads (asked once, as MLflow's
+        client does in ``MlflowArtifactsRepository._is_multipart_download_enabled``).
+
+        Anything but a 200 with ``multipart_downloads_enabled: true`` (an older server, a proxy on a
+        non-S3 root, an answer that fails) keeps the proxy path, as MLflow's client defaults to it.
+        """
+        if self._presigned is None:
+            try:
+                self._presigned = self._server_info_says_presigned()
+            except NetworkError as exc:
+                log.debug("server-info of MLflow at %s: %s; downloading through the proxy", self.host, exc)
+                self._presigned = False
+        return self._presigned
+
+    def _server_info_says_presigned(self) -> bool:
+        ep = "server-info"
+        response = self._send("GET", f"{self.base_url}{SERVER_INFO}", ep)
+        if response.status_code != 200:
+            response.close()
+            return False
+        where = self._where(ep)
+        body = parse_json(read_body(response, what=where, limit=SERVER_INFO_BYTES), what=where)
+        return isinstance(body, dict) and body.get("multipart_downloads_enabled") is True
+
+    def presigned_link(self, path: str) -> PresignedLink | None:
+        """The presigned URL of one proxied file (``GET /mlflow-artifacts/presigned/<path>``, the call of
+        MLflow's ``HttpArtifactRepository._get_presigned_download_url``); None when it names no size
+        (MLflow's client then downloads through the proxy too)."""
+        ep = "mlflow-artifacts presigned"
+        body = self._call("GET", ep, what=f"artifact {path}", path="/" + urllib.parse.quote(path.lstrip("/"), safe="/"),
+                          api=PRESIGNED_API)
+        return parse_link(body, self.host)
+
+    def store_session(self) -> requests.Session:
+        """The session for presigned URLs: its own, so no MLflow credential or cookie can reach the store."""
+        with self._count_lock:
+            if self._store_session is None:
+                self._store_session = make_session()
+            return self._store_session
+
+    def _stream_proxied(self, path: str, *, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
         ep = "mlflow-artifacts download"
         response = self._send("GET", self._artifact_url(path), ep)
         try:
