@@ -39,6 +39,7 @@ MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD.
 """
 
 PLATFORMS = ("auto", *PLATFORM_NAMES)  # the registered platform back-ends (mlgate.platforms.detect)
+MLFLOW_COMMANDS = ("seal", "verify", "lineage", "gate", "record", "rollback", "audit")  # they talk to MLflow
 
 
 def _command_module(name: str) -> ModuleType:
@@ -84,6 +85,38 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _timeout(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value <= 0 or value > 86400:
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0 and at most 86400: {text!r}")
+    return value
+
+
+def _timeout_options(cmd: argparse.ArgumentParser) -> None:
+    from mlgate.lineage.mlflow import DEFAULT_TIMEOUTS
+
+    group = cmd.add_argument_group("timeouts (MLflow and artifact downloads)")
+    group.add_argument("--connect-timeout", type=_timeout, metavar="SECONDS", default=DEFAULT_TIMEOUTS.connect,
+                       help=f"wait at most SECONDS to connect (default {DEFAULT_TIMEOUTS.connect:g}; "
+                       "MLGATE_CONNECT_TIMEOUT)")
+    group.add_argument("--read-timeout", type=_timeout, metavar="SECONDS", default=DEFAULT_TIMEOUTS.read,
+                       help=f"wait at most SECONDS for each answer's next bytes, the first included (default "
+                       f"{DEFAULT_TIMEOUTS.read:g}; MLGATE_READ_TIMEOUT); a proxy copying a large object "
+                       "before answering needs more, or presigned downloads")
+
+
+def _use_timeouts(args: argparse.Namespace) -> None:
+    from mlgate.lineage.mlflow import DEFAULT_TIMEOUTS, Timeouts, set_timeouts
+
+    set_timeouts(Timeouts(getattr(args, "connect_timeout", DEFAULT_TIMEOUTS.connect),
+                          getattr(args, "read_timeout", DEFAULT_TIMEOUTS.read)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlgate",
@@ -101,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         module = _command_module(name)
         cmd = module.add_parser(sub, common)
         cmd.set_defaults(_module=module)
+        if name in MLFLOW_COMMANDS:
+            _timeout_options(cmd)
     _apply_env_defaults(parser)
     return parser
 
@@ -185,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     _configure_logging(args.verbose)
+    _use_timeouts(args)
     from mlgate.deadline import armed
 
     try:

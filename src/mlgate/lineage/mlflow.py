@@ -30,6 +30,7 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -38,7 +39,7 @@ from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
 from mlgate.http import make_session, read_body, same_origin
 from mlgate.jsonvalue import Fields, parse_json
-from mlgate.lineage.presigned import PresignedLink, parse_link, stream_presigned
+from mlgate.lineage.presigned import PresignedLink, parse_link, read_timed_out, stream_presigned
 from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
 from mlgate.urls import safe_url
@@ -60,6 +61,32 @@ __all__ = [
     "Experiment", "FileInfo", "LoggedModel", "MlflowClient", "ModelVersion", "NotFound", "RegisteredModel", "Run",
     "proxied_path", "rewrite_tracking_uri",
 ]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """The (connect, read) timeouts of every request to MLflow and of artifact downloads, in seconds.
+
+    ``read`` also bounds the wait for the first byte of an answer: a proxy that copies a large object
+    from its store before answering needs more (or presigned downloads, :mod:`mlgate.lineage.presigned`).
+    Set from ``--connect-timeout`` / ``--read-timeout`` (``MLGATE_CONNECT_TIMEOUT`` / ``MLGATE_READ_TIMEOUT``).
+    """
+
+    connect: float = 5.0
+    read: float = 30.0
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+_timeouts = [DEFAULT_TIMEOUTS]  # what the command line chose; read when a client is built
+
+
+def set_timeouts(timeouts: Timeouts) -> None:
+    """The timeouts of the clients built from now on (the CLI sets them once per command)."""
+    _timeouts[0] = timeouts
+
+
+def current_timeouts() -> Timeouts:
+    return _timeouts[0]
 
 
 class NotFound(RefusedError):
@@ -181,10 +208,12 @@ class MlflowClient:
         auth: requests.auth.AuthBase | tuple[str, str] | None = None,
         session: requests.Session | None = None,
         verify: str | bool = True,
+        timeouts: Timeouts | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = _host(self.base_url)
-        self.session = session or make_session()
+        self.timeouts = timeouts or current_timeouts()
+        self.session = session or make_session(timeout=(self.timeouts.connect, self.timeouts.read))
         if auth is not None:
             self.session.auth = auth
         self.session.verify = verify
@@ -236,30 +265,40 @@ class MlflowClient:
         with self._count_lock:
             self.request_counts[endpoint] += 1
 
-    def _send(self, method: str, url: str, endpoint: str, **kwargs: Any) -> requests.Response:
+    def _send(self, method: str, url: str, endpoint: str, *, artifact: str | None = None,
+              **kwargs: Any) -> requests.Response:
+        """One request (``artifact``: the file a download is of, named when its first byte is late)."""
         self._count(endpoint)
         try:
             return self.session.request(method, url, stream=True, **kwargs)
         except NetworkError:
             raise
-        except requests.exceptions.RetryError:
-            raise NetworkError(
-                f"MLflow at {self.host} kept failing ({endpoint}) after bounded retries",
-                hint="check the tracking server's health; nothing was passed",
-            ) from None
-        except requests.exceptions.Timeout:
-            raise NetworkError(f"MLflow at {self.host} timed out ({endpoint})",
-                               hint="check the tracking server and the network; nothing was passed") from None
-        except requests.exceptions.SSLError:
-            raise NetworkError(
-                f"TLS failure talking to MLflow at {self.host}",
-                hint="set MLFLOW_TRACKING_SERVER_CERT_PATH (or REQUESTS_CA_BUNDLE) to the server's CA bundle",
-            ) from None
         except requests.exceptions.RequestException as exc:
-            raise NetworkError(
-                f"cannot reach MLflow at {self.host} ({type(exc).__name__})",
-                hint="check MLFLOW_TRACKING_URI and that the tracking server is up; nothing was passed",
-            ) from None
+            if not read_timed_out(exc):
+                raise self._failure(exc, endpoint) from None
+            if artifact is not None:
+                raise NetworkError(
+                    f"MLflow at {self.host} sent no byte of {artifact} within {self.timeouts.read:g} s (the proxy "
+                    "may be copying the object before answering; raise --read-timeout or enable presigned downloads)",
+                    hint="MLGATE_READ_TIMEOUT sets it for a pipeline; nothing was passed") from None
+            raise NetworkError(f"MLflow at {self.host} sent no answer to {endpoint} within {self.timeouts.read:g} s",
+                               hint="check the tracking server, or raise --read-timeout; nothing was passed") from None
+
+    def _failure(self, exc: requests.exceptions.RequestException, endpoint: str) -> NetworkError:
+        if isinstance(exc, requests.exceptions.RetryError):
+            return NetworkError(f"MLflow at {self.host} kept failing ({endpoint}) after bounded retries",
+                                hint="check the tracking server's health; nothing was passed")
+        if isinstance(exc, requests.exceptions.Timeout):
+            return NetworkError(f"MLflow at {self.host} timed out ({endpoint}; connect timeout "
+                                f"{self.timeouts.connect:g} s)",
+                                hint="check the tracking server and the network, or raise --connect-timeout; "
+                                "nothing was passed")
+        if isinstance(exc, requests.exceptions.SSLError):
+            return NetworkError(
+                f"TLS failure talking to MLflow at {self.host}",
+                hint="set MLFLOW_TRACKING_SERVER_CERT_PATH (or REQUESTS_CA_BUNDLE) to the server's CA bundle")
+        return NetworkError(f"cannot reach MLflow at {self.host} ({type(exc).__name__})",
+                            hint="check MLFLOW_TRACKING_URI and that the tracking server is up; nothing was passed")
 
     def _check(self, response: requests.Response, endpoint: str, what: str) -> None:
         status = response.status_code
@@ -483,7 +522,8 @@ class MlflowClient:
         if self.presigned_downloads():
             link = self.presigned_link(path)
             if link is not None:
-                return stream_presigned(self.store_session(), link, what=f"artifact {path}", chunk_size=chunk_size)
+                return stream_presigned(self.store_session(), link, what=f"artifact {path}", chunk_size=chunk_size,
+                                        read_timeout=self.timeouts.read)
         return self._stream_proxied(path, chunk_size=chunk_size)
 
     def presigned_downloads(self) -> bool:
@@ -524,12 +564,12 @@ class MlflowClient:
         """The session for presigned URLs: its own, so no MLflow credential or cookie can reach the store."""
         with self._count_lock:
             if self._store_session is None:
-                self._store_session = make_session()
+                self._store_session = make_session(timeout=(self.timeouts.connect, self.timeouts.read))
             return self._store_session
 
     def _stream_proxied(self, path: str, *, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
         ep = "mlflow-artifacts download"
-        response = self._send("GET", self._artifact_url(path), ep)
+        response = self._send("GET", self._artifact_url(path), ep, artifact=f"artifact {path}")
         try:
             self._check(response, ep, f"artifact {path}")
             try:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
+import urllib3
 
 from mlgate.errors import NetworkError
 from mlgate.jsonvalue import Fields
@@ -80,8 +81,16 @@ def parse_link(body: Fields, mlflow_host: str) -> PresignedLink | None:
     return PresignedLink(url, pairs, size)
 
 
-def stream_presigned(session: requests.Session, link: PresignedLink, *, what: str,
-                     chunk_size: int) -> Iterator[bytes]:
+def read_timed_out(exc: BaseException) -> bool:
+    """Whether a ``requests`` failure is a read timeout (after urllib3's retries it arrives as a ConnectionError)."""
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
+
+
+def stream_presigned(session: requests.Session, link: PresignedLink, *, what: str, chunk_size: int,
+                     read_timeout: float) -> Iterator[bytes]:
     """The bytes of ``link``, exactly ``link.size`` of them, streamed (a generator: nothing is fetched before use)."""
     hint = "check the object store and the network; nothing was passed"
     try:
@@ -89,6 +98,9 @@ def stream_presigned(session: requests.Session, link: PresignedLink, *, what: st
     except NetworkError:
         raise
     except requests.exceptions.RequestException as exc:
+        if read_timed_out(exc):
+            raise NetworkError(f"the object store at {link.shown} sent no byte of {what} within {read_timeout:g} s",
+                               hint="raise --read-timeout, or check the object store; nothing was passed") from None
         raise NetworkError(f"the object store at {link.shown} did not answer for {what} ({type(exc).__name__})",
                            hint=hint) from None
     try:

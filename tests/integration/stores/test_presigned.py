@@ -38,6 +38,8 @@ class Forwarder:
 
     target: str
     log: list[tuple[str, str]] = field(default_factory=list)
+    without_presigned: bool = False  # answer /server-info with 404, as an older server does
+    late: float = 0.0  # hold back the headers of proxied file downloads this long
     server: http.server.ThreadingHTTPServer | None = None
 
     @property
@@ -50,7 +52,13 @@ class Forwarder:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _relay(self) -> None:
-                relay.log.append((self.command, self.path.split("?", 1)[0]))
+                path = self.path.split("?", 1)[0]
+                relay.log.append((self.command, path))
+                if relay.without_presigned and path.endswith("/mlflow/server-info"):
+                    self.send_error(404)
+                    return
+                if relay.late and path.startswith("/api/2.0/mlflow-artifacts/artifacts/"):
+                    time.sleep(relay.late)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP | {"host"}}
@@ -133,7 +141,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
     try:
         with _mlflow(work, env) as uri:
             models = {name: build_model(uri, work / "models", name, files=model_files(2, 2))
-                      for name in ("presigned", "tampered")}
+                      for name in ("presigned", "tampered", "proxy-path", "slow")}
             forwarder = Forwarder(uri).start()
             policy = work / "policy.yaml"
             policy.write_text(POLICY)
@@ -154,6 +162,7 @@ def on_proxy(proxied: Proxied, monkeypatch: pytest.MonkeyPatch) -> Proxied:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", proxied.uri)
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "canary-token-presigned-7f3a")
     proxied.forwarder.log.clear()
+    proxied.forwarder.without_presigned, proxied.forwarder.late = False, 0.0
     return proxied
 
 
@@ -191,3 +200,26 @@ def test_an_object_changed_in_the_store_is_refused(on_proxy: Proxied, capsys: py
     printed = capsys.readouterr()
     assert "data/part1/w1.bin" in printed.out + printed.err
     assert _downloads(on_proxy.forwarder.log) == []
+
+
+def test_a_server_without_the_feature_keeps_the_proxy_path(on_proxy: Proxied, tmp_path: Path) -> None:
+    built = on_proxy.models["proxy-path"]
+    on_proxy.forwarder.without_presigned = True
+    assert main(["seal", "--model", built.ref, "--platform", "local"]) == 0
+    assert len(_downloads(on_proxy.forwarder.log)) == len(built.files)
+    assert not any("/mlflow-artifacts/presigned/" in p for _, p in on_proxy.forwarder.log)
+    local = write_tree(tmp_path / "deploy", built.files)
+    assert main(["verify", str(local), "--model", built.ref, "--platform", "local"]) == 0
+
+
+def test_a_slow_first_byte_is_named_as_such(on_proxy: Proxied, capsys: pytest.CaptureFixture[str]) -> None:
+    built = on_proxy.models["slow"]
+    on_proxy.forwarder.without_presigned, on_proxy.forwarder.late = True, 1.5
+    capsys.readouterr()
+    assert main(["seal", "--model", built.ref, "--platform", "local", "--read-timeout", "0.5"]) == 3
+    err = capsys.readouterr().err
+    assert "sent no byte of artifact " in err and "within 0.5 s" in err, err
+    assert "raise --read-timeout or enable presigned downloads" in err
+    assert "cannot reach MLflow" not in err
+    capsys.readouterr()
+    assert main(["seal", "--model", built.ref, "--platform", "local", "--read-timeout", "20"]) == 0
