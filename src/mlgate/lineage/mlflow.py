@@ -281,7 +281,8 @@ class MlflowClient:
                     f"MLflow at {self.host} sent no byte of {artifact} within {self.timeouts.read:g} s (the proxy "
                     "may be copying the object before answering; raise --read-timeout or enable presigned downloads)",
                     hint="MLGATE_READ_TIMEOUT sets it for a pipeline; nothing was passed") from None
-            raise NetworkError(f"MLflow at {self.host} sent no answer to {endpoint} within {self.timeouts.read:g} s",
+            raise NetworkError(f"MLflow at {self.host} timed out: no answer to {endpoint} within "
+                               f"{self.timeouts.read:g} s",
                                hint="check the tracking server, or raise --read-timeout; nothing was passed") from None
 
     def _failure(self, exc: requests.exceptions.RequestException, endpoint: str) -> NetworkError:
