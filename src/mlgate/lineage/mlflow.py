@@ -37,7 +37,7 @@ import requests
 
 from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
-from mlgate.http import make_session, read_body, same_origin
+from mlgate.http import TimeoutSession, make_session, read_body, same_origin
 from mlgate.jsonvalue import Fields, parse_json
 from mlgate.lineage.presigned import PresignedLink, parse_link, read_timed_out, stream_presigned
 from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
@@ -213,7 +213,7 @@ class MlflowClient:
         self.base_url = base_url.rstrip("/")
         self.host = _host(self.base_url)
         self.timeouts = timeouts or current_timeouts()
-        self.session = session or make_session(timeout=(self.timeouts.connect, self.timeouts.read))
+        self.session = session or self._new_session()
         if auth is not None:
             self.session.auth = auth
         self.session.verify = verify
@@ -222,6 +222,12 @@ class MlflowClient:
         self._store_session: requests.Session | None = None  # for presigned URLs: no credential of ours
         #: requests made, by endpoint (path template); read by the benchmark
         self.request_counts: Counter[str] = Counter()
+
+    def _new_session(self) -> requests.Session:
+        session = make_session()
+        if isinstance(session, TimeoutSession):
+            session.default_timeout = (self.timeouts.connect, self.timeouts.read)
+        return session
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -565,7 +571,7 @@ class MlflowClient:
         """The session for presigned URLs: its own, so no MLflow credential or cookie can reach the store."""
         with self._count_lock:
             if self._store_session is None:
-                self._store_session = make_session(timeout=(self.timeouts.connect, self.timeouts.read))
+                self._store_session = self._new_session()
             return self._store_session
 
     def _stream_proxied(self, path: str, *, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
