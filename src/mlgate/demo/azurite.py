@@ -46,8 +46,11 @@ def azurite_command() -> str:
 class LocalAzurite:
     """An Azurite blob service on 127.0.0.1 keeping its data under ``workdir``, in a process session of its own."""
 
-    def __init__(self, workdir: str | os.PathLike[str], *, startup_timeout: float = 60) -> None:
+    def __init__(self, workdir: str | os.PathLike[str], *, startup_timeout: float = 60,
+                 debug_log: Path | None = None) -> None:
+        """``debug_log``: Azurite's debug log (one ``RequestMethod=`` line per request), e.g. to count requests."""
         self.workdir = Path(workdir)
+        self.debug_log = debug_log
         self.port = free_port()
         self.account_url = f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}"
         self.connection_string = (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
@@ -61,6 +64,8 @@ class LocalAzurite:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [binary, "--blobHost", "127.0.0.1", "--blobPort", str(self.port), "--location", str(self.workdir),
                "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"]
+        if self.debug_log:
+            cmd += ["--debug", str(self.debug_log)]
         with open(self.log, "ab") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                           cwd=self.workdir)
