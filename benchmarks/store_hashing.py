@@ -138,7 +138,7 @@ def register(uri: str, name: str, files: Path) -> None:
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    exp = mlflow.set_experiment(f"bench-{name}")
+    exp = mlflow.set_experiment(name)
     run = client.create_run(exp.experiment_id)
     logged = mlflow.initialize_logged_model(name="model", source_run_id=run.info.run_id,
                                             experiment_id=exp.experiment_id)
@@ -149,12 +149,14 @@ def register(uri: str, name: str, files: Path) -> None:
     client.create_model_version(name, f"models:/{logged.model_id}", run_id=run.info.run_id, model_id=logged.model_id)
 
 
-def timed_process(argv: list[str], env: dict[str, str], stats: Path) -> tuple[float, int]:
-    """Run ``argv`` under GNU time; its wall seconds and maximum resident set (KiB)."""
+def timed_process(argv: list[str], env: dict[str, str], stats: Path, *, expect: str = "") -> tuple[float, int]:
+    """Run ``argv`` under GNU time; its wall seconds and maximum resident set (KiB). ``expect``: in its output."""
     proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *argv], env=env,
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    if expect not in proc.stdout:
+        raise SystemExit(f"{argv[0]} did not say {expect!r}: {proc.stdout[-2000:]}")
     seconds, rss = stats.read_text().split()[-2:]
     return float(seconds), int(rss)
 
@@ -166,7 +168,9 @@ def measure(runs: Callable[[], list[tuple[float, int]]], store: Store, mlflow_lo
                     mlflow_log.since(marks[0]), store.log.since(marks[1]))
 
 
-def bench_model(store: Store, uri: str, mlflow_log: Log, name: str, work: Path) -> tuple[Measured, Measured]:
+def bench_model(store: Store, uri: str, mlflow_log: Log, name: str, work: Path,
+                sealed: str) -> tuple[Measured, Measured]:
+    """Baseline and seal of ``name``/1; ``sealed``: what seal must report (every file and byte hashed)."""
     env = {**os.environ, **store.env, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(SRC),
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     env.pop("MLGATE_LEDGER", None)
@@ -182,7 +186,7 @@ def bench_model(store: Store, uri: str, mlflow_log: Log, name: str, work: Path) 
 
     def seal() -> list[tuple[float, int]]:
         return [timed_process([sys.executable, "-m", "mlgate", "seal", "--model", f"{name}/1", "--platform", "local"],
-                              env, stats)]
+                              env, stats, expect=sealed)]
 
     return measure(baseline, store, mlflow_log), measure(seal, store, mlflow_log)
 
@@ -205,7 +209,8 @@ def bench_store(start: Callable[[Path], AbstractContextManager[Store]], work: Pa
                     make(files)
                     size = sum(p.stat().st_size for p in files.rglob("*") if p.is_file())
                     register(server.uri, f"bench-{shape}", files)
-                    base, sealed = bench_model(store, server.uri, mlflow_log, f"bench-{shape}", work)
+                    base, sealed = bench_model(store, server.uri, mlflow_log, f"bench-{shape}", work,
+                                               f"{n} files ({size} bytes)")
                     rows += table_rows(store.name, shape, n, size, base, sealed)
         finally:
             for k, v in saved.items():
