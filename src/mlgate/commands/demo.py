@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,18 @@ a local approval by a named approver, print the audit answer ("who approved the 
 production model, and why") and verify the ledger. Every process it started is stopped.
 Everything is written under --workdir; nothing leaves this machine. Needs the `mlflow`
 and `scikit-learn` packages (installed by `make demo`).
+
+--store azure-blob runs the same flow with the artifacts in Azure Blob Storage, as most
+production MLflow servers keep them: it starts the Azure Storage emulator (Azurite, from the
+repository's node_modules after `npm ci` / `make setup`, or on PATH) on loopback and a MLflow
+server with --no-serve-artifacts writing to a container there; mlgate reads and writes the
+store directly with the emulator's public development account (set in
+AZURE_STORAGE_CONNECTION_STRING for the demo's processes only).
 """
+STORES = ("proxy", "azure-blob")
+CONTAINER = "mlflow"
+BLOB_ROOT = f"wasbs://{CONTAINER}@devstoreaccount1.blob.core.windows.net/artifacts"
+_ENV = ("MLFLOW_TRACKING_URI", "MLGATE_LEDGER", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCESS_KEY")
 
 POLICY = """\
 # The demo's release policy (see the README's Policy reference).
@@ -40,6 +52,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--workdir", metavar="DIR", default=".demo", help="where the demo writes (default: .demo)")
     parser.add_argument("--approver", metavar="NAME", default="risk-officer",
                         help="the named approver of the demo release (default: risk-officer)")
+    parser.add_argument("--store", choices=STORES, default="proxy",
+                        help="where the local MLflow keeps artifacts: proxy (served by MLflow, the default) "
+                             "or azure-blob (a local Azurite, read and written by mlgate directly)")
     return parser
 
 
@@ -97,7 +112,7 @@ def _flow(work: Path, uri: str, approver: str) -> None:
     deploy, tampered, evidence, policy = work / "deploy", work / "tampered", work / "evidence", work / "policy.yaml"
     policy.write_text(POLICY)
     traced, untraced = _train(uri, deploy)
-    _step("1. seal the registered version's files in MLflow", ["seal", "--model", traced], 0)
+    _step("1. seal the registered version's files where MLflow keeps them", ["seal", "--model", traced], 0)
     _step("2. lineage of the traced model", ["lineage", traced], 0)
     _step("3. gate the files about to be deployed (expect: pass)",
           ["gate", traced, "--artifacts", str(deploy), "--policy", str(policy), "--stage", "production",
@@ -130,25 +145,45 @@ def run(args: argparse.Namespace) -> int:
     work = Path(args.workdir).resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLGATE_LEDGER")}
-    with LocalMlflow(work / "mlflow") as server:
-        out(f"== local MLflow on {server.uri} (logs: {work / 'mlflow' / 'mlflow-server.log'})")
-        os.environ["MLFLOW_TRACKING_URI"] = server.uri
-        os.environ["MLGATE_LEDGER"] = f"file:{work / 'ledger.jsonl'}"
-        try:
+    saved = {k: os.environ.pop(k, None) for k in _ENV}
+    try:
+        with contextlib.ExitStack() as stack:
+            env = _store_env(stack, args.store, work)
+            root = BLOB_ROOT if env else None
+            os.environ.update(env)  # the training child and mlgate's in-process commands reach the store
+            server = stack.enter_context(LocalMlflow(work / "mlflow", artifact_root=root, env=env))
+            out(f"== local MLflow on {server.uri} (logs: {work / 'mlflow' / 'mlflow-server.log'})"
+                + (f"; artifacts in {root}, not served by MLflow" if root else ""))
+            os.environ["MLFLOW_TRACKING_URI"] = server.uri
+            os.environ["MLGATE_LEDGER"] = f"file:{work / 'ledger.jsonl'}"
             _flow(work, server.uri, args.approver)
-        except DemoFailed as exc:
-            err(f"\ndemo FAILED: {exc}")
-            return 3
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    except DemoFailed as exc:
+        err(f"\ndemo FAILED: {exc}")
+        return 3
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    stopped = "The local MLflow server and Azurite have" if args.store == "azure-blob" else \
+        "The local MLflow server has"
     out(f"\ndemo: OK. Evidence: {work / 'evidence' / 'evidence.md'}; ledger: {work / 'ledger.jsonl'}. "
-        "The local MLflow server has been stopped.")
+        f"{stopped} been stopped.")
     return 0
+
+
+def _store_env(stack: contextlib.ExitStack, store: str, work: Path) -> dict[str, str]:
+    """Start the demo's artifact store (none for the proxy); the variables that reach it."""
+    if store != "azure-blob":
+        return {}
+    from mlgate.console import out
+    from mlgate.demo.azurite import LocalAzurite
+
+    azurite = stack.enter_context(LocalAzurite(work / "azurite"))
+    azurite.create_container(CONTAINER)
+    out(f"== local Azurite on {azurite.account_url} (logs: {azurite.log}); container {CONTAINER}")
+    return {"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string}
 
 
 def _commit() -> str:
