@@ -76,16 +76,15 @@ class Guard:
         return ", ".join(sorted(show(*each) for each in self.origins))
 
 
-class GuardedTransport(HttpTransport[Any, Any]):
-    """azure-core's ``RequestsTransport`` (built from ``kwargs``), enforcing a :class:`Guard` on every request."""
+class WrappedTransport(HttpTransport[Any, Any]):
+    """azure-core's ``RequestsTransport`` (built from ``kwargs``) behind one seam: a subclass checks in ``send``."""
 
-    def __init__(self, guard: Guard, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         from azure.core.pipeline.transport import RequestsTransport
 
         self.inner: Any = RequestsTransport(**kwargs)
-        self.guard = guard
 
-    def __enter__(self) -> GuardedTransport:
+    def __enter__(self) -> WrappedTransport:
         self.inner.__enter__()
         return self
 
@@ -100,6 +99,17 @@ class GuardedTransport(HttpTransport[Any, Any]):
 
     def sleep(self, duration: float) -> None:
         self.inner.sleep(duration)
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        return self.inner.send(request, **kwargs)
+
+
+class GuardedTransport(WrappedTransport):
+    """:class:`WrappedTransport` enforcing a :class:`Guard` on every request."""
+
+    def __init__(self, guard: Guard, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.guard = guard
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         url = str(request.url)

@@ -22,10 +22,9 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from azure.core.pipeline.transport import HttpTransport
-
 from mlgate.errors import Error, UsageError
 from mlgate.http import same_origin
+from mlgate.secrets.azure_http import WrappedTransport
 from mlgate.stores.azure_names import BlobLocation, parse, shown
 from mlgate.stores.interface import ArtifactStore, Entry, Missing, Page, StoreError, parent_path
 from mlgate.urls import safe_url
@@ -39,30 +38,16 @@ CLIENT_OPTIONS: dict[str, Any] = {
 KIND = "Azure Blob"
 
 
-class OriginTransport(HttpTransport[Any, Any]):
-    """azure-core's RequestsTransport, refusing any request to another origin than the client's endpoint."""
+class OriginTransport(WrappedTransport):
+    """azure-core's RequestsTransport, refusing any request to another origin than the client's endpoint.
+
+    (Not the Key Vault :class:`~mlgate.secrets.azure_http.GuardedTransport`: that one reads every
+    2xx answer as JSON, and blob listings are XML.)
+    """
 
     def __init__(self, allowed: str, container: str, identity: str, **kwargs: Any) -> None:
-        from azure.core.pipeline.transport import RequestsTransport
-
-        self.inner: Any = RequestsTransport(**kwargs)
+        super().__init__(**kwargs)
         self.allowed, self.container, self.identity = allowed, container, identity
-
-    def __enter__(self) -> OriginTransport:
-        self.inner.__enter__()
-        return self
-
-    def __exit__(self, *args: Any) -> None:
-        self.inner.__exit__(*args)
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def sleep(self, duration: float) -> None:
-        self.inner.sleep(duration)
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         url = str(request.url)
