@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,20 +99,34 @@ def blob_store(azurite: Azurite, tmp_path_factory: pytest.TempPathFactory) -> It
         )
 
 
-@pytest.fixture(scope="session")
-def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreSetup]:
+@contextlib.contextmanager
+def moto_s3() -> Iterator[tuple[dict[str, str], Any]]:
+    """A moto S3 server on loopback with the bucket made: (the environment reaching it, a boto3 client)."""
     import boto3
     from moto.server import ThreadedMotoServer
 
     port = free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
-    s3.create_bucket(Bucket=CONTAINER)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        env = {"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                          aws_secret_access_key="testing", region_name="us-east-1")
+        s3.create_bucket(Bucket=CONTAINER)
+        yield env, s3
+    finally:
+        moto.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreSetup]:
+    with moto_s3() as (env, s3):
+        yield from _s3_setup(tmp_path_factory, env, s3)
+
+
+def _s3_setup(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], s3: Any) -> Iterator[StoreSetup]:
 
     def keys() -> list[str]:
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=CONTAINER)
@@ -120,16 +135,13 @@ def s3_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreSetup]:
     def failing(port: int, canary: str) -> dict[str, str]:
         return {**env, "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_SECRET_ACCESS_KEY": canary}
 
-    try:
-        with _server(tmp_path_factory.mktemp("mlflow-s3"), S3_ROOT, env) as (uri, models, policy):
-            yield StoreSetup(
-                "s3", uri, S3_ROOT, env, models, policy,
-                put=lambda key, data: s3.put_object(Bucket=CONTAINER, Key=key, Body=data) and None,
-                delete=lambda key: s3.delete_object(Bucket=CONTAINER, Key=key) and None, list_keys=keys,
-                failing_env=failing, says=("S3", "bucket mlflow at http://127.0.0.1:", "AWS credentials from env"),
-            )
-    finally:
-        moto.stop()
+    with _server(tmp_path_factory.mktemp("mlflow-s3"), S3_ROOT, env) as (uri, models, policy):
+        yield StoreSetup(
+            "s3", uri, S3_ROOT, env, models, policy,
+            put=lambda key, data: s3.put_object(Bucket=CONTAINER, Key=key, Body=data) and None,
+            delete=lambda key: s3.delete_object(Bucket=CONTAINER, Key=key) and None, list_keys=keys,
+            failing_env=failing, says=("S3", "bucket mlflow at http://127.0.0.1:", "AWS credentials from env"),
+        )
 
 
 @pytest.fixture(params=["blob", "s3"])

@@ -26,7 +26,7 @@ from mlgate.cli import main
 from mlgate.demo.mlflow_server import free_port, mlflow_command
 from mlgate.lineage.mlflow import MlflowClient
 from tests.integration.lineage.conftest import POLICY, Built, build_model, model_files, write_tree
-from tests.integration.stores.conftest import _ENV, CONTAINER
+from tests.integration.stores.conftest import _ENV, CONTAINER, moto_s3
 
 ROOT = f"s3://{CONTAINER}/proxied"
 _HOP = {"connection", "transfer-encoding", "content-length", "keep-alive", "content-encoding"}
@@ -124,22 +124,10 @@ def _mlflow(workdir: Path, env: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    env = {"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1"}
-    s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                      region_name="us-east-1")
-    s3.create_bucket(Bucket=CONTAINER)
     work = tmp_path_factory.mktemp("mlflow-presigned")
     saved = {name: os.environ.pop(name) for name in _ENV if name in os.environ}
     try:
-        with _mlflow(work, env) as uri:
+        with moto_s3() as (env, s3), _mlflow(work, env) as uri:
             models = {name: build_model(uri, work / "models", name, files=model_files(2, 2))
                       for name in ("presigned", "tampered", "proxy-path", "slow")}
             forwarder = Forwarder(uri).start()
@@ -150,7 +138,6 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
             finally:
                 forwarder.stop()
     finally:
-        moto.stop()
         os.environ.update(saved)
 
 
