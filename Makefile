@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench clean lock
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ test: lint typecheck pytest
 
 bench: setup
 	for b in benchmarks/*.py; do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python $$b || exit 1; done
+
+# The locked, hashed runtime dependencies (locks/*.txt) from pyproject.toml, one per install profile:
+# all.txt first, every other profile constrained by it so the versions agree. Re-run after changing
+# dependencies; the packaging tests check the locks match pyproject.toml.
+LOCK := $(BIN)/uv pip compile --universal --python-version 3.10 --generate-hashes --no-header -q
+lock: setup
+	$(LOCK) pyproject.toml --extra azure --extra github --extra service --extra s3 -o locks/all.txt
+	$(LOCK) pyproject.toml -c locks/all.txt -o locks/core.txt
+	for x in azure github service s3; do $(LOCK) pyproject.toml --extra $$x -c locks/all.txt -o locks/$$x.txt || exit 1; done
+	$(LOCK) locks/tools.in -o locks/tools.txt
+	$(LOCK) locks/release.in -o locks/release.txt
 
 clean:
 	rm -rf $(VENV) node_modules $(TASK)/node_modules .demo

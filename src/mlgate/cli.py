@@ -230,16 +230,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Error as exc:
         err(exc.diagnostics())
         return exc.exit_code
+    except ModuleNotFoundError as exc:  # an optional SDK (a pip extra) that is not installed
+        from mlgate.extras import missing_extra
+
+        usage = missing_extra(exc)
+        if usage is None:
+            return _internal_error(exc, args.verbose)
+        err(usage.diagnostics())
+        return usage.exit_code
     except KeyboardInterrupt:
         err("error: interrupted; nothing was passed")
         return EXIT_UNEVALUATED
     except Exception as exc:  # a bug or an unexpected failure: never a pass
-        if args.verbose >= 2:
-            import traceback
+        return _internal_error(exc, args.verbose)
 
-            err("".join(traceback.format_exception(exc)))
-        err(f"error: internal error ({type(exc).__name__}); nothing was passed. Re-run with -vv for details.")
-        return EXIT_UNEVALUATED
+
+def _internal_error(exc: BaseException, verbose: int) -> int:
+    if verbose >= 2:
+        import traceback
+
+        err("".join(traceback.format_exception(exc)))
+    err(f"error: internal error ({type(exc).__name__}); nothing was passed. Re-run with -vv for details.")
+    return EXIT_UNEVALUATED
 
 
 def entrypoint() -> None:

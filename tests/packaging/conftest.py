@@ -93,3 +93,24 @@ def options_table() -> list[tuple[str, str, str, list[str]]]:
     table = [(i, f, k, re.findall(r"'([a-z-]+)'", c)) for i, f, k, c in rows]
     assert table, "could not read OPTIONS from index.js"
     return table
+
+
+# -- the built distributions, once per session --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``python -m build`` of this tree: {"wheel": path, "sdist": path}."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    [wheel] = out.glob("mlgate-*-py3-none-any.whl")
+    [sdist] = out.glob("mlgate-*.tar.gz")
+    return {"wheel": wheel, "sdist": sdist}
