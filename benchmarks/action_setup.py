@@ -1,78 +1,156 @@
-"""What the GitHub Action's cached environment saves, and what its entry point costs.
+"""What the GitHub Action's install costs: cold, restored from the cache, and the size of the venv.
 
-In one run, on this tree:
-* `action/setup_venv.py install` into an empty runner temp (a cache miss: venv + pip install)
-  against the same command when the environment is already there (a cache hit: one import check);
-* `python -m mlgate.github_action` sealing a small directory (inputs from the environment, outputs
-  and summary written) against the bare `python -m mlgate seal` of the same directory.
+In one run, on this tree, for the `core` lock (what `verify` and `seal` of local files install) and
+the `azure` lock (`gate`, `secrets`, `record`, ...), with uv and with pip as the installer:
 
-    python benchmarks/action_setup.py [--repeat 5]
+* cold: `action/setup_venv.py install` with an empty wheelhouse and an empty pip cache, so every
+  locked wheel is downloaded (from the package index as pip is configured on this machine), checked
+  against the lock and installed into a new venv;
+* warm: what a cache hit costs: unpack the wheelhouse from a tar.gz (as actions/cache restores it),
+  check every wheel against the lock's hashes, build a new venv from them offline;
+* the venv's size on disk;
+
+against the reference: the previous install (a venv with pip, then `pip install .` of the tree with
+every SDK), measured cold in the same run.
+
+    python benchmarks/action_setup.py [--repeat 3] [--skip-reference]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "action" / "setup_venv.py"
+COMMANDS = {"core": "verify", "azure": "gate"}
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> float:
+def size_mb(path: Path) -> float:
+    total = sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() or p.is_symlink())
+    return total / 1e6
+
+
+def base_env(work: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHONPATH", "GITHUB_", "MLGATE_", "ACTION_"))
+    }
+    env.update(GITHUB_ACTION_PATH=str(ROOT), PIP_CACHE_DIR=str(work / "pip-cache"))
+    return env
+
+
+def setup(env: dict[str, str]) -> tuple[float, dict[str, str]]:
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=1200)
-    return time.perf_counter() - start
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "install"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"setup_venv.py install failed:\n{proc.stdout}{proc.stderr}")
+    values = dict(
+        line.split("=", 1) for line in proc.stdout.splitlines() if line.split("=", 1)[0].isidentifier()
+    )
+    return seconds, values
+
+
+def wheelhouse(temp: Path) -> Path:
+    [found] = temp.glob("mlgate-wheels-*")
+    return found
+
+
+def one_profile(work: Path, profile: str, installer: str, repeat: int) -> dict[str, float]:
+    temp = work / f"{profile}-{installer}"
+    temp.mkdir()
+    env = {
+        **base_env(work / temp.name),
+        "RUNNER_TEMP": str(temp),
+        "ACTION_MLGATE_COMMAND": COMMANDS[profile],
+        "MLGATE_INSTALLER": installer,
+    }
+    cold, values = setup(env)
+    assert values["source"] == "index" and values["installer"] == installer, values
+    venv_mb = size_mb(Path(values["venv"]))
+    shutil.rmtree(Path(values["venv"]).parent)
+    cached = wheelhouse(temp)
+    archive = work / f"{temp.name}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(cached, arcname=cached.name)
+    warm = []
+    for _ in range(repeat):
+        shutil.rmtree(cached)
+        start = time.perf_counter()
+        with tarfile.open(archive) as tar:
+            tar.extractall(temp, filter="data")
+        seconds, values = setup(env)
+        warm.append(time.perf_counter() - start)
+        assert values["source"] == "cache", values
+        shutil.rmtree(Path(values["venv"]).parent)
+    return {
+        "cold": cold,
+        "warm": statistics.median(warm),
+        "venv": venv_mb,
+        "cache": archive.stat().st_size / 1e6,
+    }
+
+
+def reference(work: Path) -> tuple[float, float]:
+    """The previous install: venv (with pip) + `pip install .` of the whole tree, every SDK, cold."""
+    venv = work / "reference-venv"
+    env = {**base_env(work / "reference"), "PIP_CACHE_DIR": str(work / "reference-pip-cache")}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=600, env=env)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{ROOT}[azure,github,service]"],
+        check=True,
+        timeout=1800,
+        env=env,
+        capture_output=True,
+    )
+    return time.perf_counter() - start, size_mb(venv)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-reference", action="store_true", help="do not measure the previous install")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GITHUB_OUTPUT")}
-        env.update(RUNNER_TEMP=str(work / "runner"), GITHUB_ACTION_PATH=str(ROOT))
-        setup = [sys.executable, str(ROOT / "action" / "setup_venv.py"), "install"]
-        miss = timed(setup, env)
-        hits = [timed(setup, env) for _ in range(args.repeat)]
-
-        model = work / "model"
-        model.mkdir()
-        for i in range(20):
-            (model / f"part-{i}.bin").write_bytes(os.urandom(64 << 10))
-        run_env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT / "src"),
-            "ACTION_MLGATE_COMMAND": "seal",
-            "ACTION_MLGATE_DIRECTORY": str(model),
-            "GITHUB_OUTPUT": str(work / "out"),
-            "GITHUB_STEP_SUMMARY": str(work / "summary"),
-            "MLGATE_PLATFORM": "local",
-        }
-        entry = [timed([sys.executable, "-m", "mlgate.github_action"], run_env) for _ in range(args.repeat)]
-        bare = [
-            timed([sys.executable, "-m", "mlgate", "seal", str(model)], run_env) for _ in range(args.repeat)
-        ]
-
-    hit = statistics.median(hits)
-    rows = [
-        ("setup: cache miss (venv + pip install)", miss, miss / hit),
-        ("setup: cache hit (reference)", hit, 1.0),
-    ]
-    print(f"{'step':<48} {'seconds':>9} {'vs reference':>13}")
-    for name, seconds, ratio in rows:
-        print(f"{name:<48} {seconds:>9.3f} {ratio:>12.1f}x")
-    ref = statistics.median(bare)
-    for name, seconds in (
-        ("mlgate seal, bare process (reference)", ref),
-        ("mlgate seal through the action entry point", statistics.median(entry)),
-    ):
-        print(f"{name:<48} {seconds:>9.3f} {seconds / ref:>12.2f}x")
+        ref_seconds, ref_mb = (float("nan"), float("nan")) if args.skip_reference else reference(work)
+        results = {(p, i): one_profile(work, p, i, args.repeat) for p in COMMANDS for i in ("uv", "pip")}
+    print(f"{'install':<52} {'seconds':>8} {'vs ref':>7} {'venv MB':>8} {'vs ref':>7}")
+    print(
+        f"{'previous: venv + pip install . (every SDK), cold':<52} {ref_seconds:>8.2f} {1:>6.2f}x "
+        f"{ref_mb:>8.1f} {1:>6.2f}x"
+    )
+    for (profile, installer), row in results.items():
+        for phase in ("cold", "warm"):
+            name = f"{profile} lock, {installer}, {phase}" + (
+                " (unpack + verify + venv)" if phase == "warm" else ""
+            )
+            print(
+                f"{name:<52} {row[phase]:>8.2f} {row[phase] / ref_seconds:>6.2f}x "
+                f"{row['venv']:>8.1f} {row['venv'] / ref_mb:>6.2f}x"
+            )
+    print()
+    for (profile, installer), row in results.items():
+        print(f"cached wheelhouse ({profile}, {installer}): {row['cache']:.1f} MB as tar.gz")
+    print("goals: cold < 15 s, warm < 3 s, venv < 59 MB (half of the previous 118 MB)")
     return 0
 
 
