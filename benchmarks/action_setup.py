@@ -96,7 +96,7 @@ def one_profile(work: Path, profile: str, installer: str, repeat: int) -> dict[s
         start = time.perf_counter()
         with tarfile.open(archive) as tar:
             tar.extractall(temp, filter="data")
-        seconds, values = setup(env)
+        _seconds, values = setup(env)
         warm.append(time.perf_counter() - start)
         assert values["source"] == "cache", values
         shutil.rmtree(Path(values["venv"]).parent)
