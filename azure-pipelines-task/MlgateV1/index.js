@@ -7,8 +7,20 @@
 // in the agent's environment, so childEnv() drops all MLGATE_* variables before Python starts.
 // String values are passed as `--flag=value`, so a value starting with `-` is never taken for an
 // option. Secrets (the job's access token) go through the child's environment, never argv.
+const fs = require('fs');
 const path = require('path');
 const tl = require('azure-pipelines-task-lib/task');
+
+// The mlgate wheel and its hashed locks, bundled into the task by bundle.py when the .vsix is made.
+const BUNDLE = path.join(__dirname, 'mlgate');
+const MIN_PYTHON = [3, 10];
+// Inputs of type filePath: the agent fills an empty one with the sources directory, so they count
+// only when the pipeline supplied them (tl.filePathSupplied).
+const PATH_INPUTS = new Set(['directory', 'output', 'manifest', 'artifacts', 'policy', 'evidenceDir',
+  'evidence', 'file', 'pythonPath', 'wheelhouse']);
+// Output variables mlgate sets under its CLI names -> the task's names (one casing: camelCase).
+const CLI_OUTPUTS = { manifest_sha256: 'manifestSha256', evidence_sha256: 'evidenceSha256',
+  ledger_head: 'ledgerHead', approver: 'approver', gate_passed: 'gatePassed' };
 
 // command -> its positional inputs, in order ('?' marks an optional one).
 const COMMANDS = {
@@ -24,27 +36,27 @@ const COMMANDS = {
   'audit-export': [],
 };
 
-// One line per CLI option: [task input, mlgate option, 'string' | 'bool', commands it applies to].
+// One line per CLI option: [task input, mlgate option, 'string' | 'path' | 'bool', commands it applies to].
 const OPTIONS = [
-  ['output', '--output', 'string', ['seal', 'audit-export']],
-  ['manifest', '--manifest', 'string', ['verify']],
+  ['output', '--output', 'path', ['seal', 'audit-export']],
+  ['manifest', '--manifest', 'path', ['verify']],
   ['model', '--model', 'string', ['seal', 'verify']],
   ['force', '--force', 'bool', ['seal']],
   ['followInternalSymlinks', '--follow-internal-symlinks', 'bool', ['seal', 'verify']],
-  ['artifacts', '--artifacts', 'string', ['gate']],
-  ['policy', '--policy', 'string', ['gate', 'record']],
-  ['evidenceDir', '--evidence-dir', 'string', ['gate']],
+  ['artifacts', '--artifacts', 'path', ['gate']],
+  ['policy', '--policy', 'path', ['gate', 'record']],
+  ['evidenceDir', '--evidence-dir', 'path', ['gate']],
   ['stage', '--stage', 'string', ['gate', 'record', 'rollback']],
   ['vault', '--vault', 'string', ['secrets']],
   ['secrets', '--secrets', 'string', ['secrets']],
   ['to', '--to', 'string', ['secrets']],
   ['allowPartial', '--allow-partial', 'bool', ['secrets']],
   ['concurrency', '--concurrency', 'string', ['secrets']],
-  ['evidence', '--evidence', 'string', ['record']],
+  ['evidence', '--evidence', 'path', ['record']],
   ['approvalStage', '--approval-stage', 'string', ['record', 'rollback']],
   ['ledger', '--ledger', 'string', ['seal', 'gate', 'record', 'rollback', 'audit-show', 'audit-verify', 'audit-export']],
   ['json', '--json', 'bool', ['lineage', 'audit-show']],
-  ['file', '--file', 'string', ['audit-verify']],
+  ['file', '--file', 'path', ['audit-verify']],
   ['noAnchors', '--no-anchors', 'bool', ['audit-verify', 'audit-export']],
   ['requireAnchors', '--require-anchors', 'bool', ['audit-verify', 'audit-export']],
 ];
@@ -59,6 +71,12 @@ const RESULTS = {
 
 class ConfigError extends Error {}
 
+// An input's value ('' when absent); a filePath input only when the pipeline supplied it.
+function input(name) {
+  if (PATH_INPUTS.has(name) && !tl.filePathSupplied(name)) return '';
+  return (tl.getInput(name, false) || '').trim();
+}
+
 function commandInput() {
   const command = (tl.getInput('command', false) || '').trim();
   if (!Object.prototype.hasOwnProperty.call(COMMANDS, command)) {
@@ -71,7 +89,7 @@ function positionals(command) {
   const args = [];
   for (const spec of COMMANDS[command]) {
     const name = spec.replace('?', '');
-    const value = (tl.getInput(name, false) || '').trim();
+    const value = input(name);
     if (!value) {
       if (!spec.endsWith('?')) throw new ConfigError(`mlgate ${command.replace('-', ' ')} needs the input '${name}'`);
       continue;
@@ -84,13 +102,13 @@ function positionals(command) {
 
 function options(command) {
   const args = [];
-  for (const [input, flag, kind, commands] of OPTIONS) {
+  for (const [name, flag, kind, commands] of OPTIONS) {
     if (!commands.includes(command)) continue;
     if (kind === 'bool') {
-      if (tl.getBoolInput(input, false)) args.push(flag);
+      if (tl.getBoolInput(name, false)) args.push(flag);
       continue;
     }
-    const value = (tl.getInput(input, false) || '').trim();
+    const value = input(name);
     if (value) args.push(`${flag}=${value}`);
   }
   const verbose = parseInt(tl.getInput('verbose', false) || '0', 10);
@@ -126,22 +144,103 @@ function workloadIdentity(command) {
   };
 }
 
-function python() {
-  const configured = (tl.getInput('pythonPath', false) || '').trim();
+function basePython() {
+  const configured = input('pythonPath');
   if (configured) return configured;
   const found = tl.which('python3', false) || tl.which('python', false);
   if (!found) {
-    throw new ConfigError('no python3 or python on PATH: add a UsePythonVersion step and `pip install mlgate`, ' +
-      "or set the input 'pythonPath'");
+    throw new ConfigError('no python3 or python on PATH: add a UsePythonVersion@0 step (versionSpec 3.12) before ' +
+      "this task, or set the input 'pythonPath'");
   }
   return found;
+}
+
+// The agent's Python must be MIN_PYTHON or newer; say which one was found and what to do.
+function checkPythonVersion(python) {
+  const probe = tl.tool(python).arg(['-c', 'import sys; print("%d.%d.%d" % sys.version_info[:3])']).execSync();
+  const found = String((probe && probe.stdout) || '').trim();
+  const match = /^(\d+)\.(\d+)\.\d+$/.exec(found);
+  if (!probe || probe.code !== 0 || !match) {
+    throw new ConfigError(`could not run ${python} to read its version` + (probe && probe.stderr ? `: ${String(probe.stderr).trim()}` : '') +
+      "; set the input 'pythonPath' to a Python 3.10+ interpreter or add a UsePythonVersion@0 step");
+  }
+  const [major, minor] = [Number(match[1]), Number(match[2])];
+  if (major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1])) {
+    throw new ConfigError(`the agent's Python ${python} is ${found}; mlgate needs Python ${MIN_PYTHON.join('.')} ` +
+      "or newer: add a UsePythonVersion@0 step (versionSpec 3.12) before this task, or set the input 'pythonPath'");
+  }
+  return found;
+}
+
+// Which lock the command needs: seal and verify of local files need no SDK (mirrors action/setup_venv.py).
+function profile(command) {
+  const chosen = input('extras') || 'auto';
+  if (chosen !== 'auto') return chosen;
+  const remoteLedger = input('ledger').toLowerCase().startsWith('https:');
+  if ((command === 'seal' || command === 'verify') && !input('model') && !remoteLedger) return 'core';
+  if (command === 'audit-verify' && input('file') && tl.getBoolInput('noAnchors', false)) return 'core';
+  return 'azure';
+}
+
+function readBundle() {
+  let bundle;
+  try {
+    bundle = JSON.parse(fs.readFileSync(path.join(BUNDLE, 'bundle.json'), 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`this task carries no mlgate wheel (${err.message}); build the extension with ` +
+      "`python azure-pipelines-task/bundle.py` before `npx tfx-cli extension create`, or set 'install' to preinstalled");
+  }
+  return bundle;
+}
+
+function venvPython(venv) {
+  return process.platform === 'win32' ? path.join(venv, 'Scripts', 'python.exe') : path.join(venv, 'bin', 'python');
+}
+
+// A new environment in a fresh private directory: the bundled wheel and the command's locked
+// dependencies, every file checked against the hashes (pip --require-hashes). No index is needed
+// with a wheelhouse; without one, pip uses the agent's configured index (PIP_INDEX_URL, pip.conf).
+async function installBundled(python, command) {
+  const bundle = readBundle();
+  const name = profile(command);
+  const lock = bundle.locks && bundle.locks[name];
+  if (!lock) throw new ConfigError(`input 'extras' is '${name}'; use auto, ${Object.keys(bundle.locks || {}).join(', ')}`);
+  checkPythonVersion(python);
+  const temp = tl.getVariable('Agent.TempDirectory') || require('os').tmpdir();
+  const home = fs.mkdtempSync(path.join(temp, 'mlgate-'));
+  const venv = path.join(home, 'venv');
+  const requirement = path.join(home, 'mlgate-wheel.txt');
+  fs.writeFileSync(requirement, `${path.join(BUNDLE, bundle.wheel)} --hash=sha256:${bundle.sha256}\n`);
+  console.log(`mlgate ${bundle.version}: installing the bundled wheel and locks/${name}.txt into ${venv}`);
+  await run(python, ['-m', 'venv', venv], 'creating the virtual environment');
+  const args = ['-m', 'pip', 'install', '--require-hashes', '--no-input', '--disable-pip-version-check',
+    '--quiet', '-r', path.join(BUNDLE, lock), '-r', requirement];
+  const wheelhouse = input('wheelhouse');
+  if (wheelhouse) args.push('--no-index', `--find-links=${wheelhouse}`);
+  await run(venvPython(venv), args, 'installing mlgate with --require-hashes');
+  return venvPython(venv);
+}
+
+async function run(tool, args, what) {
+  const code = await tl.tool(tool).arg(args).exec({ ignoreReturnCode: true });
+  if (code !== 0) throw new InstallError(`${what} failed (exit ${code}); see the log above`);
+}
+
+class InstallError extends Error {}
+
+async function interpreterFor(command) {
+  const python = basePython();
+  const mode = input('install') || 'bundled';
+  if (mode === 'preinstalled') return python;
+  if (mode !== 'bundled') throw new ConfigError(`input 'install' is '${mode}'; use bundled or preinstalled`);
+  return installBundled(python, command);
 }
 
 // gate: its decision is the exit code's meaning; the evidence path when the gate wrote the file.
 function gateOutputs(command, code) {
   if (command !== 'gate' || (code !== 0 && code !== 1)) return;
   tl.setVariable('decision', RESULTS[code].name, false, true);
-  const dir = (tl.getInput('evidenceDir', false) || '').trim();
+  const dir = input('evidenceDir');
   if (dir) {
     const evidence = path.resolve(dir, 'evidence.json');
     if (tl.exist(evidence)) tl.setVariable('evidencePath', evidence, false, true);
@@ -169,16 +268,24 @@ function childEnv(base, extra) {
   return Object.assign(env, extra);
 }
 
-async function run() {
+// Re-set the CLI's own output variables (manifest_sha256, ...) under the task's camelCase names.
+function outputRelay(seen) {
+  const re = /^##vso\[task\.setvariable variable=([a-z_0-9]+);[^\]]*isOutput=true[^\]]*\](.*)$/;
+  return (line) => {
+    const m = re.exec(line);
+    if (m && Object.prototype.hasOwnProperty.call(CLI_OUTPUTS, m[1]) && !line.includes('issecret=true')) seen[m[1]] = m[2];
+  };
+}
+
+async function main() {
   let argv;
   let env;
-  let interpreter;
+  let command;
   try {
-    const command = commandInput();
+    command = commandInput();
     const identity = workloadIdentity(command);
     argv = ['-m', 'mlgate', ...command.split('-'), ...positionals(command), ...options(command), ...identity.args];
     env = childEnv(process.env, identity.env);
-    interpreter = python();
   } catch (err) {
     if (err instanceof ConfigError) {
       finish(2, `mlgate configuration error: ${err.message}`);
@@ -186,16 +293,29 @@ async function run() {
     }
     throw err;
   }
-  let code;
-  const command = argv[2] === 'audit' ? `audit-${argv[3]}` : argv[2];
+  let interpreter;
   try {
-    code = await tl.tool(interpreter).arg(argv).exec({ env, ignoreReturnCode: true });
+    interpreter = await interpreterFor(command);
+  } catch (err) {
+    if (err instanceof ConfigError) finish(2, `mlgate configuration error: ${err.message}`);
+    else finish(3, `mlgate could not be installed: ${err.message}; nothing was passed`);
+    return;
+  }
+  let code;
+  const seen = {};
+  try {
+    const tool = tl.tool(interpreter).arg(argv);
+    tool.on('stdline', outputRelay(seen));
+    code = await tool.exec({ env, ignoreReturnCode: true });
   } catch (err) {
     finish(3, `mlgate could not be started with ${interpreter}: ${err.message}`);
     return;
+  }
+  for (const [cli, name] of Object.entries(CLI_OUTPUTS)) {
+    if (Object.prototype.hasOwnProperty.call(seen, cli) && cli !== name) tl.setVariable(name, seen[cli], false, true);
   }
   gateOutputs(command, code);
   finish(code);
 }
 
-run().catch((err) => finish(3, `mlgate task failed unexpectedly: ${err && err.message}`));
+main().catch((err) => finish(3, `mlgate task failed unexpectedly: ${err && err.message}`));

@@ -17,8 +17,19 @@ for (const [id, endpoint] of Object.entries(scenario.endpoints || {})) {
 }
 Object.assign(process.env, scenario.env || {});
 const tmr = new mr.TaskMockRunner(path.join(taskDir, 'index.js'));
-for (const [name, value] of Object.entries(scenario.inputs || {})) {
+// The existing mlgate of the interpreter unless a scenario tests the bundled install.
+for (const [name, value] of Object.entries({ install: 'preinstalled', ...(scenario.inputs || {}) })) {
   tmr.setInput(name, value);
+}
+if (scenario.fixedHome) {
+  // The shim makes its environment in fs.mkdtempSync(<agent temp>/mlgate-XXXXXX): a fixed name here,
+  // so the answers can name the commands it runs.
+  const fs = require('fs');
+  fs.mkdtempSync = (prefix) => {
+    const dir = prefix + 'fixed';
+    fs.mkdirSync(dir, { recursive: true });
+    return dir;
+  };
 }
 tmr.setAnswers(scenario.answers || {});
 if (scenario.recordEnv) {

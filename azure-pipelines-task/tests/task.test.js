@@ -13,8 +13,9 @@ const { MockTestRunner } = require(path.join(taskDir, 'node_modules', 'azure-pip
 const PY = '/usr/bin/python3';
 const WHICH = { which: { python3: PY }, checkPath: { [PY]: true } };
 
-async function runTask(scenario) {
+async function runTask(scenarioOrMaker) {
   const temp = fs.mkdtempSync(path.join(os.tmpdir(), 'mlgate-task-'));
+  const scenario = typeof scenarioOrMaker === 'function' ? scenarioOrMaker(temp) : scenarioOrMaker;
   process.env.MLGATE_TEST_SCENARIO = JSON.stringify(scenario);
   process.env.MLGATE_TEST_TEMP = temp;
   try {
@@ -248,5 +249,140 @@ test('pipeline variables named MLGATE_* never reach Python; the rest of the envi
   const seen = JSON.parse(line.slice('MLGATE_TEST_CHILD_ENV '.length));
   assert.deepEqual(seen.mlgate, []);
   assert.equal(seen.path, true);
+  assert.ok(tr.succeeded, tr.stdout);
+});
+
+// -- the bundled install: the wheel inside the extension, hashed locks, a new environment per run ---------
+
+const BUNDLE_DIR = path.join(taskDir, 'mlgate');
+
+function bundle() {
+  const file = path.join(BUNDLE_DIR, 'bundle.json');
+  assert.ok(fs.existsSync(file), 'no bundle: run `python azure-pipelines-task/bundle.py` first');
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
+const PROBE = '-c import sys; print("%d.%d.%d" % sys.version_info[:3])';
+
+// The command lines of a bundled install into <temp>/mlgate-fixed, and the answers that make it pass.
+function bundledRun(temp, lock, { version = '3.12.4', pip = 0, extra = [] } = {}) {
+  const b = bundle();
+  const home = path.join(temp, 'mlgate-fixed');
+  const venv = path.join(home, 'venv');
+  const python = path.join(venv, 'bin', 'python');
+  const lines = {
+    probe: `${PY} ${PROBE}`,
+    venv: `${PY} -m venv ${venv}`,
+    pip: [python, '-m', 'pip', 'install', '--require-hashes', '--no-input', '--disable-pip-version-check', '--quiet',
+      '-r', path.join(BUNDLE_DIR, b.locks[lock]), '-r', path.join(home, 'mlgate-wheel.txt'), ...extra].join(' '),
+  };
+  const exec = {
+    [lines.probe]: { code: 0, stdout: version + '\n' },
+    [lines.venv]: { code: 0, stdout: '' },
+    [lines.pip]: { code: pip, stdout: '' },
+  };
+  return { b, home, python, lines, exec };
+}
+
+test('bundled install: version check, new venv, the wheel and the command\'s lock with --require-hashes', async () => {
+  let plan;
+  const tr = await runTask((temp) => {
+    plan = bundledRun(temp, 'core');
+    const run = `${plan.python} -m mlgate verify deploy --manifest=manifest.json`;
+    plan.lines.run = run;
+    return {
+      inputs: { command: 'verify', directory: 'deploy', manifest: 'manifest.json', install: 'bundled' },
+      fixedHome: true,
+      answers: { ...WHICH, exec: { ...plan.exec, [run]: { code: 0, stdout: '' } } },
+    };
+  });
+  for (const name of ['probe', 'venv', 'pip', 'run']) assert.ok(tr.ran(plan.lines[name]), `${name}: ${plan.lines[name]}\n${tr.stdout}`);
+  assert.ok(tr.succeeded, tr.stdout);
+  assert.ok(tr.stdout.includes(`mlgate ${plan.b.version}: installing the bundled wheel and locks/core.txt`), tr.stdout);
+  assert.match(plan.b.sha256, /^[0-9a-f]{64}$/);
+  assert.ok(fs.existsSync(path.join(BUNDLE_DIR, plan.b.wheel)), 'the wheel named in bundle.json is bundled');
+});
+
+test('bundled install: gate installs the azure lock; a wheelhouse means no index', async () => {
+  let plan;
+  const tr = await runTask((temp) => {
+    const wheelhouse = path.join(temp, 'wheels');
+    plan = bundledRun(temp, 'azure', { extra: ['--no-index', `--find-links=${wheelhouse}`] });
+    const run = `${plan.python} -m mlgate gate models:/fraud/3 --stage=production`;
+    plan.lines.run = run;
+    return {
+      inputs: { command: 'gate', ref: 'models:/fraud/3', stage: 'production', install: 'bundled', wheelhouse },
+      fixedHome: true,
+      answers: { ...WHICH, exec: { ...plan.exec, [run]: { code: 0, stdout: '' } }, exist: {} },
+    };
+  });
+  for (const name of ['probe', 'venv', 'pip', 'run']) assert.ok(tr.ran(plan.lines[name]), `${name}\n${tr.stdout}`);
+  assert.ok(tr.succeeded, tr.stdout);
+});
+
+test('bundled install: an old Python on the agent is a configuration error that says what to add', async () => {
+  let plan;
+  const tr = await runTask((temp) => {
+    plan = bundledRun(temp, 'core', { version: '3.8.18' });
+    return { inputs: { command: 'verify', directory: 'd', manifest: 'm.json', install: 'bundled' }, fixedHome: true,
+      answers: { ...WHICH, exec: plan.exec } };
+  });
+  assert.ok(tr.failed);
+  assert.equal(outputVariable(tr, 'result'), 'configuration-error');
+  assert.ok(!tr.ran(plan.lines.venv) && !tr.ran(plan.lines.pip), 'nothing is installed');
+  assert.ok(tr.errorIssues.some((m) => m.includes(`the agent's Python ${PY} is 3.8.18; mlgate needs Python 3.10 or newer`) &&
+    m.includes('UsePythonVersion@0')), tr.errorIssues.join('\n'));
+});
+
+test('bundled install: a failed pip install (a hash mismatch, no index) cannot pass: exit 3, mlgate never runs', async () => {
+  let plan;
+  const tr = await runTask((temp) => {
+    plan = bundledRun(temp, 'core', { pip: 1 });
+    return { inputs: { command: 'seal', directory: 'model', install: 'bundled' }, fixedHome: true,
+      answers: { ...WHICH, exec: plan.exec } };
+  });
+  assert.ok(tr.failed);
+  assert.equal(outputVariable(tr, 'exitCode'), '3');
+  assert.equal(outputVariable(tr, 'result'), 'could-not-evaluate');
+  assert.ok(tr.errorIssues.some((m) => m.includes('mlgate could not be installed: installing mlgate with --require-hashes failed (exit 1)')),
+    tr.errorIssues.join('\n'));
+  assert.ok(!tr.stdout.includes('-m mlgate seal'), 'mlgate did not run');
+});
+
+test('an unknown install mode is a configuration error', async () => {
+  const tr = await runTask({ inputs: { command: 'audit-verify', install: 'pypi' }, answers: WHICH });
+  assert.ok(tr.failed);
+  assert.ok(tr.errorIssues.some((m) => m.includes("input 'install' is 'pypi'; use bundled or preinstalled")), tr.errorIssues.join('\n'));
+});
+
+test('mlgate\'s own output variables are set again under the task\'s camelCase names (secrets are not)', async () => {
+  const args = ['-m', 'mlgate', 'record', 'fraud/3', '--evidence=evidence.json'];
+  const cmdline = [PY, ...args].join(' ');
+  const vso = (name, value, secret) => `##vso[task.setvariable variable=${name};isOutput=true;issecret=${secret};]${value}`;
+  const stdout = [vso('approver', 'risk-officer', false), vso('ledger_head', 'ab'.repeat(32), false),
+    vso('manifest_sha256', 'cd'.repeat(32), false), vso('evidence_sha256', 'ef'.repeat(32), false),
+    vso('gate_passed', 'true', false), vso('db_password', 'canary-secret-value', true)].join('\n');
+  const tr = await runTask({
+    inputs: { command: 'record', ref: 'fraud/3', evidence: 'evidence.json' },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0, stdout) },
+  });
+  assert.ok(tr.succeeded, tr.stdout);
+  assert.equal(outputVariable(tr, 'ledgerHead'), 'ab'.repeat(32));
+  assert.equal(outputVariable(tr, 'manifestSha256'), 'cd'.repeat(32));
+  assert.equal(outputVariable(tr, 'evidenceSha256'), 'ef'.repeat(32));
+  assert.equal(outputVariable(tr, 'gatePassed'), 'true');
+  assert.ok(!/variable=dbPassword/.test(tr.stdout));
+});
+
+test('an empty filePath input (the agent fills in the sources directory) is not passed', async () => {
+  const sources = path.resolve('.');
+  const args = ['-m', 'mlgate', 'seal', 'model'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'seal', directory: 'model', output: sources },
+    env: { BUILD_SOURCESDIRECTORY: sources },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
   assert.ok(tr.succeeded, tr.stdout);
 });

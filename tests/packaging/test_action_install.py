@@ -200,7 +200,7 @@ def test_a_planted_environment_at_the_old_predictable_path_is_not_used(
     fake.chmod(0o755)
     package = planted / "lib" / "python3" / "site-packages" / "mlgate"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f'__version__ = "0.1.0"\nopen({str(marker)!r}, "w")\n')
+    (package / "__init__.py").write_text(f'__version__ = "1.0.0"\nopen({str(marker)!r}, "w")\n')
 
     code, values, log = setup("install", action_env(temp, ACTION_MLGATE_COMMAND="verify"))
     assert code == 0, log
