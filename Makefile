@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck pytest bench clean lock
+.PHONY: setup demo test lint typecheck pytest bench clean lock dist vsix
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ test: lint typecheck pytest
 bench: setup
 	for b in benchmarks/*.py; do PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python $$b || exit 1; done
 
+# The release files: sdist + wheel (checked), and the Azure DevOps extension carrying that wheel.
+dist: setup
+	rm -rf dist && $(BIN)/python -m build --outdir dist && $(BIN)/twine check --strict dist/*
+
+vsix: dist
+	$(BIN)/python azure-pipelines-task/bundle.py --wheel dist/mlgate-*-py3-none-any.whl
+	cd azure-pipelines-task && npx tfx-cli extension create --manifest-globs vss-extension.json --output-path ../dist
+
 # The locked, hashed runtime dependencies (locks/*.txt) from pyproject.toml, one per install profile:
 # all.txt first, every other profile constrained by it so the versions agree. Re-run after changing
 # dependencies; the packaging tests check the locks match pyproject.toml.
@@ -52,4 +60,4 @@ lock: setup
 	$(LOCK) locks/release.in -o locks/release.txt
 
 clean:
-	rm -rf $(VENV) node_modules $(TASK)/node_modules .demo
+	rm -rf $(VENV) node_modules $(TASK)/node_modules $(TASK)/mlgate .demo dist

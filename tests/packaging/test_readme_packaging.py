@@ -58,3 +58,42 @@ def test_approval_check_configuration_covers_both_platforms() -> None:
     text = section("Approval checks")
     for needle in ("Invoke REST API", "Approvals", "Required reviewers", "Deployment protection rules"):
         assert needle in text
+
+
+INDEX_INSTALL = re.compile(r"pip install\s+(?:-\S+\s+)*['\"]?mlgate(?:[=<>\[\s'\"]|$)", re.M)
+
+
+def test_nothing_installs_mlgate_by_name_from_an_index() -> None:
+    """Until the name is published, every install is the release wheel or a pinned commit, with hashes."""
+    shipped = [
+        ROOT / "README.md",
+        ROOT / "CHANGELOG.md",
+        ROOT / "azure-pipelines-task" / "overview.md",
+        ROOT / "action.yml",
+        *(ROOT / "templates").rglob("*.yml"),
+        *(ROOT / "src").rglob("*.py"),
+    ]
+    for path in shipped:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not INDEX_INSTALL.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+    install = section("Install")
+    for needle in (
+        "release wheel",
+        "pinned commit",
+        "--require-hashes",
+        "pip install --no-deps ./mlgate-",
+        "gh attestation verify",
+    ):
+        assert needle in install, needle
+
+
+def test_the_index_install_pattern_is_real() -> None:
+    for line in (
+        "pip install mlgate",
+        "RUN pip install --no-cache-dir mlgate",
+        "pip install 'mlgate[s3]'",
+        "python -m pip install mlgate==1.0.0",
+    ):
+        assert INDEX_INSTALL.search(line), line
+    for line in ("pip install --no-deps ./mlgate-1.0.0-py3-none-any.whl", "pip install -r locks/azure.txt"):
+        assert not INDEX_INSTALL.search(line), line

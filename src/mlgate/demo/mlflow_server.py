@@ -35,7 +35,7 @@ def mlflow_command() -> list[str]:
         return [found]
     raise UsageError(
         "the MLflow server is not installed",
-        hint="install mlgate with its demo/test extra (pip install 'mlgate[test]'), or run `make setup`",
+        hint="the demo needs MLflow (a test dependency): run `make setup` in a clone of the repository",
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mlgate.errors import Error, UsageError
+from mlgate.extras import install_hint
 from mlgate.stores.interface import ArtifactStore, Entry, Missing, Page, StoreError, parent_path
 from mlgate.urls import safe_url
 
@@ -41,7 +42,7 @@ def open_s3_store(uri: str, env: Mapping[str, str] | None = None) -> S3Store:
         from botocore.config import Config
     except ImportError:
         raise UsageError(f"the model's files are in S3 ({safe_url(uri)}), and boto3 is not installed",
-                         hint="install mlgate with its S3 extra: pip install 'mlgate[s3]'") from None
+                         hint=install_hint("s3")) from None
     endpoint = env.get("MLFLOW_S3_ENDPOINT_URL") or None
     session = boto3.session.Session()
     credentials = session.get_credentials()
