@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import venv as venvlib
 import zipfile
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def install_wheels(
     common = ["--no-index", "--find-links", str(wheels), "--require-hashes", "--requirement", str(lock)]
     if installer != "pip" and uv is not None:
         cmd = [str(uv), "pip", "install", "--no-config", "--offline", "--quiet", "--python", str(python)]
-        cmd += ["--cache-dir", str(private / "uv-cache"), "--link-mode", "copy", *common]
+        cmd += ["--cache-dir", str(private / "uv-cache"), "--link-mode", "hardlink", *common]
         run(cmd, "installing the locked wheels with uv")
         return "uv"
     cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--isolated", "--quiet"]
@@ -246,7 +247,10 @@ def install(installer: str = "") -> dict[str, str]:
     wheels.mkdir()
     source = prepare_wheels(values, wheels, lock_files)
     venv = private / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], "creating the virtual environment")
+    try:  # in this process: no second interpreter start-up
+        venvlib.EnvBuilder(with_pip=False, symlinks=os.name != "nt").create(venv)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SetupError(f"creating the virtual environment failed: {exc}") from None
     python = venv_python(venv)
     uv = extract_uv(wheels, private / "bin")
     used = install_wheels(
