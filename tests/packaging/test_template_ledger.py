@@ -20,7 +20,7 @@ from tests.packaging.test_azure_templates import our_steps
 pytestmark = pytest.mark.packaging
 
 AZURE = ROOT / "templates" / "azure-pipelines"
-GITHUB = ROOT / "templates" / "github"
+GITHUB = ROOT / ".github" / "workflows"
 
 
 def load(path: Path) -> Any:
@@ -94,7 +94,7 @@ def test_github_step_receives_the_ledger_input(workflow: str, command: str) -> N
 
 
 def test_github_example_passes_one_ledger_to_every_job() -> None:
-    jobs = load(GITHUB / "examples" / "release.yml")["jobs"]
+    jobs = load(ROOT / "templates" / "github" / "examples" / "release.yml")["jobs"]
     ledgers = {name: job["with"].get("ledger") for name, job in jobs.items()}
     assert set(ledgers) == {"register", "gate", "deploy"}
     assert None not in ledgers.values(), ledgers
