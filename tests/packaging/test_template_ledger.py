@@ -104,3 +104,34 @@ def test_github_example_passes_one_ledger_to_every_job() -> None:
 def test_action_ledger_input_says_it_applies_to_seal_and_gate() -> None:
     description = load(ROOT / "action.yml")["inputs"]["ledger"]["description"]
     assert "seal" in description and "gate" in description
+
+
+@pytest.mark.parametrize(
+    ("template", "command"),
+    [("register-seal.yml", "seal"), ("gate.yml", "gate"), ("deploy.yml", "record"),
+     ("release.yml", "seal"), ("release.yml", "gate"), ("release.yml", "record")],
+)
+def test_azure_ledger_steps_get_the_service_connection_for_the_blob_ledger(template: str, command: str) -> None:
+    """A blob ledger needs an Azure identity in every step that writes it, not only in the deploy stage."""
+    step = azure_step(template, command)
+    assert step["inputs"].get("ledger") == "${{ parameters.ledger }}"
+    assert step["inputs"].get("azureSubscription") == "${{ parameters.azureSubscription }}"
+    assert "azureSubscription" in azure_parameters(template)
+
+
+def test_azure_example_pipeline_passes_one_connection_to_every_stage() -> None:
+    pipeline = load(AZURE / "pipeline.yml")
+    connections = {stage["parameters"].get("azureSubscription") for stage in pipeline["stages"]}
+    assert connections == {"ml-prod-wif"}
+
+
+@pytest.mark.parametrize(
+    ("workflow", "command"),
+    [("mlgate-register-seal.yml", "seal"), ("mlgate-gate.yml", "gate"), ("mlgate-deploy.yml", "record"),
+     ("mlgate-rollback.yml", "rollback")],
+)
+def test_github_ledger_steps_use_the_jobs_oidc_identity(workflow: str, command: str) -> None:
+    _, step = github_step(workflow, command)
+    assert step["with"]["identity"] == "${{ inputs.azure-client-id != '' && 'github-oidc' || '' }}"
+    assert step["with"]["client-id"] == "${{ inputs.azure-client-id }}"
+    assert step["with"]["tenant-id"] == "${{ inputs.azure-tenant-id }}"
