@@ -50,7 +50,7 @@ def test_a_refused_gate_leaves_the_alias_alone(
     refused = sealed["no-commit"]
     ledger = f"file:{tmp_path / 'ledger.jsonl'}"
     assert gate(refused, policy_file, tmp_path, "--set-alias", "candidate-b", "--ledger", ledger) == 1
-    assert "alias:" not in capsys.readouterr().out
+    assert "alias: candidate-b left where it was (the gate refused this version)" in capsys.readouterr().out
     assert alias_version(refused.name, "candidate-b") is None
     [entry] = [dict(e.data) for e in open_ledger(ledger).entries()]
     assert entry["details"]["passed"] is False and "alias" not in entry["details"]
