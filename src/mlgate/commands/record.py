@@ -183,7 +183,7 @@ def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, 
         platform.set_output("approver", ", ".join(outcome.entry.approver_names))
         platform.set_output("ledger_head", outcome.entry.anchor)
         platform.summary(
-            summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} -> {outcome.stage}",
+            summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} → {outcome.stage}",
                              ledger=ledger.location, in_ledger=in_ledger, duties=source)
         )
     return 0
