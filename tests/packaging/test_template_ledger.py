@@ -135,3 +135,20 @@ def test_github_ledger_steps_use_the_jobs_oidc_identity(workflow: str, command: 
     assert step["with"]["identity"] == "${{ inputs.azure-client-id != '' && 'github-oidc' || '' }}"
     assert step["with"]["client-id"] == "${{ inputs.azure-client-id }}"
     assert step["with"]["tenant-id"] == "${{ inputs.azure-tenant-id }}"
+
+
+@pytest.mark.parametrize("command", ["seal", "gate", "record"])
+def test_task_refuses_a_ledger_connection_without_workload_identity(tmp_path: Path, command: str) -> None:
+    """A client-secret connection is refused for the ledger as for secrets: exit 2, nothing run."""
+    from tests.packaging.test_azure_task import _run_shim, _vso
+
+    inputs = {"command": command, "ref": "models:/m/1", "model": "models:/m/1", "policy": "p.yml",
+              "ledger": "https://acct.blob.core.windows.net/ledger/l.jsonl", "azureSubscription": "conn-1"}
+    variables = {"ENDPOINT_AUTH_SCHEME_conn-1": "ServicePrincipal",
+                 "ENDPOINT_AUTH_PARAMETER_conn-1_TENANTID": "t",
+                 "ENDPOINT_AUTH_PARAMETER_conn-1_SERVICEPRINCIPALID": "c"}
+    proc = _run_shim(tmp_path, inputs, variables)
+    [complete] = _vso(proc.stdout, "task.complete")
+    assert "result=Failed" in complete and "configuration error" in complete, proc.stdout
+    assert "uses the 'ServicePrincipal' scheme" in complete and f"mlgate {command} needs" in complete
+    assert "[command]" not in proc.stdout  # mlgate was never started
