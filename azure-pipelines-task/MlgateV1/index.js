@@ -47,6 +47,7 @@ const OPTIONS = [
   ['policy', '--policy', 'path', ['gate', 'record']],
   ['evidenceDir', '--evidence-dir', 'path', ['gate']],
   ['stage', '--stage', 'string', ['gate', 'record', 'rollback']],
+  ['setAlias', '--set-alias', 'string', ['gate']],
   ['vault', '--vault', 'string', ['secrets']],
   ['secrets', '--secrets', 'string', ['secrets']],
   ['to', '--to', 'string', ['secrets']],
@@ -116,14 +117,20 @@ function options(command) {
   return args;
 }
 
-// secrets with an Azure Resource Manager connection: workload identity federation of the pipeline.
+// Commands that read or write the audit ledger: with a connection, a blob ledger is reached with
+// the same workload identity (mlgate's MLGATE_IDENTITY family, read by its blob ledger).
+const LEDGER_COMMANDS = ['seal', 'gate', 'record', 'rollback', 'audit-show', 'audit-verify', 'audit-export'];
+
+// An Azure Resource Manager connection: workload identity federation of the pipeline, for `secrets`
+// (as options) and for the ledger of the ledger commands (as MLGATE_IDENTITY & co. in the child's env).
 function workloadIdentity(command) {
   const connection = (tl.getInput('azureSubscription', false) || '').trim();
-  if (command !== 'secrets' || !connection) return { args: [], env: {} };
+  const forLedger = LEDGER_COMMANDS.includes(command);
+  if ((command !== 'secrets' && !forLedger) || !connection) return { args: [], env: {} };
   const scheme = tl.getEndpointAuthorizationScheme(connection, true) || '';
   if (scheme.toLowerCase() !== 'workloadidentityfederation') {
     throw new ConfigError(`service connection '${connection}' uses the '${scheme || 'unknown'}' scheme; ` +
-      'mlgate secrets needs an Azure Resource Manager connection with workload identity federation');
+      `mlgate ${command.replace('-', ' ')} needs an Azure Resource Manager connection with workload identity federation`);
   }
   const tenantId = tl.getEndpointAuthorizationParameter(connection, 'tenantid', true) || '';
   const clientId = tl.getEndpointAuthorizationParameter(connection, 'serviceprincipalid', true) || '';
@@ -137,6 +144,13 @@ function workloadIdentity(command) {
       'service connection for an Azure token');
   }
   tl.setSecret(token);
+  if (forLedger) {
+    return {
+      args: [],
+      env: { SYSTEM_ACCESSTOKEN: token, MLGATE_IDENTITY: 'azure-pipelines', MLGATE_TENANT_ID: tenantId,
+        MLGATE_CLIENT_ID: clientId, MLGATE_SERVICE_CONNECTION_ID: connection },
+    };
+  }
   return {
     args: ['--identity=azure-pipelines', `--tenant-id=${tenantId}`, `--client-id=${clientId}`,
       `--service-connection-id=${connection}`],

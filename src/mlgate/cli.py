@@ -229,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except Error as exc:
         err(exc.diagnostics())
+        _report(args, exc)
         return exc.exit_code
     except ModuleNotFoundError as exc:  # an optional SDK (a pip extra) that is not installed
         from mlgate.extras import missing_extra
@@ -252,6 +253,18 @@ def _internal_error(exc: BaseException, verbose: int) -> int:
         err("".join(traceback.format_exception(exc)))
     err(f"error: internal error ({type(exc).__name__}); nothing was passed. Re-run with -vv for details.")
     return EXIT_UNEVALUATED
+
+
+def _report(args: argparse.Namespace, error: Error) -> None:
+    """In CI, the failure is also an annotation of the run (in full, at the file at fault)."""
+    from mlgate.platforms import detect_platform
+
+    try:
+        platform = detect_platform(args.platform)
+        if platform.is_ci:
+            platform.report(error, f"mlgate {args.command}")
+    except Error:  # the platform itself is unusable: the message above is all there is
+        return
 
 
 def entrypoint() -> None:

@@ -20,15 +20,20 @@ class Error(Exception):
     """Base class of every error mlgate reports to a user.
 
     ``message`` says what happened; ``hint`` says what to do about it. Neither may ever
-    contain a secret value: callers pass names, never values.
+    contain a secret value: callers pass names, never values. ``source_file`` (and
+    ``source_line``) name the user's file at fault, where one is (a policy, a manifest): the CI
+    annotation of the failure then points at it.
     """
 
     exit_code: int = EXIT_UNEVALUATED
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, source_file: str | None = None,
+                 source_line: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.source_file = source_file
+        self.source_line = source_line
 
     def diagnostics(self) -> str:
         """The text shown to the user: what happened, then how to fix it."""

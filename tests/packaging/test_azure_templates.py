@@ -99,12 +99,119 @@ def our_steps(node: Any) -> list[dict[str, Any]]:
 
 
 def test_templates_exist() -> None:
-    assert {p.name for p in TEMPLATES} >= {"register-seal.yml", "gate.yml", "deploy.yml", "pipeline.yml"}
+    assert {p.name for p in TEMPLATES} >= {
+        "register-seal.yml", "gate.yml", "deploy.yml", "pipeline.yml", "release.yml", "extends-example.yml"}
+
+
+EXTENDS_TEMPLATE = ROOT / "templates" / "azure-pipelines" / "release.yml"
+EXTENDS_EXAMPLE = ROOT / "templates" / "azure-pipelines" / "extends-example.yml"
+PARAMETER = re.compile(r"^\$\{\{ parameters\.(\w+) \}\}$")
+
+
+def expand_parameters(node: Any, values: dict[str, Any]) -> Any:
+    """``node`` with every value that is exactly ``${{ parameters.NAME }}`` replaced by ``values[NAME]``, and
+    such a list item spliced when the value is a list (a stepList): what Azure Pipelines does when it expands
+    the template at compile time. The schema knows no template expressions (``lockBehavior`` must be one of
+    its words, a step must be a step), so it checks the expanded pipeline, as the service does."""
+    def value_of(item: Any) -> tuple[bool, Any]:
+        match = PARAMETER.match(item) if isinstance(item, str) else None
+        if match and match.group(1) in values:
+            return True, copy.deepcopy(values[match.group(1)])
+        return False, item
+
+    if isinstance(node, dict):
+        return {key: expand_parameters(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        out: list[Any] = []
+        for item in node:
+            found, value = value_of(item)
+            if found and isinstance(value, list):
+                out += value
+            else:
+                out.append(value if found else expand_parameters(item, values))
+        return out
+    return value_of(node)[1]
+
+
+def expanded(path: Path, passed: dict[str, Any] | None = None) -> Any:
+    """The template as the service validates it: its parameters' defaults, overridden by ``passed``
+    (for the extends template: what the example pipeline passes, its steps included)."""
+    document = load(path)
+    if passed is None and path == EXTENDS_TEMPLATE:
+        passed = load(EXTENDS_EXAMPLE)["extends"]["parameters"]
+    values = {p["name"]: p["default"] for p in document.get("parameters", []) if "default" in p}
+    values.update(passed or {})
+    return expand_parameters(document, values)
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
 def test_template_is_valid_against_the_service_schema(path: Path) -> None:
-    assert errors_of(load(path)) == []
+    assert errors_of(expanded(path)) == []
+
+
+def test_extends_template_takes_the_teams_steps_as_step_lists() -> None:
+    template = load(EXTENDS_TEMPLATE)
+    kinds = {p["name"]: p["type"] for p in template["parameters"]}
+    assert kinds["buildSteps"] == kinds["deploySteps"] == "stepList"
+    assert kinds["pool"] == "object"
+    assert errors_of(template), "unexpanded, `- ${{ parameters.buildSteps }}` is no step: the splice is what is checked"
+    example = load(EXTENDS_EXAMPLE)
+    assert example["extends"]["template"] == "templates/azure-pipelines/release.yml@mlgate"
+    assert set(example["extends"]["parameters"]) <= set(kinds)
+    required = {p["name"] for p in template["parameters"] if "default" not in p}
+    assert required <= set(example["extends"]["parameters"]), required - set(example["extends"]["parameters"])
+    broken = copy.deepcopy(example["extends"]["parameters"])
+    broken["deploySteps"][0]["scrpt"] = broken["deploySteps"][0].pop("script")
+    assert errors_of(expanded(EXTENDS_TEMPLATE, broken)), "a malformed team step must be refused"
+    wrong = {**example["extends"]["parameters"], "lockBehavior": "whenever"}
+    assert errors_of(expanded(EXTENDS_TEMPLATE, wrong)), "a lock behaviour the service does not know must be refused"
+
+
+def _steps_of(stage: dict[str, Any]) -> list[Any]:
+    [job] = stage["jobs"]
+    return job["strategy"]["runOnce"]["deploy"]["steps"] if "deployment" in job else job["steps"]
+
+
+def test_extends_template_runs_the_teams_steps_inside_the_governed_flow() -> None:
+    stages = {s["stage"]: s for s in load(EXTENDS_TEMPLATE)["stages"]}
+    assert list(stages) == ["Register", "Gate", "Deploy"]
+
+    def kind(step: Any) -> str:
+        if isinstance(step, str):
+            return "TEAM"  # `${{ parameters.buildSteps }}` / `deploySteps`: the team's steps
+        return str(step["inputs"]["command"]) if step.get("task") == task_ref() else "other"
+
+    def order(stage: str) -> list[str]:
+        return [kind(step) for step in _steps_of(stages[stage])]
+
+    register = [x for x in order("Register") if x != "other"]
+    assert register == ["TEAM", "seal"]
+    assert [x for x in order("Gate") if x != "other"] == ["gate"]
+    # secrets are secret variables of this job: set before the team's deploy steps, which map them in env
+    assert [x for x in order("Deploy") if x != "other"] == ["secrets", "verify", "TEAM", "record"]
+    assert _steps_of(stages["Register"]).count("${{ parameters.buildSteps }}") == 1
+    assert _steps_of(stages["Deploy"]).count("${{ parameters.deploySteps }}") == 1
+    deploy = stages["Deploy"]
+    assert deploy["jobs"][0]["environment"] == "${{ parameters.environment }}"
+    assert deploy["lockBehavior"] == "${{ parameters.lockBehavior }}"
+    for stage in stages.values():
+        assert stage["pool"] == "${{ parameters.pool }}", stage["stage"]
+    for step in our_steps(load(EXTENDS_TEMPLATE)):
+        if step["inputs"]["command"] in ("seal", "gate", "record", "secrets"):
+            assert step["inputs"]["azureSubscription"] == "${{ parameters.azureSubscription }}"
+        if step["inputs"]["command"] == "gate":
+            assert step["inputs"]["setAlias"] == "${{ parameters.setAlias }}"
+
+
+def test_stage_templates_take_a_pool_and_the_deploy_stage_a_lock_behaviour() -> None:
+    for name in ("register-seal.yml", "gate.yml", "deploy.yml"):
+        template = load(ROOT / "templates" / "azure-pipelines" / name)
+        assert {p["name"]: p["type"] for p in template["parameters"]}["pool"] == "object", name
+        assert template["stages"][0]["pool"] == "${{ parameters.pool }}", name
+    deploy = load(ROOT / "templates" / "azure-pipelines" / "deploy.yml")
+    lock = next(p for p in deploy["parameters"] if p["name"] == "lockBehavior")
+    assert lock["values"] == ["sequential", "runLatest"] and lock["default"] == "sequential"
+    assert deploy["stages"][0]["lockBehavior"] == "${{ parameters.lockBehavior }}"
 
 
 @pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)

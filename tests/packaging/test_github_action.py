@@ -19,8 +19,17 @@ from tests.packaging.conftest import ROOT, command_parsers, is_switch, long_opti
 pytestmark = pytest.mark.packaging
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-TEMPLATES = sorted((ROOT / "templates" / "github").glob("*.yml"))
+# The reusable workflows: under .github/workflows, so another repository calls them by commit SHA
+# (`owner/mlgate/.github/workflows/mlgate-gate.yml@SHA`); GitHub accepts no other place.
+TEMPLATES = sorted((ROOT / ".github" / "workflows").glob("mlgate-*.yml"))
 EXAMPLES = sorted((ROOT / "templates" / "github" / "examples").glob("*.yml"))
+# How the examples call them: this repository's path at a full commit SHA.
+REMOTE_CALL = re.compile(r"uses: your-org/mlgate/(\.github/workflows/[\w.-]+\.yml)@[0-9a-f]{40}")
+
+
+def as_local_calls(text: str) -> str:
+    """An example caller with its remote calls made local, so actionlint checks them against the workflows."""
+    return REMOTE_CALL.sub(lambda m: f"uses: ./{m.group(1)}", text)
 SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 # Inputs that are not CLI options: the command, its positionals and the action's own settings.
 NOT_OPTIONS = {"command", "ref", "directory", "model-name", "python-version", "extras"}
@@ -51,8 +60,8 @@ def _lint(tmp_path: Path, break_input: str = "") -> subprocess.CompletedProcess[
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=60)
     workflows = tmp_path / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    for path in [*WORKFLOWS, *TEMPLATES, *EXAMPLES]:
-        text = path.read_text(encoding="utf-8")
+    for path in [*WORKFLOWS, *EXAMPLES]:
+        text = as_local_calls(path.read_text(encoding="utf-8"))
         if break_input:
             text = text.replace(
                 "          command: verify\n", f"          command: verify\n          {break_input}\n"
@@ -85,7 +94,7 @@ def test_actionlint_catches_an_unknown_action_input(tmp_path: Path) -> None:
 
 
 def test_zizmor_offline_has_no_findings() -> None:
-    files = [ROOT / "action.yml", *WORKFLOWS, *TEMPLATES, *EXAMPLES]
+    files = [ROOT / "action.yml", *WORKFLOWS, *EXAMPLES]
     proc = subprocess.run(
         [tool("zizmor"), "--offline", "--no-progress", *map(str, files)],
         cwd=ROOT,
@@ -102,7 +111,7 @@ def test_every_external_action_is_pinned_by_commit_sha() -> None:
     for step in action()["runs"]["steps"]:
         if "uses" in step:
             uses.append(step["uses"])
-    for path in [*WORKFLOWS, *TEMPLATES]:
+    for path in [*WORKFLOWS, *EXAMPLES]:
         uses += re.findall(r"^\s*(?:-\s+)?uses:\s*(\S+)", path.read_text(encoding="utf-8"), re.M)
     external = [u for u in uses if not u.startswith("./")]
     assert external
@@ -223,7 +232,7 @@ def test_templates_use_environment_and_oidc() -> None:
         assert workflow["permissions"] == {}, f"{path.name}: default to no permissions"
         for job in workflow["jobs"].values():
             assert job["permissions"].get("id-token") == "write", path.name
-    deploy = yaml.safe_load((ROOT / "templates" / "github" / "mlgate-deploy.yml").read_text(encoding="utf-8"))
+    deploy = yaml.safe_load((ROOT / ".github" / "workflows" / "mlgate-deploy.yml").read_text(encoding="utf-8"))
     assert deploy["jobs"]["deploy"]["environment"] == "${{ inputs.environment }}"
 
 
@@ -346,12 +355,30 @@ def test_workflows_run_commands_the_action_accepts() -> None:
     assert {"seal", "verify", "gate", "secrets", "record"} <= seen
 
 
-def test_example_caller_is_in_the_readme_and_calls_every_template() -> None:
-    [example] = EXAMPLES
-    text = example.read_text(encoding="utf-8")
-    assert f"```yaml\n{text}```" in (ROOT / "README.md").read_text(encoding="utf-8")
-    called = set(re.findall(r"uses: \./\.github/workflows/(\S+)", text))
+def test_example_callers_are_in_the_readme_and_call_every_template_by_sha() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    called = set()
+    for example in EXAMPLES:
+        text = example.read_text(encoding="utf-8")
+        assert f"```yaml\n{text}```" in readme, f"{example.name} is not in the README verbatim"
+        assert "uses: ./" not in text, f"{example.name}: a caller in another repository cannot use a local path"
+        called |= {Path(m).name for m in REMOTE_CALL.findall(text)}
     assert called == {p.name for p in TEMPLATES}
+
+
+def test_reusable_workflows_are_callable_and_serialise_what_they_move() -> None:
+    for path in TEMPLATES:
+        workflow = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert "workflow_call" in workflow.get(True, workflow.get("on")), path.name
+    for name in ("mlgate-gate.yml", "mlgate-deploy.yml", "mlgate-rollback.yml"):
+        [job] = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8"))["jobs"].values()
+        assert job["concurrency"]["cancel-in-progress"] is False, name  # wait, never cancel a release half-way
+    groups = {name: yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8"))["jobs"]
+              for name in ("mlgate-deploy.yml", "mlgate-rollback.yml")}
+    assert groups["mlgate-deploy.yml"]["deploy"]["concurrency"]["group"] == \
+        groups["mlgate-rollback.yml"]["rollback"]["concurrency"]["group"]  # a rollback never races a deploy
+    rollback = yaml.safe_load((ROOT / "templates" / "github" / "examples" / "rollback.yml").read_text(encoding="utf-8"))
+    assert "workflow_dispatch" in rollback[True]
 
 
 def test_actionlint_checks_the_callers_inputs(tmp_path: Path) -> None:
@@ -361,11 +388,9 @@ def test_actionlint_checks_the_callers_inputs(tmp_path: Path) -> None:
     workflows.mkdir(parents=True)
     for path in TEMPLATES:
         (workflows / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
-    text = (
-        EXAMPLES[0]
-        .read_text(encoding="utf-8")
-        .replace("      deploy-script: deploy.sh\n", "      deploy-scrip: deploy.sh\n")
-    )
+    text = as_local_calls(
+        (ROOT / "templates" / "github" / "examples" / "release.yml").read_text(encoding="utf-8")
+    ).replace("      deploy-script: deploy.sh\n", "      deploy-scrip: deploy.sh\n")
     (workflows / "release.yml").write_text(text, encoding="utf-8")
     proc = subprocess.run(
         [tool("actionlint"), "-oneline", str(workflows / "release.yml")],

@@ -38,10 +38,17 @@ def test_every_task_input_is_documented() -> None:
 
 
 def test_every_template_is_documented() -> None:
-    for folder, title in (("github", "Use in GitHub Actions"), ("azure-pipelines", "Use in Azure DevOps")):
+    places = (
+        (ROOT / ".github" / "workflows", "mlgate-*.yml", "Use in GitHub Actions"),
+        (ROOT / "templates" / "github" / "examples", "*.yml", "Use in GitHub Actions"),
+        (ROOT / "templates" / "azure-pipelines", "*.yml", "Use in Azure DevOps"),
+    )
+    for folder, pattern, title in places:
         text = section(title)
-        for path in (ROOT / "templates" / folder).glob("*.yml"):
-            assert f"`{path.name}`" in text, f"{path.name} is not described under {title}"
+        paths = list(folder.glob(pattern))
+        assert paths, f"no {pattern} in {folder.name}"
+        for path in paths:
+            assert f"`{path.name}`" in text or f"/{path.name}`" in text, f"{path.name} is not described under {title}"
 
 
 def test_azure_template_parameters_are_documented() -> None:

@@ -20,7 +20,7 @@ from tests.packaging.test_azure_templates import our_steps
 pytestmark = pytest.mark.packaging
 
 AZURE = ROOT / "templates" / "azure-pipelines"
-GITHUB = ROOT / "templates" / "github"
+GITHUB = ROOT / ".github" / "workflows"
 
 
 def load(path: Path) -> Any:
@@ -94,7 +94,7 @@ def test_github_step_receives_the_ledger_input(workflow: str, command: str) -> N
 
 
 def test_github_example_passes_one_ledger_to_every_job() -> None:
-    jobs = load(GITHUB / "examples" / "release.yml")["jobs"]
+    jobs = load(ROOT / "templates" / "github" / "examples" / "release.yml")["jobs"]
     ledgers = {name: job["with"].get("ledger") for name, job in jobs.items()}
     assert set(ledgers) == {"register", "gate", "deploy"}
     assert None not in ledgers.values(), ledgers
@@ -104,3 +104,51 @@ def test_github_example_passes_one_ledger_to_every_job() -> None:
 def test_action_ledger_input_says_it_applies_to_seal_and_gate() -> None:
     description = load(ROOT / "action.yml")["inputs"]["ledger"]["description"]
     assert "seal" in description and "gate" in description
+
+
+@pytest.mark.parametrize(
+    ("template", "command"),
+    [("register-seal.yml", "seal"), ("gate.yml", "gate"), ("deploy.yml", "record"),
+     ("release.yml", "seal"), ("release.yml", "gate"), ("release.yml", "record")],
+)
+def test_azure_ledger_steps_get_the_service_connection_for_the_blob_ledger(template: str, command: str) -> None:
+    """A blob ledger needs an Azure identity in every step that writes it, not only in the deploy stage."""
+    step = azure_step(template, command)
+    assert step["inputs"].get("ledger") == "${{ parameters.ledger }}"
+    assert step["inputs"].get("azureSubscription") == "${{ parameters.azureSubscription }}"
+    assert "azureSubscription" in azure_parameters(template)
+
+
+def test_azure_example_pipeline_passes_one_connection_to_every_stage() -> None:
+    pipeline = load(AZURE / "pipeline.yml")
+    connections = {stage["parameters"].get("azureSubscription") for stage in pipeline["stages"]}
+    assert connections == {"ml-prod-wif"}
+
+
+@pytest.mark.parametrize(
+    ("workflow", "command"),
+    [("mlgate-register-seal.yml", "seal"), ("mlgate-gate.yml", "gate"), ("mlgate-deploy.yml", "record"),
+     ("mlgate-rollback.yml", "rollback")],
+)
+def test_github_ledger_steps_use_the_jobs_oidc_identity(workflow: str, command: str) -> None:
+    _, step = github_step(workflow, command)
+    assert step["with"]["identity"] == "${{ inputs.azure-client-id != '' && 'github-oidc' || '' }}"
+    assert step["with"]["client-id"] == "${{ inputs.azure-client-id }}"
+    assert step["with"]["tenant-id"] == "${{ inputs.azure-tenant-id }}"
+
+
+@pytest.mark.parametrize("command", ["seal", "gate", "record"])
+def test_task_refuses_a_ledger_connection_without_workload_identity(tmp_path: Path, command: str) -> None:
+    """A client-secret connection is refused for the ledger as for secrets: exit 2, nothing run."""
+    from tests.packaging.test_azure_task import _run_shim, _vso
+
+    inputs = {"command": command, "ref": "models:/m/1", "model": "models:/m/1", "policy": "p.yml",
+              "ledger": "https://acct.blob.core.windows.net/ledger/l.jsonl", "azureSubscription": "conn-1"}
+    variables = {"ENDPOINT_AUTH_SCHEME_conn-1": "ServicePrincipal",
+                 "ENDPOINT_AUTH_PARAMETER_conn-1_TENANTID": "t",
+                 "ENDPOINT_AUTH_PARAMETER_conn-1_SERVICEPRINCIPALID": "c"}
+    proc = _run_shim(tmp_path, inputs, variables)
+    [complete] = _vso(proc.stdout, "task.complete")
+    assert "result=Failed" in complete and "configuration error" in complete, proc.stdout
+    assert "uses the 'ServicePrincipal' scheme" in complete and f"mlgate {command} needs" in complete
+    assert "[command]" not in proc.stdout  # mlgate was never started

@@ -216,10 +216,47 @@ def run_show(args: argparse.Namespace) -> int:
     from mlgate.console import out
     from mlgate.ledger.anchors import client_from_env
     from mlgate.ledger.show import audit_answer, render_text
+    from mlgate.platforms import detect_platform
 
+    platform = detect_platform(args.platform)
     answer = audit_answer(args.ref, _open_existing(args, client_from_env()))
     if args.json:
         out(json.dumps(answer.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
     else:
         out(render_text(answer))
+    if platform.is_ci:
+        platform.summary(show_markdown(answer.to_json()))
     return 0 if answer.recorded else 1
+
+
+def show_markdown(answer: dict[str, Any]) -> str:
+    """The step summary of `audit show`: who approved the version, why, with what evidence, where it runs."""
+    from mlgate.evidence.markdown import cell, folded_table, mermaid_chain
+    from mlgate.jsonvalue import Fields
+
+    model, approval, ledger = answer["model"], answer["approval"], answer["ledger"]
+    title = f"`{cell(model['ref'])}` (version {cell(model['version'])})"
+    if not approval:
+        return (f"## mlgate audit show: ❌ no governed record — {title}\n\n"
+                f"No approval of this version is in the ledger `{cell(ledger['location'])}` "
+                f"({ledger['entries_checked']} entries chain-checked).\n")
+    verb = "rolled back to" if approval["event"] == "rolled_back" else "approved for"
+    rows = [[a.get("name"), a.get("source"), a.get("time") or "-", a.get("comment") or ""]
+            for a in approval["approvers"]]
+    evidence, deployment = answer["evidence"], answer["deployment"]
+    lines = [f"## mlgate audit show: ✅ {title} {verb} **{cell(approval['stage'])}**", "",
+             f"Ledger seq {approval['seq']}, {cell(approval['recorded_at'])}, run by {cell(approval['actor'] or '-')}.",
+             "", *folded_table(["approver", "source", "time", "comment"], rows, what="approvers"),
+             f"Evidence `sha256:{cell(evidence['sha256'] or '-')}`"
+             + (" (matches the version's tag)" if evidence["tag_matches"] else " (**the version's tag differs**)")
+             + (f": {cell(evidence['summary'])}" if evidence["summary"] else ""), "",
+             f"Deployment: {cell(deployment['run_url'] or deployment['tag'] or '-')}, alias "
+             f"`{cell(deployment['alias'])}`", "",
+             f"Ledger `{cell(ledger['location'])}`: {ledger['entries_checked']} entries chain-checked, "
+             + ("anchor on the version verified" if ledger["anchor_verified"] else "**no anchor on the version**"),
+             "", "### Lineage", "", *mermaid_chain(Fields({"lineage": answer["lineage"]}, "audit")), ""]
+    history = [[h["seq"], h["time"], h["event"], h["stage"], ", ".join(h["approvers"])] for h in answer["history"]]
+    if len(history) > 1:
+        lines += ["### History of this version", "",
+                  *folded_table(["seq", "time", "event", "stage", "approvers"], history, what="ledger entries")]
+    return "\n".join(lines) + "\n"

@@ -27,9 +27,22 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
+    parser.add_argument("--set-alias", metavar="ALIAS", type=_alias,
+                        help="when the gate passes (and only then), point this alias of the registered model at the "
+                        "gated version (e.g. candidate: the alias the approval check gates), and say so in the "
+                        "ledger's `gated` entry; a refused gate leaves every alias where it was")
     add_ledger_option(parser, purpose="also append a `gated` entry (passed or refused, evidence digest) to this "
                       "audit ledger (see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     return parser
+
+
+def _alias(text: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", text) or text == "latest" or re.fullmatch(r"[vV][0-9]+", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an MLflow alias (letters, digits, '_' and '-'; not 'latest' or v<number>)")
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     from mlgate.platforms import detect_platform
 
     platform = detect_platform(args.platform)
-    outcome = evaluate(args.ref, policy_path=args.policy, artifacts_dir=args.artifacts, ci=platform.context(),
-                       stage=args.stage)
+    with platform.group(f"mlgate gate {args.ref}: integrity, lineage and policy"):
+        outcome = evaluate(args.ref, policy_path=args.policy, artifacts_dir=args.artifacts, ci=platform.context(),
+                           stage=args.stage)
     try:
         os.makedirs(args.evidence_dir, exist_ok=True)
         write_atomically(os.path.join(args.evidence_dir, "evidence.json"), outcome.evidence.to_json())
@@ -53,15 +67,9 @@ def run(args: argparse.Namespace) -> int:
                          hint="pass a writable --evidence-dir") from None
     out(outcome.summary)
     out(f"evidence: {os.path.join(args.evidence_dir, 'evidence.json')} and evidence.md")
-    if args.ledger:
-        from mlgate.governed.events import append_event
-
-        model = outcome.evidence.model
-        append_event(args.ledger, "gated", name=model.name, version=model.version,
-                  ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
-                  details={"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
-                           "stage": args.stage, "artifacts_checked": bool(args.artifacts)},
-                  fingerprint=outcome.evidence_sha256)
+    if args.set_alias or args.ledger:
+        with platform.group("mlgate gate: alias and audit ledger"):
+            _alias_and_ledger(args, outcome, platform)
     if platform.is_ci:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)
@@ -73,3 +81,28 @@ def run(args: argparse.Namespace) -> int:
         platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1
     return 0
+
+
+def _alias_and_ledger(args: argparse.Namespace, outcome: Any, platform: Any) -> None:
+    """Point ``--set-alias`` at the version (a pass only), then append the `gated` entry saying so."""
+    from mlgate.console import out
+
+    model = outcome.evidence.model
+    alias = args.set_alias if outcome.passed else None
+    if alias:
+        from mlgate.lineage.mlflow import MlflowClient
+
+        MlflowClient.from_env().set_registered_model_alias(model.name, alias, model.version)
+        out(f"alias: models:/{model.name}@{alias} -> version {model.version} (the gate passed)")
+    elif args.set_alias:
+        out(f"alias: {args.set_alias} left where it was (the gate refused this version)")
+    if args.ledger:
+        from mlgate.governed.events import append_event
+
+        details = {"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
+                   "stage": args.stage, "artifacts_checked": bool(args.artifacts)}
+        if alias:
+            details["alias"] = alias
+        append_event(args.ledger, "gated", name=model.name, version=model.version,
+                     ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
+                     details=details, fingerprint=outcome.evidence_sha256)

@@ -99,16 +99,23 @@ def refused(platform: Platform, outcome: Outcome, what: str, location: str) -> i
     return 1
 
 
-def summary_markdown(outcome: Outcome, title: str) -> str:
-    cells = [
-        (a.name, a.source, a.time or "-", (a.comment or "").replace("|", "/"))
-        for a in outcome.entry.approvers
-    ]
-    rows = "\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in cells)
-    return (
-        f"### {title}\n\n| approver | source | time | comment |\n|---|---|---|---|\n{rows}\n\n"
-        f"evidence sha256 `{outcome.entry.evidence_sha256 or '-'}` · ledger head `{outcome.entry.anchor}`\n"
-    )
+def summary_markdown(outcome: Outcome, title: str, *, ledger: str | None = None, in_ledger: bool | None = None,
+                     duties: str | None = None) -> str:
+    """The step summary: what was promoted, by whom (every named approver and comment), on what evidence."""
+    from mlgate.evidence.markdown import cell, folded_table
+
+    rows = [[a.name, a.source, a.time or "-", a.comment or ""] for a in outcome.entry.approvers]
+    was = f" (was version {cell(outcome.previous_version)})" if outcome.previous_version else ""
+    found = {True: " — found in the ledger's `gated` entry", False: " — **not found in the ledger**", None: ""}
+    lines = [f"## ✅ {cell(title)}", "",
+             f"Alias `{cell(outcome.stage)}` of `{cell(outcome.name)}` -> version {cell(outcome.version)}{was}.", "",
+             f"**{len(rows)} named approver(s)**" + (f"; separation of duties checked against {cell(duties)}"
+                                                     if duties else "") + ":", "",
+             *folded_table(["approver", "source", "time", "comment"], rows, what="approvers"),
+             f"Evidence `sha256:{cell(outcome.entry.evidence_sha256 or '-')}`{found[in_ledger]}.", "",
+             f"Ledger {f'`{cell(ledger)}` ' if ledger else ''}entry seq {outcome.entry.seq}, head "
+             f"`{cell(outcome.entry.anchor)}` (also tagged on the version: `mlgate audit verify` checks both).", ""]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- record
@@ -147,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     in_ledger = bind_evidence(evidence, path=args.evidence, name=parsed.name, version=version,
                               sealed_sha256=recorded_digest(mv), ledger=ledger)
     rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=mv.tags, stage=args.stage)
-    report = platform.read_approvals(request)
+    with platform.group("mlgate record: read the run's named approvers"):
+        report = platform.read_approvals(request)
     outcome = record(parsed.name, version, stage=args.stage, authors=model_authors(client, mv), ledger=ledger,
                      client=client, ci=platform.context(), report=report, evidence=evidence, rules=rules,
                      rules_source=source, evidence_in_ledger=in_ledger)
@@ -175,6 +183,7 @@ def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, 
         platform.set_output("approver", ", ".join(outcome.entry.approver_names))
         platform.set_output("ledger_head", outcome.entry.anchor)
         platform.summary(
-            summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} -> {outcome.stage}")
+            summary_markdown(outcome, f"mlgate record: {outcome.name} v{outcome.version} → {outcome.stage}",
+                             ledger=ledger.location, in_ledger=in_ledger, duties=source)
         )
     return 0

@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
     if platform.is_ci:
         platform.set_output("ledger_head", outcome.entry.anchor)
         platform.summary(
-            summary_markdown(outcome, f"mlgate rollback: {outcome.name}@{outcome.stage} -> v{outcome.version}")
+            summary_markdown(outcome, f"mlgate rollback: {outcome.name}@{outcome.stage} → v{outcome.version}")
         )
     return 0

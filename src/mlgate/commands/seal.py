@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
         return seal_model(args, platform)
     if not args.directory:
         raise UsageError("seal needs a directory (or --model REF)", hint="mlgate seal DIR -o manifest.json")
-    manifest = seal_directory(args.directory, follow_internal_symlinks=args.follow_internal_symlinks,
-                              ci=platform.is_ci)
+    with platform.group(f"mlgate seal: hash the files under {args.directory}"):
+        manifest = seal_directory(args.directory, follow_internal_symlinks=args.follow_internal_symlinks,
+                                  ci=platform.is_ci)
     data = manifest.canonical()
     summary = (f"sealed {len(manifest.subjects)} files ({manifest.total_bytes} bytes): "
                f"manifest sha256:{manifest.digest}")
@@ -96,7 +97,8 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
 
     client = MlflowClient.from_env()
     version = client.resolve(ModelRef.parse(args.model))
-    manifest, where = artifacts.seal_from_store(client, version, ci=platform.is_ci)
+    with platform.group(f"mlgate seal: hash {args.model} from the artifact store"):
+        manifest, where = artifacts.seal_from_store(client, version, ci=platform.is_ci)
     if args.directory:
         local = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
                                  ci=platform.is_ci)

@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mlgate.console import err
-    from mlgate.errors import Error
     from mlgate.platforms import detect_platform
     verbose = args.verbose >= 1
 
@@ -88,12 +87,9 @@ def _run(args: argparse.Namespace) -> int:
             err(f"mlgate secrets: {text}")
 
     platform = detect_platform(args.platform)
-    try:
-        return _fetch_and_hand_over(args, platform, explain)
-    except Error as exc:
-        if platform.is_ci:  # surface the reason on the run page too (names only, never values)
-            platform.annotate("error", f"mlgate secrets: {exc.message.splitlines()[0]}")
-        raise
+    # No log group here: a mask must be the first line printed. A failure is annotated in full by
+    # mlgate.cli (names only, never values).
+    return _fetch_and_hand_over(args, platform, explain)
 
 
 def _fetch_and_hand_over(args: argparse.Namespace, platform: Any, explain: Any) -> int:
@@ -135,7 +131,32 @@ def _fetch_and_hand_over(args: argparse.Namespace, platform: Any, explain: Any) 
         credential.close()
 
     explain(f"{credential.tokens} access token(s) obtained")
-    return _hand_over(args, platform, to, vault.url, specs, secrets, failures)
+    code = _hand_over(args, platform, to, vault.url, specs, secrets, failures)
+    if platform.is_ci:
+        platform.summary(summary_markdown(vault.url, choice.kind, to, specs, secrets, failures))
+    return code
+
+
+def summary_markdown(source: str, identity: str, to: str, specs: list[SecretSpec], secrets: list[Secret],
+                     failures: list[Failure]) -> str:
+    """The step summary: which secrets (names, never values) went where, with which identity."""
+    from mlgate.evidence.markdown import cell, folded_table
+
+    fetched = {s.name for s in secrets}
+    handed = [[f"`{cell(spec.name)}`", f"`{cell(spec.variable)}`"] for spec in specs if spec.name in fetched]
+    kind = "step outputs (`steps.<id>.outputs.NAME`)" if to == "output" else "secret variables of this job"
+    lines = [f"## mlgate secrets: {len(handed)} secret(s) handed over", "",
+             f"From `{cell(source)}` with the **{cell(identity)}** identity, as {kind}. Every value was masked in "
+             "the log before anything else was printed; no value appears here or in any file.", ""]
+    if handed:
+        lines += folded_table(["secret", "handed over as"], handed, what="secrets")
+    if failures:
+        lines += ["**Not handed over** (`--allow-partial`):", "",
+                  *folded_table(["secret", "why"], [[f"`{f.name}`", f.error.message] for f in failures],
+                                what="failures")]
+    if not specs:
+        lines.append("The vault has no enabled, unexpired secret: nothing was handed over.")
+    return "\n".join(lines) + "\n"
 
 
 def _hand_over(args: argparse.Namespace, platform: Any, to: str, source: str, specs: list[SecretSpec],

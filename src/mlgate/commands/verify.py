@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mlgate.commands._common import command_parser
 
 if TYPE_CHECKING:
+    from mlgate.integrity import Comparison
     from mlgate.integrity.manifest import Manifest
 
 HELP = "re-hash DIR and compare it with the sealed manifest"
@@ -35,10 +36,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def read_manifest(path: str) -> Manifest:
     """The manifest file at ``path``: read non-blocking and bounded (regular files only), then validated."""
+    from mlgate.errors import InvalidInputError
     from mlgate.files import read_bounded
     from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Manifest
 
-    return Manifest.parse(read_bounded(path, MAX_MANIFEST_BYTES, what="manifest"), source=path)
+    data = read_bounded(path, MAX_MANIFEST_BYTES, what="manifest")
+    try:
+        return Manifest.parse(data, source=path)
+    except InvalidInputError as exc:  # the manifest file is at fault: the CI annotation points at it
+        exc.source_file = exc.source_file or path
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,18 +65,45 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise UsageError("verify needs --manifest FILE or --model REF",
                          hint="mlgate verify DIR --manifest manifest.json")
-    result = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
-                              ci=platform.is_ci)
-    if version is not None:
-        from mlgate.lineage.artifacts import REGISTERED_MODEL_META, without_download_marker
+    tolerated = None
+    with platform.group(f"mlgate verify: hash {len(manifest.subjects)} file(s) and compare with the seal"):
+        result = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
+                                  ci=platform.is_ci)
+        if version is not None:
+            from mlgate.lineage.artifacts import REGISTERED_MODEL_META, without_download_marker
 
-        result, dropped = without_download_marker(args.directory, version, manifest, result)
-        if dropped:
-            out(f"tolerated {REGISTERED_MODEL_META}: written by MLflow's client when downloading the model")
-    lines = describe(result, manifest.digest)
-    for line in lines:
-        out(line)
+            result, dropped = without_download_marker(args.directory, version, manifest, result)
+            if dropped:
+                tolerated = REGISTERED_MODEL_META
+                out(f"tolerated {REGISTERED_MODEL_META}: written by MLflow's client when downloading the model")
+        lines = describe(result, manifest.digest)
+        for line in lines:
+            out(line)
+    if platform.is_ci:
+        platform.summary(summary_markdown(args, manifest.digest, result, tolerated))
     if not result.ok:
         platform.annotate("error", f"mlgate verify: {lines[-1]}")
         return 1
     return 0
+
+
+def summary_markdown(args: argparse.Namespace, digest: str, result: Comparison, tolerated: str | None) -> str:
+    """The step summary: the verdict, what was compared with what, and every differing file."""
+    from mlgate.evidence.markdown import cell, folded_table
+
+    source = f"the manifest sealed on `{cell(args.model)}`" if args.model else f"`{cell(args.manifest)}`"
+    differing = len(result.changed) + len(result.missing) + len(result.extra)
+    head = (f"## mlgate verify: ✅ {result.checked} files match the seal" if result.ok else
+            f"## mlgate verify: ❌ MISMATCH — {len(result.changed)} changed, {len(result.missing)} missing, "
+            f"{len(result.extra)} extra")
+    lines = [head, "", f"`{cell(args.directory)}` against {source} (manifest `sha256:{cell(digest)}`).", ""]
+    if tolerated:
+        lines += [f"Tolerated `{tolerated}`: the file MLflow's client writes on download, naming this version "
+                  "(the gate tolerates exactly the same).", ""]
+    if differing:
+        rows = [["changed", f"`{cell(n)}`", e, a] for n, e, a in result.changed]
+        rows += [["missing", f"`{cell(n)}`", e, ""] for n, e in result.missing]
+        rows += [["extra", f"`{cell(n)}`", "", a] for n, a in result.extra]
+        lines += folded_table(["", "file", "sealed sha256", "found sha256"], rows, what="differing files")
+        lines.append("Nothing that differs from the seal may be deployed: re-run from the sealed files.")
+    return "\n".join(lines) + "\n"

@@ -109,6 +109,11 @@ class AzureDevOps(Platform):
             props["linenumber"] = str(line)
         _write_stdout_raw(logging_command("task.logissue", redact(message), props))
 
+    def _group(self, title: str, *, start: bool) -> None:
+        # formatting commands: `##[group]` must start the line; the title is one line, with no command in it
+        text = redact(title).replace("\r", " ").replace("\n", " ").replace("##", "#\u200b#")
+        _write_stdout_raw(f"##[group]{text}" if start else "##[endgroup]")
+
     def complete(self, result: str, message: str = "") -> None:
         """``task.complete``: set the step's result (Succeeded, SucceededWithIssues, Failed)."""
         if result not in COMPLETE_RESULTS:

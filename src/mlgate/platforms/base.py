@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -12,6 +13,7 @@ from mlgate import redact
 
 if TYPE_CHECKING:
     from mlgate.approvals import ApprovalReport, ApprovalRequest
+    from mlgate.errors import Error
 
 Level = Literal["error", "warning", "notice"]
 
@@ -95,6 +97,25 @@ class Platform(abc.ABC):
     @abc.abstractmethod
     def summary(self, markdown: str) -> None:
         """Append ``markdown`` to the run's summary page."""
+
+    @contextlib.contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        """Fold the log lines printed inside into one collapsible section titled ``title``."""
+        self._group(title, start=True)
+        try:
+            yield
+        finally:
+            self._group(title, start=False)
+
+    def _group(self, title: str, *, start: bool) -> None:
+        """Start or end a log group (a CI without groups prints nothing)."""
+        return None
+
+    def report(self, error: Error, command: str) -> None:
+        """Annotate a failure (exit 1, 2 or 3) of ``command`` with its full diagnostics (never cut: every
+        line and the hint), at the user's file and line when one is at fault."""
+        text = error.diagnostics().removeprefix("error: ")
+        self.annotate("error", f"{command}: {text}", file=error.source_file, line=error.source_line)
 
     @abc.abstractmethod
     def context(self) -> CIContext:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -136,10 +137,23 @@ class GitHubActions(Platform):
     def annotate(self, level: Level, message: str, *, file: str | None = None, line: int | None = None) -> None:
         props: dict[str, str] = {}
         if file:
-            props["file"] = redact(file)
+            props["file"] = redact(self._repository_path(file))
         if file and line is not None:
             props["line"] = str(line)
         _write_stdout_raw(workflow_command(level, redact(message), props))
+
+    def _repository_path(self, file: str) -> str:
+        """``file`` relative to the checkout ($GITHUB_WORKSPACE), the form annotations link to the file by."""
+        workspace = self._env.get("GITHUB_WORKSPACE")
+        if workspace:
+            absolute = os.path.abspath(file)
+            with contextlib.suppress(ValueError):
+                if os.path.commonpath([absolute, os.path.abspath(workspace)]) == os.path.abspath(workspace):
+                    return os.path.relpath(absolute, workspace).replace(os.sep, "/")
+        return file
+
+    def _group(self, title: str, *, start: bool) -> None:
+        _write_stdout_raw(workflow_command("group", redact(title)) if start else "::endgroup::")
 
     def summary(self, markdown: str) -> None:
         path = self._env.get("GITHUB_STEP_SUMMARY")

@@ -194,12 +194,13 @@ def _yaml(text: str, source: str) -> tuple[Mapping[str, Any], Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InvalidInputError(f"{source}: invalid YAML: {where}{exc.problem or exc}", hint=HINT) from None
+        raise InvalidInputError(f"{source}: invalid YAML: {where}{exc.problem or exc}", hint=HINT,
+                                source_line=mark.line + 1 if mark else None) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
         raise InvalidInputError(f"{source}: invalid YAML: line {line}: the control character U+{code:04X} "
-                                "is not allowed", hint=HINT) from None
+                                "is not allowed", hint=HINT, source_line=line) from None
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{source}: invalid YAML ({type(exc).__name__})", hint=HINT) from None
     if not isinstance(document, dict):
@@ -210,7 +211,9 @@ def _yaml(text: str, source: str) -> tuple[Mapping[str, Any], Any]:
 
 def _invalid(source: str, problems: list[str]) -> InvalidInputError:
     listing = "\n  ".join(problems[:50])
-    return InvalidInputError(f"{source}: invalid policy ({len(problems)} problem(s))\n  {listing}", hint=HINT)
+    first = re.match(r"line (\d+)", problems[0]) if problems else None
+    return InvalidInputError(f"{source}: invalid policy ({len(problems)} problem(s))\n  {listing}", hint=HINT,
+                             source_line=int(first.group(1)) if first else None)
 
 
 def _schema_problems(document: Mapping[str, Any], root: Any) -> list[str]:
@@ -272,4 +275,9 @@ def load_policy(path: str) -> Policy:
     """Read (bounded, regular files only) and validate the policy at ``path``."""
     from mlgate.files import read_text
 
-    return parse_policy(read_text(path, MAX_POLICY_BYTES, what="policy"), source=path)
+    text = read_text(path, MAX_POLICY_BYTES, what="policy")
+    try:
+        return parse_policy(text, source=path)
+    except InvalidInputError as exc:  # the policy file is at fault: the CI annotation points at its line
+        exc.source_file = exc.source_file or path
+        raise

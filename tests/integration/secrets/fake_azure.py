@@ -355,8 +355,9 @@ class FakeAzure:
 
     # -- identity endpoints --------------------------------------------------------------------------------
     def _issue_access(self, app: App, resource: str) -> str:
+        now = int(time.time())  # Entra access tokens carry iat/nbf/exp (Azurite's OAuth checks nbf and exp)
         token = jwt({"aud": resource, "iss": f"https://sts.windows.net/{self.tenant}/", "tid": self.tenant,
-                     "oid": app.oid, "appid": app.client_id, "exp": int(time.time()) + 3600})
+                     "oid": app.oid, "appid": app.client_id, "iat": now, "nbf": now - 300, "exp": now + 3600})
         with self.lock:
             self.access_tokens[token] = app
         return token

@@ -135,8 +135,10 @@ def test_reserved_azure_devops_prefix_checked_before_fetch(azure: FakeAzure, tmp
     assert code == 3
     assert "reserves" in err
     assert not any(h.path.startswith("/secrets/") and "authorization" in h.headers for h in azure.hits)
+    # one annotation, never cut: the message and its hint (newlines escaped as the agent expects)
     assert out.splitlines() == ["##vso[task.logissue type=error;]mlgate secrets: pipeline variable name "
-                                "'SECRET_KEY' starts with a prefix Azure DevOps reserves"]
+                                "'SECRET_KEY' starts with a prefix Azure DevOps reserves%0A  how to fix: do not "
+                                "start variable names with endpoint, input, secret, path, securefile"]
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "secret-key:SK")
     assert code == 0, err
     assert "##vso[task.setvariable variable=SK;issecret=true;isOutput=false;]sk" in out.splitlines()
@@ -188,10 +190,12 @@ def test_no_credential_lists_every_option(azure: FakeAzure, tmp_path: Path, monk
     apply(monkeypatch, github_runner(tmp_path))
     code, out, err = run(capsys, "--vault", azure.vault_url, "--secrets", "a")
     assert code == 3
-    assert out.splitlines() == ["::error::mlgate secrets: no Azure credential is available:"]
+    [annotation] = out.splitlines()  # one annotation, never cut: every option and the hint, as on stderr
+    assert annotation.startswith("::error::mlgate secrets: no Azure credential is available:%0A")
     for needed in ("--identity github-oidc", "permissions: id-token: write", "--identity azure-pipelines",
                    "SYSTEM_ACCESSTOKEN", "--identity environment", "AZURE_CLIENT_SECRET", "--identity managed"):
         assert needed in err
+        assert needed in annotation
     assert azure.hits == []
 
 
