@@ -111,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        log_event(logging.INFO, "stopping", pending_evaluations=app.dispatcher.pending)
+        log_event(logging.INFO, "stopping", pending_evaluations=app.state.pending)
         server.close()  # no new calls; let the evaluations already acknowledged finish and report
-        drained = app.dispatcher.wait_idle(DRAIN_SECONDS)
+        drained = app.state.wait_idle(DRAIN_SECONDS)
         if not drained:
-            log_event(logging.WARNING, "stopped_with_pending_evaluations", pending_evaluations=app.dispatcher.pending)
-        app.close()
+            log_event(logging.WARNING, "stopped_with_pending_evaluations", pending_evaluations=app.state.pending)
+        app.state.close(wait=True)
     return 0

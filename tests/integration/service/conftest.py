@@ -197,7 +197,7 @@ def start_service(
 
     yield start
     for server, thread, app in started:
-        app.dispatcher.wait_idle(30)
+        app.state.wait_idle(30)
         stop_waitress(server, thread)
         app.close()
     for name in (logs.LOGGER_NAME, "waitress"):
