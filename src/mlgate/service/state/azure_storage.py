@@ -263,6 +263,7 @@ class AzureStorageState(StateBackend):
         if entity is not None and entity.get("State") == SENDING:
             log_event(logging.WARNING, "completion_resumed", job=job.kind, previous_owner=str(entity.get("Owner")))
         attempt = _TableAttempt(self, job, int(message.dequeue_count), entity)
+        log_event(logging.INFO, "job_started", job=job.kind, job_id=row[:16], attempt=attempt.number)
         if attempt.number > self._settings.max_attempts:
             attempt.poisoned = (
                 f"the evaluation did not finish in {self._settings.max_attempts} attempts (the replica running it "
@@ -270,6 +271,8 @@ class AzureStorageState(StateBackend):
             )
         result = self._runner(job, attempt)
         self._finish(job, message, attempt, result)
+        log_event(logging.INFO, "job_finished", job=job.kind, job_id=row[:16], attempt=attempt.number,
+                  result=result.value)
 
     def _finish(self, job: Job, message: Any, attempt: _TableAttempt, result: Result) -> None:
         if result is Result.COMPLETED:
