@@ -84,6 +84,9 @@ class CheckHandler(ABC, Generic[Call]):
             return Reply(200, {"status": "duplicate"}, log_fields={**fields, "duplicate": True})
         if outcome is Acceptance.BUSY:
             return Reply(503, {"error": "busy; retry"}, headers={"Retry-After": "5"}, log_fields=fields)
+        if outcome is Acceptance.IN_PROGRESS:
+            return Reply(503, {"error": "this delivery is being accepted by another replica; retry"},
+                         headers={"Retry-After": "10"}, log_fields={**fields, "reason": "in_progress"})
         return Reply(200, accepted, log_fields=fields)
 
     def run(self, job: Job, attempt: Attempt) -> Result:

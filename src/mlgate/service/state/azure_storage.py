@@ -2,10 +2,14 @@
 
 Shared by every replica and surviving restarts. For each job:
 
-* **accept** -- insert the key's entity into the table (``State=queued``, ``Expires``); a key
-  already there and not expired is a replay (nothing queued); an expired one is taken over with
-  a conditional write (ETag). Then send the job to the queue. Only when both succeeded is the
-  caller acknowledged; when the send fails the entity is removed again and the caller gets 503.
+* **accept** -- insert the key's entity into the table (``State=accepting``, ``Expires``), send
+  the job to the queue, mark the entity ``queued``. Only when all three succeeded is the caller
+  acknowledged; when the send fails the entity is removed again and the caller gets 503. A key
+  already there and not expired is a replay (nothing queued) -- unless it is still
+  ``accepting``: then the replica accepting it may have died before the send, so the caller
+  gets 503 (retry) within ``ACCEPT_GRACE`` seconds, and after that the key is taken over with a
+  conditional write (ETag) and the job sent again. An expired key is taken over the same way.
+  A job sent twice this way still completes once (the claim below).
 * **run** -- a replica's worker takes a message with a visibility timeout; the job's entity says
   whether it is already ``completed`` (then the message is deleted and nothing is sent). Before
   the completion is sent the worker *claims* the entity (``State=sending``, its owner) with the
@@ -37,7 +41,8 @@ from typing import Any
 from mlgate.service.logs import log_event
 from mlgate.service.state.interface import Acceptance, Attempt, Job, Result, Runner, StateBackend, StateError
 
-QUEUED, SENDING, COMPLETED = "queued", "sending", "completed"
+ACCEPTING, QUEUED, SENDING, COMPLETED = "accepting", "queued", "sending", "completed"
+ACCEPT_GRACE = 10.0  # longer than an accept takes (its two storage calls are bounded by CLIENT_OPTIONS)
 SWEEP_SECONDS = 600.0
 MESSAGE_LIMIT = 48 * 1024  # a queue message holds 64 KiB of base64 (48 KiB of content)
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
@@ -155,41 +160,59 @@ class AzureStorageState(StateBackend):
         if len(message) > MESSAGE_LIMIT:
             raise StateError(f"the job is {len(message)} bytes, more than a queue message holds ({MESSAGE_LIMIT})")
         try:
-            if not self._remember(job):
-                return Acceptance.DUPLICATE
+            remembered = self._remember(job)
         except AzureError as exc:
             raise _storage_error("the delivery's table entry", exc) from None
+        if isinstance(remembered, Acceptance):
+            return remembered
         try:
             self._queue.send_message(message, time_to_live=int(self._settings.replay_ttl))
         except AzureError as exc:
             self._forget(job.key)
             raise _storage_error("queue the job", exc) from None
         self._wake.set()
+        self._mark_queued(job, remembered)
         return Acceptance.ACCEPTED
 
-    def _remember(self, job: Job) -> bool:
+    def _remember(self, job: Job) -> dict[str, Any] | Acceptance:
+        """The key's new entity (``accepting``), or why the job is not to be sent."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
         from azure.data.tables import UpdateMode
 
         partition, row = _keys(job.key)
         now = time.time()
-        entity = {"PartitionKey": partition, "RowKey": row, "State": QUEUED, "Kind": job.kind, "Owner": "",
+        entity = {"PartitionKey": partition, "RowKey": row, "State": ACCEPTING, "Kind": job.kind, "Owner": self.owner,
                   "Expires": now + self._settings.replay_ttl, "Updated": now}
         try:
-            self._table.create_entity(entity)
-            return True
+            return _with_etag(entity, self._table.create_entity(entity))
         except ResourceExistsError:
             pass
         existing = self._table.get_entity(partition, row)
-        if float(existing.get("Expires", 0.0)) > now:
-            return False
-        try:  # expired: take it over, unless another replica does at the same moment
-            self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=_etag(existing),
-                                      match_condition=MatchConditions.IfNotModified)
+        expired = float(existing.get("Expires", 0.0)) <= now
+        if not expired and existing.get("State") != ACCEPTING:
+            return Acceptance.DUPLICATE
+        if not expired and float(existing.get("Updated", 0.0)) > now - ACCEPT_GRACE:
+            return Acceptance.IN_PROGRESS
+        try:  # expired, or its accept died before the send: take it over, unless another replica does now
+            answer = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=_etag(existing),
+                                               match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
-            return False
-        return True
+            return Acceptance.IN_PROGRESS
+        if not expired:
+            log_event(logging.WARNING, "accept_resumed", job=job.kind, previous_owner=str(existing.get("Owner")))
+        return _with_etag(entity, answer)
+
+    def _mark_queued(self, job: Job, entity: dict[str, Any]) -> None:
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        try:  # a worker that already took the job changed it (ETag): then it is past "queued" anyway
+            self._table.update_entity({**entity, "State": QUEUED, "Updated": time.time()}, mode=UpdateMode.REPLACE,
+                                      etag=_etag(entity), match_condition=MatchConditions.IfNotModified)
+        except AzureError as exc:
+            log_event(logging.DEBUG, "state_mark_queued_skipped", job=job.kind, error=type(exc).__name__)
 
     def _forget(self, key: str) -> None:
         from azure.core.exceptions import AzureError
@@ -256,8 +279,8 @@ class AzureStorageState(StateBackend):
         except ResourceNotFoundError:
             entity = None  # swept, or forgotten after a failed send: the claim creates it again
         if entity is not None and entity.get("State") == COMPLETED:
-            log_event(logging.WARNING, "completion_already_sent", job=job.kind, attempt=message.dequeue_count,
-                      action="not sent again")
+            log_event(logging.WARNING, "completion_already_sent", job=job.kind, job_id=row[:16],
+                      attempt=message.dequeue_count, action="not sent again")
             self._delete(message)
             return
         if entity is not None and entity.get("State") == SENDING:
@@ -289,9 +312,35 @@ class AzureStorageState(StateBackend):
         # SKIPPED: another attempt holds the job; if it dies the message comes back to finish it
 
     def claim(self, job: Job, number: int, entity: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The job's entity claimed by this replica (``sending``), or None when another attempt holds or did it."""
-        from azure.core import MatchConditions
+        """The job's entity claimed by this replica (``sending``), or None when another attempt holds or did it.
+
+        The write is conditional on the ETag last read. When it loses, the entity is read again: an
+        accept that only marked it ``queued`` meanwhile is no competitor (the claim is tried again);
+        a ``sending`` or ``completed`` written by another attempt is, and nothing is sent.
+        """
         from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+
+        partition, row = _keys(job.key)
+        for _ in range(3):
+            try:
+                return self._claim_once(job, number, entity)
+            except (ResourceModifiedError, ResourceExistsError):
+                try:
+                    entity = self._table.get_entity(partition, row)
+                except AzureError:
+                    entity = None
+                if entity is None or entity.get("State") not in (ACCEPTING, QUEUED):
+                    break
+            except AzureError as exc:
+                log_event(logging.ERROR, "completion_claim_failed", job=job.kind, error=type(exc).__name__,
+                          action="not sent; retried")
+                return None
+        log_event(logging.WARNING, "completion_claim_lost", job=job.kind, job_id=row[:16], attempt=number,
+                  action="not sent")
+        return None
+
+    def _claim_once(self, job: Job, number: int, entity: dict[str, Any] | None) -> dict[str, Any]:
+        from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
         partition, row = _keys(job.key)
@@ -299,19 +348,10 @@ class AzureStorageState(StateBackend):
         claimed = {"PartitionKey": partition, "RowKey": row, "State": SENDING, "Kind": job.kind, "Owner": self.owner,
                    "Attempt": number, "Updated": now,
                    "Expires": float(entity.get("Expires", 0.0)) if entity else now + self._settings.replay_ttl}
-        try:
-            if entity is None:
-                answer = self._table.create_entity(claimed)
-            else:
-                answer = self._table.update_entity(claimed, mode=UpdateMode.REPLACE, etag=_etag(entity),
-                                                   match_condition=MatchConditions.IfNotModified)
-        except (ResourceModifiedError, ResourceExistsError):
-            log_event(logging.WARNING, "completion_claim_lost", job=job.kind, attempt=number, action="not sent")
-            return None
-        except AzureError as exc:
-            log_event(logging.ERROR, "completion_claim_failed", job=job.kind, error=type(exc).__name__,
-                      action="not sent; retried")
-            return None
+        if entity is None:
+            return _with_etag(claimed, self._table.create_entity(claimed))
+        answer = self._table.update_entity(claimed, mode=UpdateMode.REPLACE, etag=_etag(entity),
+                                           match_condition=MatchConditions.IfNotModified)
         return _with_etag(claimed, answer)
 
     def _set_state(self, job: Job, attempt: _TableAttempt, state: str) -> None:

@@ -30,6 +30,7 @@ class Acceptance(enum.Enum):
     ACCEPTED = "accepted"  # durable: it will be evaluated and completed, by this replica or another
     DUPLICATE = "duplicate"  # a replay of a key seen within the expiry: nothing evaluated
     BUSY = "busy"  # not accepted (the pool or the queue is full): the caller should retry
+    IN_PROGRESS = "in progress"  # another replica is accepting this key right now: the caller should retry
 
 
 class Result(enum.Enum):
