@@ -118,7 +118,7 @@ def _send(replicas: list[Replica], first: int, delivery: str, body: bytes, secre
         replica = replicas[(first + attempt) % len(replicas)]
         try:
             answer = requests.post(f"{replica.url}/github/webhook", data=body, headers=headers, timeout=30)
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or cut off mid-answer by the kill
             continue
         if answer.status_code != 503:
             return answer

@@ -2,11 +2,11 @@
 
 Shared by every replica and surviving restarts. For each job:
 
-* **accept** -- insert the key's entity into the table (``State=accepting``, ``Expires``), send
-  the job to the queue, mark the entity ``queued``. Only when all three succeeded is the caller
-  acknowledged; when the send fails the entity is removed again and the caller gets 503. A key
-  already there and not expired is a replay (nothing queued) -- unless it is still
-  ``accepting``: then the replica accepting it may have died before the send, so the caller
+* **accept** -- insert the key's entity into the table (``State=accepting``, ``Expires``), then
+  send the job to the queue (two calls). Only when both succeeded is the caller acknowledged;
+  when the send fails the entity is removed again and the caller gets 503. A key already there
+  and not expired is a replay (nothing queued) -- unless it is still ``accepting`` (no worker
+  has claimed it yet): the replica accepting it may have died before the send, so the caller
   gets 503 (retry) within ``ACCEPT_GRACE`` seconds, and after that the key is taken over with a
   conditional write (ETag) and the job sent again. An expired key is taken over the same way.
   A job sent twice this way still completes once (the claim below).
@@ -46,6 +46,8 @@ ACCEPT_GRACE = 10.0  # longer than an accept takes (its two storage calls are bo
 SWEEP_SECONDS = 600.0
 MESSAGE_LIMIT = 48 * 1024  # a queue message holds 64 KiB of base64 (48 KiB of content)
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
+POOL_MINIMUM = 10
+REQUEST_THREADS = 16  # what `mlgate serve --threads` usually is, at most
 
 
 @dataclass(frozen=True)
@@ -80,15 +82,37 @@ def make_clients(settings: StorageSettings) -> tuple[Any, Any]:
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
+    pool = max(POOL_MINIMUM, settings.workers + REQUEST_THREADS)
+    queue_options = {**CLIENT_OPTIONS, "transport": _transport(pool)}
+    table_options = {**CLIENT_OPTIONS, "transport": _transport(pool)}
     if settings.connection_string:
-        queue = QueueClient.from_connection_string(settings.connection_string, settings.queue_name, **CLIENT_OPTIONS)
-        table = TableClient.from_connection_string(settings.connection_string, settings.table_name, **CLIENT_OPTIONS)
+        queue = QueueClient.from_connection_string(settings.connection_string, settings.queue_name, **queue_options)
+        table = TableClient.from_connection_string(settings.connection_string, settings.table_name, **table_options)
         return queue, table
     queue = QueueClient(settings.queue_endpoint or "", settings.queue_name, credential=settings.credential,
-                        **CLIENT_OPTIONS)
+                        **queue_options)
     table = TableClient(settings.table_endpoint or "", settings.table_name, credential=settings.credential,
-                        **CLIENT_OPTIONS)
+                        **table_options)
     return queue, table
+
+
+def _transport(pool: int) -> Any:
+    """azure-core's requests transport with a connection pool as large as the threads that share it.
+
+    (Its default pool holds 10 connections; the request threads and the workers of one replica
+    would open and drop connections past that.) Set up as azure-core sets up its own: no urllib3
+    retries (the SDK's retry policy retries), environment proxy settings honoured.
+    """
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=pool)
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, adapter)
+    return RequestsTransport(session=session, session_owner=True, **CLIENT_OPTIONS)
 
 
 def _storage_error(what: str, exc: Exception) -> StateError:
@@ -171,7 +195,6 @@ class AzureStorageState(StateBackend):
             self._forget(job.key)
             raise _storage_error("queue the job", exc) from None
         self._wake.set()
-        self._mark_queued(job, remembered)
         return Acceptance.ACCEPTED
 
     def _remember(self, job: Job) -> dict[str, Any] | Acceptance:
@@ -202,17 +225,6 @@ class AzureStorageState(StateBackend):
         if not expired:
             log_event(logging.WARNING, "accept_resumed", job=job.kind, previous_owner=str(existing.get("Owner")))
         return _with_etag(entity, answer)
-
-    def _mark_queued(self, job: Job, entity: dict[str, Any]) -> None:
-        from azure.core import MatchConditions
-        from azure.core.exceptions import AzureError
-        from azure.data.tables import UpdateMode
-
-        try:  # a worker that already took the job changed it (ETag): then it is past "queued" anyway
-            self._table.update_entity({**entity, "State": QUEUED, "Updated": time.time()}, mode=UpdateMode.REPLACE,
-                                      etag=_etag(entity), match_condition=MatchConditions.IfNotModified)
-        except AzureError as exc:
-            log_event(logging.DEBUG, "state_mark_queued_skipped", job=job.kind, error=type(exc).__name__)
 
     def _forget(self, key: str) -> None:
         from azure.core.exceptions import AzureError
