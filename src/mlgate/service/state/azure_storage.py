@@ -2,11 +2,11 @@
 
 Shared by every replica and surviving restarts. For each job:
 
-* **accept** -- insert the key's entity into the table (``State=accepting``, ``Expires``), then
-  send the job to the queue (two calls). Only when both succeeded is the caller acknowledged;
-  when the send fails the entity is removed again and the caller gets 503. A key already there
-  and not expired is a replay (nothing queued) -- unless it is still ``accepting`` (no worker
-  has claimed it yet): the replica accepting it may have died before the send, so the caller
+* **accept** -- insert the key's entity into the table (``State=accepting``, ``Expires``), send
+  the job to the queue, mark the entity ``queued`` (three calls). The caller is acknowledged
+  once the job is in the queue; when the send fails the entity is removed again and the caller
+  gets 503. A key already there and not expired is a replay (nothing queued) -- unless it is
+  still ``accepting``: the replica accepting it may have died before the send, so the caller
   gets 503 (retry) within ``ACCEPT_GRACE`` seconds, and after that the key is taken over with a
   conditional write (ETag) and the job sent again. An expired key is taken over the same way.
   A job sent twice this way still completes once (the claim below).
@@ -195,6 +195,7 @@ class AzureStorageState(StateBackend):
             self._forget(job.key)
             raise _storage_error("queue the job", exc) from None
         self._wake.set()
+        self._mark_queued(job, remembered)
         return Acceptance.ACCEPTED
 
     def _remember(self, job: Job) -> dict[str, Any] | Acceptance:
@@ -225,6 +226,18 @@ class AzureStorageState(StateBackend):
         if not expired:
             log_event(logging.WARNING, "accept_resumed", job=job.kind, previous_owner=str(existing.get("Owner")))
         return _with_etag(entity, answer)
+
+    def _mark_queued(self, job: Job, entity: dict[str, Any]) -> None:
+        """``accepting`` -> ``queued``: from now on a replay of the key is a plain duplicate."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import AzureError
+        from azure.data.tables import UpdateMode
+
+        try:  # a worker that already took the job changed it (ETag): then it is past "queued" anyway
+            self._table.update_entity({**entity, "State": QUEUED, "Updated": time.time()}, mode=UpdateMode.REPLACE,
+                                      etag=_etag(entity), match_condition=MatchConditions.IfNotModified)
+        except AzureError as exc:
+            log_event(logging.DEBUG, "state_mark_queued_skipped", job=job.kind, error=type(exc).__name__)
 
     def _forget(self, key: str) -> None:
         from azure.core.exceptions import AzureError
