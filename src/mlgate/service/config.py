@@ -12,6 +12,12 @@ identity (managed identity by default; ``key_vault_identity``/``key_vault_client
 Vault reference (``@Microsoft.KeyVault(SecretUri=...)``) also works: the platform resolves it
 into the environment variable. Every secret value is registered with :mod:`mlgate.redact` as
 soon as it is read, so no log line can carry it.
+
+``state`` chooses where the replay memory and the pending evaluations live: ``in-process``
+(one process) or ``azure-storage`` (a queue and a table shared by replicas; reached with the
+identity ``state_identity`` or the secret ``state_connection_string``); see
+:mod:`mlgate.service.state`. During a rotation ``azure_devops_key_previous`` and
+``github_webhook_secret_previous`` are accepted beside the current values.
 """
 
 from __future__ import annotations

@@ -83,32 +83,46 @@ def make_clients(settings: StorageSettings) -> tuple[Any, Any]:
     from azure.storage.queue import QueueClient
 
     pool = max(POOL_MINIMUM, settings.workers + REQUEST_THREADS)
-    queue_options = {**CLIENT_OPTIONS, "transport": _transport(pool)}
-    table_options = {**CLIENT_OPTIONS, "transport": _transport(pool)}
+    if settings.connection_string:
+        queue = QueueClient.from_connection_string(settings.connection_string, settings.queue_name, **CLIENT_OPTIONS)
+        table = TableClient.from_connection_string(settings.connection_string, settings.table_name, **CLIENT_OPTIONS)
+        queue_url, table_url = queue.url, table.url
+        queue.close()
+        table.close()
+    else:
+        queue_url, table_url = settings.queue_endpoint or "", settings.table_endpoint or ""
+    queue_options = {**CLIENT_OPTIONS, "transport": _transport(pool, queue_url)}
+    table_options = {**CLIENT_OPTIONS, "transport": _transport(pool, table_url)}
     if settings.connection_string:
         queue = QueueClient.from_connection_string(settings.connection_string, settings.queue_name, **queue_options)
         table = TableClient.from_connection_string(settings.connection_string, settings.table_name, **table_options)
         return queue, table
-    queue = QueueClient(settings.queue_endpoint or "", settings.queue_name, credential=settings.credential,
-                        **queue_options)
-    table = TableClient(settings.table_endpoint or "", settings.table_name, credential=settings.credential,
-                        **table_options)
+    queue = QueueClient(queue_url, settings.queue_name, credential=settings.credential, **queue_options)
+    table = TableClient(table_url, settings.table_name, credential=settings.credential, **table_options)
     return queue, table
 
 
-def _transport(pool: int) -> Any:
+def _transport(pool: int, url: str) -> Any:
     """azure-core's requests transport with a connection pool as large as the threads that share it.
 
     (Its default pool holds 10 connections; the request threads and the workers of one replica
     would open and drop connections past that.) Set up as azure-core sets up its own: no urllib3
-    retries (the SDK's retry policy retries), environment proxy settings honoured.
+    retries (the SDK's retry policy retries), environment proxy and CA-bundle settings honoured.
     """
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from requests.adapters import HTTPAdapter
+    from requests.utils import get_environ_proxies
     from urllib3.util.retry import Retry
 
     session = requests.Session()
+    # requests reads the environment (proxies, NO_PROXY, the CA bundle, ~/.netrc) again on every
+    # call, a few milliseconds each; the client talks to one host, so read it once, here.
+    session.trust_env = False
+    session.proxies.update(get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
     adapter = HTTPAdapter(max_retries=Retry(total=False, redirect=False, raise_on_status=False), pool_maxsize=pool)
     for prefix in ("http://", "https://"):
         session.mount(prefix, adapter)
