@@ -167,7 +167,7 @@ def test_hostile_check_calls_are_refused_before_any_outbound_call(
     headers = check_headers(fake_ado, key, **overrides)
 
     response = call(service, headers, case.body if case.body is not None else BODY)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
 
     assert response.status_code == case.status, response.text
     assert case.says in response.json()["error"]
@@ -270,7 +270,7 @@ def test_hostile_deliveries_are_refused_before_any_outbound_call(
     signature = None if case.signature is None else {"": "", "wrong": "sha256=" + "0" * 64}[case.signature]
 
     response = deliver(service, payload, signature=signature)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
 
     assert response.status_code == case.status, response.text
     assert case.says in response.json()["error"]
@@ -290,7 +290,7 @@ def test_a_replayed_delivery_is_evaluated_and_answered_once(
     first = deliver(service, payload, delivery=delivery)
     fake_github.wait_for("actions/review-custom-gates-for-run")
     replayed = deliver(service, payload, delivery=delivery)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
 
     assert (first.status_code, replayed.status_code) == (200, 200)
     assert replayed.json() == {"status": "duplicate"}
@@ -374,7 +374,7 @@ def test_a_plan_answering_badly_never_passes_the_check_nor_sends_the_token_elsew
     headers = check_headers(fake_ado, service.secrets["azure_devops_key"])
 
     response = call(service, headers, BODY)
-    service.app.dispatcher.wait_idle(60)
+    service.app.state.wait_idle(60)
 
     assert response.status_code == 200
     if case.operation == "Logs_Create":  # the approver could not see the evidence: the check fails
@@ -413,7 +413,7 @@ def test_github_answering_badly_never_approves_nor_sends_the_token_elsewhere(
     service = start_service(ScriptedEvaluator())
 
     response = deliver(service, rule_payload(fake_github, deployment_payload=MODEL))
-    service.app.dispatcher.wait_idle(60)
+    service.app.state.wait_idle(60)
 
     assert response.status_code == 200
     if case.operation.startswith("apps/"):
@@ -553,7 +553,7 @@ def test_a_trickling_plan_server_is_cut_off_at_the_time_cap_and_the_check_never_
         headers = check_headers(fake_ado, service.secrets["azure_devops_key"],
                                 PlanUrl=f"http://127.0.0.1:{trickler.port}/fabrikam")
         response = call(service, headers, BODY)
-        assert service.app.dispatcher.wait_idle(30)
+        assert service.app.state.wait_idle(30)
     finally:
         trickler.close()
     assert response.status_code == 200

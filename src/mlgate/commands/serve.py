@@ -35,13 +35,21 @@ configuration (environment variables, or keys of the --config YAML/JSON file):
   MLGATE_SERVE_GITHUB_API_URL         GitHub API URL (default https://api.github.com)
   MLGATE_SERVE_ENVIRONMENT_MODELS     environment -> model, e.g. prod=models:/fraud@champion
   MLGATE_SERVE_WORKERS / MAX_BODY_BYTES / MAX_PENDING / REPLAY_TTL_SECONDS
+  MLGATE_SERVE_AZURE_DEVOPS_KEY_PREVIOUS / GITHUB_WEBHOOK_SECRET_PREVIOUS  old values during a rotation (secret)
+state (replay memory and pending evaluations):
+  MLGATE_SERVE_STATE                  in-process (default: one process) or azure-storage (replicas)
+  MLGATE_SERVE_STATE_STORAGE_ACCOUNT  the account of the queue and table (or STATE_QUEUE_ENDPOINT and
+                                      STATE_TABLE_ENDPOINT; or STATE_CONNECTION_STRING, secret)
+  MLGATE_SERVE_STATE_IDENTITY / STATE_CLIENT_ID   the identity that reaches them (default auto)
+  MLGATE_SERVE_STATE_QUEUE / STATE_TABLE          their names (mlgate-checks, mlgatechecks)
+  MLGATE_SERVE_VISIBILITY_TIMEOUT_SECONDS / MAX_ATTEMPTS / POLL_SECONDS  (300, 5, 2)
 Secrets are never read from the file itself: give them as variables, as files with
 MLGATE_SERVE_<KEY>_FILE (mounted secrets), or from Key Vault with the service's identity:
 MLGATE_SERVE_KEY_VAULT=NAME|URL and MLGATE_SERVE_<KEY>_SECRET_NAME=NAME
 (MLGATE_SERVE_KEY_VAULT_IDENTITY / _CLIENT_ID choose the identity, as for `mlgate secrets`).
 
-other WSGI servers: gunicorn 'mlgate.service.wsgi:application' (one worker process, several
-threads: replay protection is per process). Logs are JSON lines on stderr, without secrets.
+other WSGI servers: gunicorn 'mlgate.service.wsgi:application' (with the in-process state:
+one worker process, several threads). Logs are JSON lines on stderr, without secrets.
 """
 
 
@@ -111,10 +119,10 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        log_event(logging.INFO, "stopping", pending_evaluations=app.dispatcher.pending)
+        log_event(logging.INFO, "stopping", pending_evaluations=app.state.pending)
         server.close()  # no new calls; let the evaluations already acknowledged finish and report
-        drained = app.dispatcher.wait_idle(DRAIN_SECONDS)
+        drained = app.state.wait_idle(DRAIN_SECONDS)
         if not drained:
-            log_event(logging.WARNING, "stopped_with_pending_evaluations", pending_evaluations=app.dispatcher.pending)
-        app.close()
+            log_event(logging.WARNING, "stopped_with_pending_evaluations", pending_evaluations=app.state.pending)
+        app.state.close(wait=True)
     return 0

@@ -2,7 +2,8 @@
 
 Routes:
 
-* ``GET /healthz`` -- liveness/readiness: which protocols are configured, pending jobs.
+* ``GET /healthz`` -- liveness/readiness: which protocols are configured, the state back-end,
+  the jobs this replica is running.
 * ``POST /azure-devops/check`` -- the Azure DevOps "Invoke REST API" check (callback mode).
 * ``POST /github/webhook`` -- the GitHub App's webhook (``deployment_protection_rule``).
 * ``GET /evidence/<sha256>.md|.json`` -- the full evidence pack linked from the comment/log.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -29,7 +31,7 @@ from mlgate.service.github_protection_rule import GitHubProtectionRule
 from mlgate.service.handler import Services
 from mlgate.service.http_types import Json, Reply, Request, error_reply
 from mlgate.service.logs import log_event
-from mlgate.service.worker import Dispatcher, ReplayGuard
+from mlgate.service.state.interface import Attempt, Job, Result, StateBackend
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -53,17 +55,28 @@ _REASONS = {
 class ServiceApp:
     """The WSGI callable. Build it with :func:`create_app`."""
 
-    def __init__(self, config: ServiceConfig, policy: Policy, evaluator: Evaluator) -> None:
+    def __init__(
+        self, config: ServiceConfig, policy: Policy, evaluator: Evaluator, state: StateBackend | None = None
+    ) -> None:
         self.config = config
         self.policy = policy
-        self.dispatcher = Dispatcher(config.workers, config.max_pending)
-        self.replays = ReplayGuard(config.replay_ttl_seconds, config.replay_max_entries)
+        self.state = state or build_state(config)
         evidence_dir = config.evidence_dir or Path(tempfile.mkdtemp(prefix="mlgate-evidence-"))
         self.store = EvidenceStore(evidence_dir, config.public_url)
-        services = Services(config, policy, evaluator, self.dispatcher, self.replays, self.store)
+        services = Services(config, policy, evaluator, self.state, self.store)
         self.azure_devops = AzureDevOpsCheck(services)
         self.github = GitHubProtectionRule(services)
         self._routes = {"/azure-devops/check": self.azure_devops.handle, "/github/webhook": self.github.handle}
+        self._runners = {self.azure_devops.kind: self.azure_devops.run, self.github.kind: self.github.run}
+        self.state.start(self.run_job)
+
+    def run_job(self, job: Job, attempt: Attempt) -> Result:
+        """Run one job on the handler of its kind (a worker of the state back-end calls this)."""
+        runner = self._runners.get(job.kind)
+        if runner is None:
+            log_event(logging.ERROR, "job_unknown_kind", job=job.kind[:40])
+            return Result.RETRY
+        return runner(job, attempt)
 
     # -- WSGI -------------------------------------------------------------------------------
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -146,11 +159,12 @@ class ServiceApp:
             "version": __version__,
             "azure_devops_check": self.config.azure_devops_enabled,
             "github_protection_rule": self.config.github_enabled,
-            "pending_evaluations": self.dispatcher.pending,
+            "state": self.state.name,
+            "pending_evaluations": self.state.pending,
         }
 
     def close(self) -> None:
-        self.dispatcher.shutdown(wait=False)
+        self.state.close(wait=False)
 
 
 def _headers(environ: WSGIEnvironment) -> dict[str, str]:
@@ -161,6 +175,38 @@ def _headers(environ: WSGIEnvironment) -> dict[str, str]:
     if content_type:
         headers["content-type"] = str(content_type)
     return headers
+
+
+def build_state(config: ServiceConfig) -> StateBackend:
+    """The state back-end the configuration names (azure-storage: queue and table created when missing)."""
+    if config.state == "azure-storage":
+        from mlgate.service.state.azure_storage import AzureStorageState, StorageSettings
+
+        credential = None
+        if not config.state_connection_string:
+            from mlgate.secrets.credentials import IdentityOptions, choose
+
+            options = IdentityOptions(identity=config.state_identity, client_id=config.state_client_id)
+            credential = choose(options, os.environ).credential
+        settings = StorageSettings(
+            queue_name=config.state_queue,
+            table_name=config.state_table,
+            replay_ttl=config.replay_ttl_seconds,
+            visibility_timeout=max(1, round(config.visibility_timeout_seconds)),
+            max_attempts=config.max_attempts,
+            workers=config.workers,
+            poll_seconds=config.poll_seconds,
+            connection_string=config.state_connection_string,
+            queue_endpoint=config.state_queue_endpoint,
+            table_endpoint=config.state_table_endpoint,
+            credential=credential,
+        )
+        backend = AzureStorageState(settings)
+        backend.ensure()
+        return backend
+    from mlgate.service.state.in_process import InProcessState
+
+    return InProcessState(config.workers, config.max_pending, config.replay_ttl_seconds, config.replay_max_entries)
 
 
 def create_app(config: ServiceConfig, *, evaluator: Evaluator | None = None) -> ServiceApp:
@@ -176,8 +222,6 @@ def create_app(config: ServiceConfig, *, evaluator: Evaluator | None = None) -> 
 
 def create_app_from_env(config_file: str | None = None) -> ServiceApp:
     """Build the app from ``MLGATE_SERVE_*`` variables (and ``MLGATE_SERVE_CONFIG``), for WSGI servers."""
-    import os
-
     config = load_config(config_file=config_file)
     if config.mlflow_tracking_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
         os.environ["MLFLOW_TRACKING_URI"] = config.mlflow_tracking_uri

@@ -3,7 +3,8 @@
 The check is configured on the environment (Approvals and checks -> Invoke REST API) with
 completion event *Callback*. Azure DevOps calls ``POST /azure-devops/check`` with the plan
 headers and a JSON body naming the model; we authenticate the call with the shared key,
-answer 200 at once, evaluate the gate on the background pool, then, with the job's
+answer 200 once the job is stored (:mod:`mlgate.service.state`), evaluate the gate on a
+worker of this replica or another, then, with the job's
 ``AuthToken``:
 
 1. ``POST {PlanUrl}/{ProjectId}/_apis/distributedtask/hubs/{HubName}/plans/{PlanId}/logs``
@@ -58,7 +59,7 @@ from mlgate.platforms.base import CIContext
 from mlgate.refs import ModelRef
 from mlgate.service.config import ServiceConfig
 from mlgate.service.evaluation import GateCall, Verdict, failure, summary_lines
-from mlgate.service.handler import CheckHandler
+from mlgate.service.handler import CheckHandler, Services
 from mlgate.service.http_types import Reply, Request, error_reply
 from mlgate.service.logs import log_event
 from mlgate.service.safe_url import parse_safe_url
@@ -105,8 +106,12 @@ class CheckBody:
     stage: str | None
 
 
-def authenticate(request: Request, key: str) -> bool:
-    """True when the call carries the shared key (Basic password or X-Mlgate-Key), constant time."""
+def authenticate(request: Request, *keys: str | None) -> bool:
+    """True when the call carries one of the shared keys (Basic password or X-Mlgate-Key), constant time.
+
+    Two keys are accepted during a rotation (the current and the previous one); every key is
+    compared, so the time taken does not say which one matched.
+    """
     presented: str | None = request.header("x-mlgate-key")
     authorization = request.header("authorization") or ""
     if presented is None and authorization[:6].lower() == "basic ":
@@ -117,7 +122,8 @@ def authenticate(request: Request, key: str) -> bool:
         presented = decoded.partition(":")[2]
     if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), key.encode("utf-8"))
+    matches = [hmac.compare_digest(presented.encode("utf-8"), key.encode("utf-8")) for key in keys if key]
+    return any(matches)
 
 
 def allowed_plan_url(url: str, allowed: tuple[str, ...], organizations: tuple[str, ...] = ()) -> str | None:
@@ -325,14 +331,41 @@ def log_lines(verdict: Verdict) -> list[str]:
     return lines
 
 
-class AzureDevOpsCheck(CheckHandler):
-    """Handles the check call and completes it in the background."""
+def check_payload(call: CheckCall) -> dict[str, object]:
+    """What a job stores of the call (sealed: it holds the AuthToken)."""
+    return {
+        "plan_url": call.plan_url, "project_id": call.project_id, "hub_name": call.hub_name, "plan_id": call.plan_id,
+        "job_id": call.job_id, "timeline_id": call.timeline_id, "task_instance_id": call.task_instance_id,
+        "auth_token": call.auth_token, "ref": str(call.ref) if call.ref else None, "ref_text": call.ref_text,
+        "manifest_sha256": call.manifest_sha256, "stage": call.stage,
+    }
+
+
+def restore_call(payload: Fields) -> CheckCall:
+    ref = payload.opt_text("ref")
+    return CheckCall(
+        plan_url=payload.text("plan_url"), project_id=payload.text("project_id"), hub_name=payload.text("hub_name"),
+        plan_id=payload.text("plan_id"), job_id=payload.text("job_id"), timeline_id=payload.text("timeline_id"),
+        task_instance_id=payload.text("task_instance_id"), auth_token=payload.text("auth_token"),
+        ref=ModelRef.parse(ref) if ref else None, ref_text=payload.text("ref_text"),
+        manifest_sha256=payload.opt_text("manifest_sha256"), stage=payload.opt_text("stage"),
+    )
+
+
+class AzureDevOpsCheck(CheckHandler[CheckCall]):
+    """Handles the check call; a worker (of any replica) completes it."""
+
+    kind = "azure-devops"
+
+    def __init__(self, services: Services) -> None:
+        config = services.config
+        super().__init__(services, [config.azure_devops_key, config.azure_devops_key_previous])
 
     def handle(self, request: Request) -> Reply:
         key = self._config.azure_devops_key
         if key is None:
             return error_reply(404, "the Azure DevOps check is not configured on this service")
-        if not authenticate(request, key):
+        if not authenticate(request, key, self._config.azure_devops_key_previous):
             return error_reply(401, "missing or wrong shared key", reason="bad_key")
         parsed = parse_call(request, self._config)
         if isinstance(parsed, Reply):
@@ -340,12 +373,17 @@ class AzureDevOpsCheck(CheckHandler):
         call = parsed
         fields = {"plan_id": call.plan_id, "task_instance_id": call.task_instance_id, "ref": call.ref_text}
         return self._accept(
-            ("azure-devops", call.plan_id, call.task_instance_id),
-            "azure-devops-check",
-            lambda: self.complete(call),
+            f"azure-devops:{call.plan_id}:{call.task_instance_id}",
+            check_payload(call),
             {"status": "accepted", "taskInstanceId": call.task_instance_id},
             fields,
         )
+
+    def restore(self, payload: Fields) -> CheckCall:
+        return restore_call(payload)
+
+    def ref_text(self, call: CheckCall) -> str:
+        return call.ref_text
 
     def evaluate(self, call: CheckCall) -> Verdict:
         if call.ref is None:
@@ -362,8 +400,7 @@ class AzureDevOpsCheck(CheckHandler):
         stage = call.stage or self._config.stage
         return self._run_gate(GateCall(call.ref, stage, call.manifest_sha256, ci))
 
-    def complete(self, call: CheckCall) -> None:
-        verdict = self.evaluate(call)
+    def send(self, call: CheckCall, verdict: Verdict) -> bool:
         client = PlanClient(call, self._session(), self._config.callback_timeout_seconds)
         result = "succeeded" if verdict.passed else "failed"
         try:
@@ -382,15 +419,14 @@ class AzureDevOpsCheck(CheckHandler):
         try:
             client.task_completed(result)
         except Error as exc:
-            # Not completed: a repeated call for this check must be processed, not ignored.
-            self._replays.forget(("azure-devops", call.plan_id, call.task_instance_id))
+            # Not completed: the job is run again (or a repeated call for this check is processed).
             log_event(
                 logging.ERROR,
                 "azure_devops_complete_failed",
                 task_instance_id=call.task_instance_id,
                 error=exc.message,
             )
-            return
+            return False
         log_event(
             logging.INFO,
             "azure_devops_check_completed",
@@ -399,3 +435,4 @@ class AzureDevOpsCheck(CheckHandler):
             ref=call.ref_text,
             result=result,
         )
+        return True

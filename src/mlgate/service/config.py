@@ -12,15 +12,23 @@ identity (managed identity by default; ``key_vault_identity``/``key_vault_client
 Vault reference (``@Microsoft.KeyVault(SecretUri=...)``) also works: the platform resolves it
 into the environment variable. Every secret value is registered with :mod:`mlgate.redact` as
 soon as it is read, so no log line can carry it.
+
+``state`` chooses where the replay memory and the pending evaluations live: ``in-process``
+(one process) or ``azure-storage`` (a queue and a table shared by replicas; reached with the
+identity ``state_identity`` or the secret ``state_connection_string``); see
+:mod:`mlgate.service.state`. During a rotation ``azure_devops_key_previous`` and
+``github_webhook_secret_previous`` are accepted beside the current values.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mlgate import redact
 from mlgate.errors import InvalidInputError, UsageError
@@ -33,7 +41,15 @@ ENV_PREFIX = "MLGATE_SERVE_"
 CONFIG_LIMIT = 1 << 20  # a service configuration is a few hundred bytes
 SECRET_FILE_LIMIT = 64 << 10  # a PEM key is about 2 KiB
 
-SECRET_KEYS = ("azure_devops_key", "github_private_key", "github_webhook_secret")
+SECRET_KEYS = (
+    "azure_devops_key",
+    "azure_devops_key_previous",  # accepted too while the key is rotated
+    "github_private_key",
+    "github_webhook_secret",
+    "github_webhook_secret_previous",
+    "state_connection_string",  # an Azure Storage connection string (holds the account key or a SAS)
+)
+STATES = ("in-process", "azure-storage")
 
 TEXT, COUNT, SECONDS, LIST, MAPPING = "text", "count", "seconds", "list", "mapping"
 _EXPECTED = {
@@ -71,6 +87,17 @@ SETTINGS: dict[str, Setting] = {
     "replay_ttl_seconds": Setting(SECONDS, 24 * 3600.0, 30 * 24 * 3600.0),
     "replay_max_entries": Setting(COUNT, 100_000, 10_000_000),
     "callback_timeout_seconds": Setting(SECONDS, 30.0, 600.0),
+    "state": Setting(TEXT, "in-process"),
+    "state_storage_account": Setting(TEXT),
+    "state_queue_endpoint": Setting(TEXT),
+    "state_table_endpoint": Setting(TEXT),
+    "state_queue": Setting(TEXT, "mlgate-checks"),
+    "state_table": Setting(TEXT, "mlgatechecks"),
+    "state_identity": Setting(TEXT, "auto"),
+    "state_client_id": Setting(TEXT),
+    "visibility_timeout_seconds": Setting(SECONDS, 300.0, 7 * 24 * 3600.0),
+    "max_attempts": Setting(COUNT, 5, 100),
+    "poll_seconds": Setting(SECONDS, 2.0, 60.0),
     "key_vault": Setting(TEXT),
     "key_vault_identity": Setting(TEXT, "auto"),
     "key_vault_client_id": Setting(TEXT),
@@ -148,6 +175,19 @@ class ServiceConfig:
     replay_ttl_seconds: float = 24 * 3600.0
     replay_max_entries: int = 100_000
     callback_timeout_seconds: float = 30.0
+    azure_devops_key_previous: str | None = None
+    github_webhook_secret_previous: str | None = None
+    state: str = "in-process"
+    state_connection_string: str | None = None
+    state_queue_endpoint: str | None = None
+    state_table_endpoint: str | None = None
+    state_queue: str = "mlgate-checks"
+    state_table: str = "mlgatechecks"
+    state_identity: str = "auto"
+    state_client_id: str | None = None
+    visibility_timeout_seconds: float = 300.0
+    max_attempts: int = 5
+    poll_seconds: float = 2.0
 
     @property
     def azure_devops_enabled(self) -> bool:
@@ -172,6 +212,13 @@ class ServiceConfig:
             "environment_models": sorted(self.environment_models),
             "workers": self.workers,
             "max_body_bytes": self.max_body_bytes,
+            "state": self.state,
+            **({"state_queue": self.state_queue, "state_table": self.state_table,
+                "state_queue_endpoint": self.state_queue_endpoint or "(connection string)",
+                "state_table_endpoint": self.state_table_endpoint or "(connection string)"}
+               if self.state == "azure-storage" else {}),
+            "key_rotation": [key for key in ("azure_devops_key_previous", "github_webhook_secret_previous")
+                             if getattr(self, key) is not None],
         }
 
 
@@ -405,6 +452,13 @@ def _secrets(values: Values, env: Mapping[str, str], file_data: Fields | None, b
 
 
 def _check_enabled(secrets: Mapping[str, str | None], values: Values) -> None:
+    for previous in ("azure_devops_key", "github_webhook_secret"):
+        if secrets[previous + "_previous"] is not None and secrets[previous] is None:
+            raise UsageError(
+                f"{previous}_previous is set without {previous}",
+                hint=f"during a rotation set MLGATE_SERVE_{previous.upper()} to the new value and "
+                f"MLGATE_SERVE_{previous.upper()}_PREVIOUS to the old one",
+            )
     if secrets["azure_devops_key"] is None and secrets["github_webhook_secret"] is None:
         raise UsageError(
             "neither the Azure DevOps check nor the GitHub protection rule is configured",
@@ -418,6 +472,52 @@ def _check_enabled(secrets: Mapping[str, str | None], values: Values) -> None:
             "the GitHub protection rule needs the App id and private key as well as the webhook secret",
             hint="set MLGATE_SERVE_GITHUB_APP_ID and MLGATE_SERVE_GITHUB_PRIVATE_KEY (or _FILE)",
         )
+
+
+_QUEUE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
+_TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+
+
+@dataclass(frozen=True)
+class StateWhere:
+    """Where the azure-storage state lives: endpoints (None with a connection string)."""
+
+    queue_endpoint: str | None = None
+    table_endpoint: str | None = None
+
+
+def _state_where(values: Values, connection_string: str | None) -> StateWhere:
+    """Check the state settings; the queue and table endpoints of the azure-storage back-end."""
+    state = values.required("state")
+    if state not in STATES:
+        raise InvalidInputError(f"state must be one of {', '.join(STATES)}, got {state[:40]!r}",
+                                hint="in-process for one replica; azure-storage for several (see the README)")
+    if state == "in-process":
+        return StateWhere()
+    if not _QUEUE_NAME.match(values.required("state_queue")):
+        raise InvalidInputError(f"state_queue {values.required('state_queue')[:70]!r} is not a queue name",
+                                hint="3 to 63 lower-case letters, digits and single hyphens")
+    if not _TABLE_NAME.match(values.required("state_table")):
+        raise InvalidInputError(f"state_table {values.required('state_table')[:70]!r} is not a table name",
+                                hint="3 to 63 letters and digits, starting with a letter")
+    if connection_string:
+        return StateWhere()
+    account = values.text("state_storage_account")
+    if account and not re.fullmatch(r"[a-z0-9]{3,24}", account):
+        raise InvalidInputError(f"state_storage_account {account[:40]!r} is not a storage account name",
+                                hint="3 to 24 lower-case letters and digits")
+    queue = values.text("state_queue_endpoint") or (f"https://{account}.queue.core.windows.net" if account else None)
+    table = values.text("state_table_endpoint") or (f"https://{account}.table.core.windows.net" if account else None)
+    if not queue or not table:
+        raise UsageError(
+            "state azure-storage needs the storage account",
+            hint="set MLGATE_SERVE_STATE_STORAGE_ACCOUNT (the service's identity reads and writes it), or "
+            "MLGATE_SERVE_STATE_QUEUE_ENDPOINT and _TABLE_ENDPOINT, or MLGATE_SERVE_STATE_CONNECTION_STRING",
+        )
+    for key, url in (("state_queue_endpoint", queue), ("state_table_endpoint", table)):
+        if urlsplit(url).scheme not in ("http", "https") or "@" in url or "?" in url:
+            raise InvalidInputError(f"{key} must be a plain http(s) URL, got {safe_url(url)!r}")
+    return StateWhere(queue.rstrip("/"), table.rstrip("/"))
 
 
 def _environment_models(mapping: Mapping[str, str]) -> dict[str, ModelRef]:
@@ -477,6 +577,11 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Pat
     policy = _policy_path(values.text("policy"), base)
     secrets = _secrets(values, env, file_data, base)
     _check_urls(values)
+    if secrets["state_connection_string"]:
+        from mlgate.stores.azure_auth import redact_connection_string
+
+        redact_connection_string(secrets["state_connection_string"])
+    where = _state_where(values, secrets["state_connection_string"])
     public_url, evidence_dir = values.text("public_url"), values.text("evidence_dir")
     return ServiceConfig(
         policy=policy,
@@ -498,4 +603,17 @@ def load_config(environ: Mapping[str, str] | None = None, config_file: str | Pat
         replay_ttl_seconds=values.seconds("replay_ttl_seconds"),
         replay_max_entries=values.count("replay_max_entries"),
         callback_timeout_seconds=values.seconds("callback_timeout_seconds"),
+        azure_devops_key_previous=secrets["azure_devops_key_previous"],
+        github_webhook_secret_previous=secrets["github_webhook_secret_previous"],
+        state=values.required("state"),
+        state_connection_string=secrets["state_connection_string"],
+        state_queue_endpoint=where.queue_endpoint,
+        state_table_endpoint=where.table_endpoint,
+        state_queue=values.required("state_queue"),
+        state_table=values.required("state_table"),
+        state_identity=values.required("state_identity"),
+        state_client_id=values.text("state_client_id"),
+        visibility_timeout_seconds=values.seconds("visibility_timeout_seconds"),
+        max_attempts=values.count("max_attempts"),
+        poll_seconds=values.seconds("poll_seconds"),
     )

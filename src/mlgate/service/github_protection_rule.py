@@ -5,13 +5,13 @@ GitHub sends ``POST /github/webhook`` with the ``deployment_protection_rule`` ev
 
 * verify ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body with the webhook secret,
   ``hmac.compare_digest``) -> 401 and nothing evaluated when it is missing or wrong;
-* ignore a replayed ``X-GitHub-Delivery`` id (in-memory, TTL, bounded);
+* ignore a replayed ``X-GitHub-Delivery`` id (the state back-end's replay memory, with an expiry);
 * find the model: ``deployment.payload.model`` (``payload`` as an object or a JSON string;
   optional ``manifest_sha256``), else the configured environment -> model mapping; without
   either the rule is rejected, saying so;
 * read the payload as bounded JSON, each field with its documented type (a wrong-typed
   field, a 5000-digit number, deep nesting or NaN is 400, nothing evaluated);
-* evaluate on the background pool and answer on ``deployment_callback_url`` with an
+* store the job (acknowledged once it is stored), evaluate on a worker and answer on ``deployment_callback_url`` with an
   installation token (the App's JWT signed by PyGithub's ``Auth.AppAuth``, the token request
   made through mlgate's session): ``approved`` when the gate passes (the environment's
   required reviewers still decide), ``rejected`` otherwise, with the evidence summary as the
@@ -66,6 +66,12 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
         return False
     expected = "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode("ascii"), header.strip().encode("ascii", "replace"))
+
+
+def signature_valid_any(secrets: tuple[str | None, ...], body: bytes, header: str | None) -> bool:
+    """:func:`signature_valid` for each secret given (the current and, during a rotation, the previous one)."""
+    matches = [signature_valid(secret, body, header) for secret in secrets if secret]
+    return any(matches)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -198,7 +204,7 @@ def parse_event(payload: Fields, delivery: str, config: ServiceConfig) -> RuleRe
         )
     installation_id = _installation_id(payload)
     deployment = payload.opt_obj("deployment")
-    # Delivery ids are remembered in memory only (forgotten on restart) for replay_ttl_seconds:
+    # Delivery ids are remembered for replay_ttl_seconds (in memory only with the in-process state):
     # a delivery about a deployment older than that could be a replay, so it is not evaluated.
     age = _deployment_age(deployment.opt_text("created_at"), time.time())
     if age is not None and age > config.replay_ttl_seconds:
@@ -331,10 +337,33 @@ def _api_headers() -> dict[str, str]:
     return {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": GITHUB_API_VERSION}
 
 
-class GitHubProtectionRule(CheckHandler):
+def rule_payload(rule: RuleRequest) -> dict[str, object]:
+    """What a job stores of the delivery (sealed, like every job)."""
+    return {
+        "delivery": rule.delivery, "environment": rule.environment, "callback_url": rule.callback_url,
+        "installation_id": rule.installation_id, "ref": str(rule.ref) if rule.ref else None,
+        "ref_text": rule.ref_text, "ref_problem": rule.ref_problem, "manifest_sha256": rule.manifest_sha256,
+        "repository": rule.repository, "sha": rule.sha, "requester": rule.requester,
+    }
+
+
+def restore_rule(payload: Fields) -> RuleRequest:
+    ref = payload.opt_text("ref")
+    return RuleRequest(
+        delivery=payload.text("delivery"), environment=payload.text("environment"),
+        callback_url=payload.text("callback_url"), installation_id=payload.integer("installation_id"),
+        ref=ModelRef.parse(ref) if ref else None, ref_text=payload.text("ref_text"),
+        ref_problem=payload.opt_text("ref_problem"), manifest_sha256=payload.opt_text("manifest_sha256"),
+        repository=payload.opt_text("repository"), sha=payload.opt_text("sha"), requester=payload.opt_text("requester"),
+    )
+
+
+class GitHubProtectionRule(CheckHandler[RuleRequest]):
+    kind = "github"
+
     def __init__(self, services: Services) -> None:
-        super().__init__(services)
         config = services.config
+        super().__init__(services, [config.github_webhook_secret, config.github_webhook_secret_previous])
         self._tokens = (
             InstallationTokens(config.github_app_id, config.github_private_key, config.github_api_url,
                                config.callback_timeout_seconds)
@@ -347,7 +376,8 @@ class GitHubProtectionRule(CheckHandler):
         if secret is None:
             return error_reply(404, "the GitHub protection rule is not configured on this service")
         delivery = (request.header("x-github-delivery") or "").strip()[:100]
-        if not signature_valid(secret, request.body, request.header("x-hub-signature-256")):
+        secrets = (secret, self._config.github_webhook_secret_previous)
+        if not signature_valid_any(secrets, request.body, request.header("x-hub-signature-256")):
             return error_reply(401, "missing or wrong X-Hub-Signature-256", delivery=delivery, reason="bad_signature")
         event = (request.header("x-github-event") or "")[:100]
         fields: dict[str, Json] = {"delivery": delivery, "github_event": event}
@@ -369,13 +399,13 @@ class GitHubProtectionRule(CheckHandler):
         if isinstance(parsed, Reply):
             return parsed
         fields.update(environment=parsed.environment, ref=parsed.ref_text)
-        return self._accept(
-            ("github", parsed.delivery),
-            "github-protection-rule",
-            lambda: self.complete(parsed),
-            {"status": "accepted"},
-            fields,
-        )
+        return self._accept(f"github:{parsed.delivery}", rule_payload(parsed), {"status": "accepted"}, fields)
+
+    def restore(self, payload: Fields) -> RuleRequest:
+        return restore_rule(payload)
+
+    def ref_text(self, call: RuleRequest) -> str:
+        return str(call.ref) if call.ref else call.ref_text
 
     def evaluate(self, rule: RuleRequest) -> Verdict:
         if rule.ref is None:
@@ -391,17 +421,15 @@ class GitHubProtectionRule(CheckHandler):
         )
         return self._run_gate(GateCall(rule.ref, self._config.stage, rule.manifest_sha256, ci))
 
-    def complete(self, rule: RuleRequest) -> None:
-        verdict = self.evaluate(rule)
+    def send(self, rule: RuleRequest, verdict: Verdict) -> bool:
         state = "approved" if verdict.passed else "rejected"
         body: dict[str, Json] = {"environment_name": rule.environment, "state": state, "comment": comment_for(verdict)}
         try:
             self._callback(rule, body)
         except Error as exc:
-            # Unanswered: forget the delivery so that GitHub's redelivery (same id) is processed.
-            self._replays.forget(("github", rule.delivery))
+            # Unanswered: the job is run again (in-process: GitHub's redelivery of the same id is processed).
             log_event(logging.ERROR, "github_callback_failed", delivery=rule.delivery, error=exc.message)
-            return
+            return False
         log_event(
             logging.INFO,
             "github_rule_answered",
@@ -410,6 +438,7 @@ class GitHubProtectionRule(CheckHandler):
             ref=rule.ref_text,
             state=state,
         )
+        return True
 
     def _callback(self, rule: RuleRequest, body: dict[str, Json]) -> None:
         if self._tokens is None:

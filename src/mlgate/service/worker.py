@@ -77,10 +77,10 @@ class Dispatcher:
 class ReplayGuard:
     """Remember delivery ids for ``ttl`` seconds, at most ``max_entries`` of them (oldest dropped).
 
-    In memory, per process: a deployment with several instances needs sticky routing by
-    delivery id, or a single instance, for replays to be caught everywhere, and a restart
-    forgets every id (GitHub deliveries about deployments older than the TTL are refused
-    separately, in ``github_protection_rule.parse_event``).
+    In memory, per process (the ``in-process`` state): a restart forgets every id, and other
+    instances never see them; several replicas use the ``azure-storage`` state's table instead
+    (:mod:`mlgate.service.state.azure_storage`). GitHub deliveries about deployments older than
+    the TTL are refused separately, in ``github_protection_rule.parse_event``.
     """
 
     def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:

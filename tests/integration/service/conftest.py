@@ -197,9 +197,81 @@ def start_service(
 
     yield start
     for server, thread, app in started:
-        app.dispatcher.wait_idle(30)
+        app.state.wait_idle(30)
         stop_waitress(server, thread)
         app.close()
     for name in (logs.LOGGER_NAME, "waitress"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+
+
+# -- Azurite's queue and table services (the azure-storage state back-end) ------------------
+
+
+@dataclass(frozen=True)
+class AzuriteState:
+    queue_port: int
+    table_port: int
+
+    @property
+    def connection_string(self) -> str:
+        from tests.integration.ledger.conftest import DEV_ACCOUNT, DEV_KEY
+
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+            f"QueueEndpoint=http://127.0.0.1:{self.queue_port}/{DEV_ACCOUNT};"
+            f"TableEndpoint=http://127.0.0.1:{self.table_port}/{DEV_ACCOUNT};"
+        )
+
+    def names(self) -> dict[str, str]:
+        """A queue and a table of their own for one test (MLGATE_SERVE_* keys)."""
+        tag = uuid.uuid4().hex[:12]
+        return {"state": "azure-storage", "state_queue": f"checks-{tag}", "state_table": f"checks{tag}",
+                "state_connection_string": self.connection_string}
+
+
+def _azurite_binary() -> str:
+    import shutil
+
+    from tests.integration.ledger.conftest import REPO
+
+    local = REPO / "node_modules" / ".bin" / "azurite"
+    found = str(local) if local.exists() else shutil.which("azurite")
+    if not found:
+        pytest.fail("azurite not found: run `npm ci` (make setup) to get node_modules/.bin/azurite")
+    return found
+
+
+@pytest.fixture(scope="session")
+def azurite_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteState]:
+    """Azurite's queue and table services on free loopback ports (in memory), for the whole session."""
+    import socket
+    import subprocess
+
+    from tests.integration.ledger.conftest import _free_port, _stop
+
+    queue_port, table_port, blob_port = _free_port(), _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [_azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", str(blob_port), "--queueHost", "127.0.0.1",
+         "--queuePort", str(queue_port), "--tableHost", "127.0.0.1", "--tablePort", str(table_port),
+         "--inMemoryPersistence", "--skipApiVersionCheck", "--silent", "--loose", "--disableTelemetry"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        cwd=tmp_path_factory.mktemp("azurite-state"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        for port in (queue_port, table_port):
+            while True:
+                if proc.poll() is not None:
+                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                    pytest.fail(f"azurite exited with {proc.returncode}: {err[-2000:]}")
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail("azurite did not start listening within 60 s")
+                    time.sleep(0.2)
+        yield AzuriteState(queue_port, table_port)
+    finally:
+        _stop(proc)

@@ -189,7 +189,7 @@ def test_bad_or_missing_key_is_401_and_nothing_is_evaluated(
     response = call(service, headers, BODY)
 
     assert response.status_code == 401
-    service.app.dispatcher.wait_idle(5)
+    service.app.state.wait_idle(5)
     assert evaluator.calls == []
     assert fake_ado.requests == []
 
@@ -215,7 +215,7 @@ def test_a_repeated_call_for_the_same_check_is_evaluated_once(
     assert first.json()["status"] == "accepted"
     assert second.json()["status"] == "duplicate"
     fake_ado.wait_for("Events_Post Event")
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert len(evaluator.calls) == 1
     assert len(fake_ado.of("Events_Post Event")) == 1
 
@@ -300,12 +300,12 @@ def test_a_repeated_call_after_a_failed_completion_is_processed(
 
     assert call(service, headers, BODY).json()["status"] == "accepted"
     fake_ado.wait_for("Events_Post Event")
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     del fake_ado.fail["Events_Post Event"]
 
     assert call(service, headers, BODY).json()["status"] == "accepted"
     fake_ado.wait_for("Events_Post Event", count=2)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert len(evaluator.calls) == 2
     assert call(service, headers, BODY).json()["status"] == "duplicate"
 
@@ -331,7 +331,7 @@ def test_a_plan_url_parsers_disagree_on_never_receives_the_token(
     port = fake_ado.url.rsplit(":", 1)[1]
     headers = check_headers(fake_ado, service.secrets["azure_devops_key"], PlanUrl=plan_url.format(port=port))
     response = call(service, headers, BODY)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert response.status_code == 400
     assert "PlanUrl is not an allowed" in response.json()["error"]
     assert evaluator.calls == []

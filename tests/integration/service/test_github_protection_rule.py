@@ -171,7 +171,7 @@ def test_bad_or_missing_signature_is_401_and_nothing_is_evaluated(
     response = deliver(service, payload, signature=signature)
 
     assert response.status_code == 401
-    service.app.dispatcher.wait_idle(5)
+    service.app.state.wait_idle(5)
     assert evaluator.calls == []
     assert fake_github.requests == []
 
@@ -196,7 +196,7 @@ def test_replayed_delivery_is_evaluated_once(start_service: StartService, fake_g
 
     assert answers == ["accepted", "duplicate", "duplicate"]
     fake_github.wait_for("actions/review-custom-gates-for-run")
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert len(evaluator.calls) == 1
     assert len(fake_github.reviews()) == 1
 
@@ -318,14 +318,14 @@ def test_a_redelivery_after_a_failed_callback_is_processed(
 
     assert deliver(service, payload, delivery=delivery).json()["status"] == "accepted"
     fake_github.wait_for("actions/review-custom-gates-for-run")
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     failed = [line for line in service.log_lines() if line["event"] == "github_callback_failed"]
     assert failed and "422" in failed[0]["error"]
 
     del fake_github.fail["actions/review-custom-gates-for-run"]
     assert deliver(service, payload, delivery=delivery).json()["status"] == "accepted"  # GitHub's redelivery
     fake_github.wait_for("actions/review-custom-gates-for-run", count=2)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert len(evaluator.calls) == 2
     assert deliver(service, payload, delivery=delivery).json()["status"] == "duplicate"  # answered now
 
@@ -346,7 +346,7 @@ def test_a_callback_url_that_is_not_plain_is_refused(
     service = start_service(evaluator)
     payload = rule_payload(fake_github, deployment_payload=MODEL, deployment_callback_url=fake_github.url + suffix)
     response = deliver(service, payload)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert response.status_code == 400
     assert "deployment_callback_url" in response.json()["error"]
     assert evaluator.calls == []
@@ -368,7 +368,7 @@ def test_a_delivery_about_an_old_or_unreadably_dated_deployment_is_not_evaluated
     else:
         payload["deployment"]["created_at"] = created_at
     response = deliver(service, payload)
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert response.status_code == 400
     assert "created" in response.json()["error"]
     assert evaluator.calls == []
@@ -384,5 +384,5 @@ def test_a_delivery_about_a_recent_deployment_is_evaluated(
     recent = datetime.now(timezone.utc) - timedelta(seconds=3000)
     payload["deployment"]["created_at"] = recent.isoformat()
     assert deliver(service, payload).status_code == 200
-    service.app.dispatcher.wait_idle(10)
+    service.app.state.wait_idle(10)
     assert len(evaluator.calls) == 1

@@ -57,6 +57,7 @@ def test_serve_runs_under_waitress_and_stops_cleanly(tmp_path: Path, policy_file
             "version": health["version"],
             "azure_devops_check": True,
             "github_protection_rule": False,
+            "state": "in-process",
             "pending_evaluations": 0,
         }
         wrong = requests.post(
