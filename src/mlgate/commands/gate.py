@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import add_ledger_option, add_ref, command_parser
+from mlgate.commands._common import KEY_FORMS, add_ledger_key_option, add_ledger_option, add_ref, command_parser
+
+if TYPE_CHECKING:
+    from mlgate.signing.keys import Signer
 
 HELP = "integrity + lineage + policy -> evidence pack and a decision"
 DESCRIPTION = """\
@@ -15,6 +18,11 @@ write evidence.json and evidence.md. Exit 0 pass, 1 refused, 2 bad policy, 3 cou
 Without --artifacts, the version's files in the MLflow artifact store are re-hashed (streamed)
 and compared with the sealed manifest instead. In GitHub Actions evidence.md is appended to the
 job summary; in Azure DevOps it is uploaded as the run summary.
+
+With --sign KEY the evidence is also written as evidence.dsse.json: an in-toto statement
+(predicate type https://mlgate.dev/evidence/v1, subject the model's manifest digest) in a DSSE
+envelope signed with KEY; `mlgate record --public-key` then refuses evidence it does not verify.
+If signing fails, nothing is written (exit 3).
 """
 
 
@@ -27,8 +35,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
+    parser.add_argument("--sign", metavar="KEY",
+                        help=f"also write evidence.dsse.json, the evidence signed with this private key: {KEY_FORMS}")
     add_ledger_option(parser, purpose="also append a `gated` entry (passed or refused, evidence digest) to this "
                       "audit ledger (see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
+    add_ledger_key_option(parser)
     return parser
 
 
@@ -37,15 +48,27 @@ def run(args: argparse.Namespace) -> int:
 
     from mlgate.console import out
     from mlgate.errors import UsageError
+    from mlgate.evidence.attestation import SIGNATURE_NAME
     from mlgate.files import write_atomically
     from mlgate.gate import evaluate
     from mlgate.platforms import detect_platform
 
     platform = detect_platform(args.platform)
+    signer = _signer(args.sign)  # a bad key is exit 2 before any work
     outcome = evaluate(args.ref, policy_path=args.policy, artifacts_dir=args.artifacts, ci=platform.context(),
                        stage=args.stage)
+    envelope = None
+    if signer is not None:
+        from mlgate.evidence.attestation import sign
+
+        envelope = sign(outcome.evidence, signer)  # before anything is written: a failure leaves no evidence
+    signature_path = os.path.join(args.evidence_dir, SIGNATURE_NAME)
     try:
         os.makedirs(args.evidence_dir, exist_ok=True)
+        if envelope is not None:
+            write_atomically(signature_path, envelope)
+        elif os.path.lexists(signature_path):
+            os.remove(signature_path)  # a signature of an earlier run's evidence must not sit beside this one
         write_atomically(os.path.join(args.evidence_dir, "evidence.json"), outcome.evidence.to_json())
         write_atomically(os.path.join(args.evidence_dir, "evidence.md"), outcome.markdown.encode("utf-8"))
     except OSError as exc:
@@ -53,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                          hint="pass a writable --evidence-dir") from None
     out(outcome.summary)
     out(f"evidence: {os.path.join(args.evidence_dir, 'evidence.json')} and evidence.md")
+    if signer is not None:
+        out(f"evidence signature: {signature_path} (signed by {signer.description}, hint {signer.hint})")
     if args.ledger:
         from mlgate.governed.events import append_event
 
@@ -60,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         append_event(args.ledger, "gated", name=model.name, version=model.version,
                   ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
                   details={"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
-                           "stage": args.stage, "artifacts_checked": bool(args.artifacts)},
-                  fingerprint=outcome.evidence_sha256)
+                           "stage": args.stage, "artifacts_checked": bool(args.artifacts),
+                           **({"evidence_signed_by": signer.hint} if signer is not None else {})},
+                  fingerprint=outcome.evidence_sha256, ledger_key=args.ledger_key)
     if platform.is_ci:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)
@@ -69,7 +95,17 @@ def run(args: argparse.Namespace) -> int:
         sealed = outcome.evidence.manifest_sha256
         if sealed:
             platform.set_output("manifest_sha256", sealed)
+        if signer is not None:
+            platform.set_output("evidence_signature", signature_path)
     if not outcome.passed:
         platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1
     return 0
+
+
+def _signer(spec: str | None) -> Signer | None:
+    if not spec:
+        return None
+    from mlgate.signing.keys import load_signer
+
+    return load_signer(spec)

@@ -24,10 +24,11 @@ def append_event(
     evidence_sha256: str | None = None,
     details: dict[str, Any],
     fingerprint: str,
+    ledger_key: str | None = None,
 ) -> None:
     """Append one ``event`` entry to the ledger ``spec`` (once per CI run, event and version) and say
-    where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)"""
-    ledger = open_ledger(spec)
+    where it went; ``ledger_key`` signs it. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)"""
+    ledger = open_ledger(spec, sign=ledger_key)
     entry, created = ledger.append(
         Draft(
             event=event,

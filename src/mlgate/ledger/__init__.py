@@ -91,13 +91,23 @@ SCHEMES: dict[str, Callable[[str], Ledger]] = {
 }
 
 
-def open_ledger(spec: str | None) -> Ledger:
-    """The ledger named by ``spec`` (None or empty: the embedded default)."""
+def open_ledger(spec: str | None, *, sign: str | None = None) -> Ledger:
+    """The ledger named by ``spec`` (None or empty: the embedded default).
+
+    ``sign``: the recording identity's key (a PEM private key file or ``azure-keyvault://...``,
+    as :func:`mlgate.signing.keys.load_signer` reads it); every entry appended is then signed.
+    """
     text = (spec or "").strip() or DEFAULT_LEDGER
     scheme, _, rest = text.partition(":")
     if "://" not in text and scheme != "file":
-        return _open_file(text)  # a bare path (which may hold a colon, e.g. C:\\...)
-    opener = SCHEMES.get(scheme)
-    if opener is None:
-        raise UsageError(f"unknown ledger scheme {scheme!r}://", hint=_HINT)
-    return opener(rest)
+        ledger = _open_file(text)  # a bare path (which may hold a colon, e.g. C:\\...)
+    else:
+        opener = SCHEMES.get(scheme)
+        if opener is None:
+            raise UsageError(f"unknown ledger scheme {scheme!r}://", hint=_HINT)
+        ledger = opener(rest)
+    if sign:
+        from mlgate.signing.keys import load_signer
+
+        ledger.signer = load_signer(sign)
+    return ledger
