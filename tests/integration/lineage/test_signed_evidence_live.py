@@ -16,7 +16,7 @@ import pytest
 
 from mlgate.cli import main
 from mlgate.evidence.pack import DIGEST_KEY, digest
-from tests.unit.ledger.test_signed_ledger import CANARY, keypair
+from tests.unit.ledger.test_signed_ledger import CANARY, UnavailableSigner, keypair
 
 from .conftest import build_model, write_tree
 
@@ -107,4 +107,19 @@ def test_unsigned_gate_removes_a_stale_signature_and_a_failed_key_writes_nothing
                  "--platform", "local", "--sign", str(bogus)]) == 2
     streams = capsys.readouterr()
     assert CANARY not in streams.out + streams.err
+    assert not Path("evidence").exists()
+
+
+def test_a_signing_failure_writes_no_evidence_and_exits_3(gated: dict[str, object], policy_file: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from mlgate.signing import keys
+
+    real = keys.load_signer
+    monkeypatch.setattr(keys, "load_signer", lambda spec, **options: UnavailableSigner(real(spec)))
+    shutil.rmtree("evidence")
+    gate_key = Path(str(gated["tmp"])) / "gate.pem"
+    assert main(["gate", str(gated["ref"]), "--policy", str(policy_file), "--evidence-dir", "evidence",
+                 "--platform", "local", "--stage", "production", "--sign", str(gate_key)]) == 3
+    assert "503" in capsys.readouterr().err
     assert not Path("evidence").exists()

@@ -24,7 +24,7 @@ from mlgate.ledger.base import GENESIS, entry_hash, parse_line, verify_lines
 from mlgate.ledger.file import FileLedger
 from mlgate.ledger.signed import PAYLOAD_TYPE, Trust, signed_message, verify_signed
 from mlgate.signing.dsse import pae
-from mlgate.signing.keys import load_public_key
+from mlgate.signing.keys import Signer, load_public_key
 
 CANARY = "CANARY-PRIVATE-KEY-MATERIAL"
 
@@ -256,3 +256,41 @@ def test_bad_key_options_are_usage_errors_and_never_print_key_material(
 def private_bytes_absent(private: Path, text: str) -> bool:
     body = "".join(private.read_text().splitlines()[1:-1])
     return body[10:50] not in text
+
+
+class UnavailableSigner:
+    """A signer whose key store answers 503 (what a Key Vault outage looks like to the ledger)."""
+
+    def __init__(self, real: Signer) -> None:
+        self.real = real
+
+    @property
+    def hint(self) -> str:
+        return self.real.hint
+
+    @property
+    def description(self) -> str:
+        return "Key Vault key kv/keys/ledger/1"
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.real.public_key()
+
+    def sign(self, data: bytes) -> bytes:
+        from mlgate.signing.keys import SigningError
+
+        raise SigningError("Key Vault kv answered 503 to sign with key ledger", hint="retry later")
+
+
+def test_a_signing_failure_appends_nothing(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    from mlgate.errors import EXIT_UNEVALUATED, Error
+    from mlgate.signing.keys import load_signer
+
+    path = tmp_path / "ledger.jsonl"
+    record(path, keys[0], 1)
+    before = path.read_bytes()
+    ledger = open_ledger(f"file:{path}")
+    ledger.signer = UnavailableSigner(load_signer(str(keys[0])))
+    with pytest.raises(Error) as caught:
+        ledger.append(Draft(event="approved", model="models:/m/9", key="k9"))
+    assert caught.value.exit_code == EXIT_UNEVALUATED and "503" in caught.value.message
+    assert path.read_bytes() == before
