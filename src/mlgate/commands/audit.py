@@ -42,6 +42,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     add_ref(show)
     add_ledger_option(show)
     show.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_trust_options(show)
 
     verify = actions.add_parser("verify", help="recompute the ledger's hash chain and anchors",
                                 parents=[common])
@@ -260,7 +261,11 @@ def run_show(args: argparse.Namespace) -> int:
     from mlgate.ledger.anchors import client_from_env
     from mlgate.ledger.show import audit_answer, render_text
 
-    answer = audit_answer(args.ref, _open_existing(args, client_from_env()))
+    ledger = _open_existing(args, client_from_env())
+    trust = _trust(args)
+    if trust is not None:  # the answer comes only from a ledger whose signatures verify
+        ledger.verify(trust=trust)
+    answer = audit_answer(args.ref, ledger)
     if args.json:
         out(json.dumps(answer.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
     else:

@@ -6,12 +6,15 @@ Written by `mlgate seal --model` and `mlgate gate` when a ledger is configured (
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from mlgate.console import out
 from mlgate.governed.record import run_key
 from mlgate.ledger import Draft, open_ledger
 from mlgate.platforms.base import CIContext
+
+LEDGER_KEY_VARIABLE = "MLGATE_LEDGER_KEY"  # the environment default of --ledger-key
 
 
 def append_event(
@@ -27,8 +30,13 @@ def append_event(
     ledger_key: str | None = None,
 ) -> None:
     """Append one ``event`` entry to the ledger ``spec`` (once per CI run, event and version) and say
-    where it went; ``ledger_key`` signs it. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)"""
-    ledger = open_ledger(spec, sign=ledger_key)
+    where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)
+
+    ``ledger_key`` signs it; a caller without a ``--ledger-key`` option passes None and the entry is
+    signed with ``MLGATE_LEDGER_KEY`` when that is set, so every step of a pipeline signs the ledger.
+    """
+    key = ledger_key if ledger_key is not None else os.environ.get(LEDGER_KEY_VARIABLE) or None
+    ledger = open_ledger(spec, sign=key)
     entry, created = ledger.append(
         Draft(
             event=event,

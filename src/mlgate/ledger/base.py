@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from mlgate.errors import EvaluationError, RefusedError
+from mlgate.errors import EvaluationError, RefusedError, UsageError
 from mlgate.integrity.manifest import canonical_json
 from mlgate.jsonvalue import kind_of
 
@@ -638,6 +638,8 @@ class Ledger(abc.ABC):
                         return match, False
                     if head is not None:
                         head.check(last, location=self.location)
+                    elif last is not None and last.signature is not None:
+                        raise _unsigned_onto_signed(self.location, last)
                     entry = chain(draft, last, signer=self.signer)
                     self.append_if_unchanged(entry.line(), snapshot)
                     if entry.seq == 1:
@@ -695,6 +697,16 @@ class Ledger(abc.ABC):
         from mlgate.ledger.signed import verify_signed
 
         return verify_signed(self.lines, anchors=anchors, trust=trust)
+
+
+def _unsigned_onto_signed(location: str, last: Entry) -> UsageError:
+    """An unsigned append onto a signed ledger would make it fail verification: exit 2, nothing written."""
+    keyid = last.signature[0] if last.signature else ""
+    return UsageError(
+        f"the ledger {location} is signed (its last entry, seq {last.seq}, by the key with hint {keyid[:80]}), "
+        "and this command has no ledger key: an unsigned entry would make the ledger fail verification",
+        hint="pass --ledger-key KEY (or set MLGATE_LEDGER_KEY) with the key that signs this ledger",
+    )
 
 
 def _watched(lines: Iterable[bytes], signer: Signer | None) -> tuple[Iterable[bytes], Any]:

@@ -107,6 +107,16 @@ def test_rewritten_and_rehashed_chain_is_refused_naming_the_first_changed_entry(
     assert "line 3 (seq 3)" in err and "does not verify" in err
 
 
+def unsigned_append(path: Path, i: int) -> None:
+    """An entry appended by a writer without the key, as a bypass of mlgate would write it."""
+    last = json.loads(path.read_bytes().splitlines()[-1])
+    body = {**{k: v for k, v in last.items() if k not in ("hash", "sig")}, "seq": last["seq"] + 1,
+            "prev": last["hash"], "key": f"k{i}", "model": f"models:/m/{i + 1}"}
+    body["hash"] = entry_hash(body)
+    with path.open("ab") as stream:
+        stream.write(canonical_json(body) + b"\n")
+
+
 def test_stripped_signatures_and_unsigned_entries_after_signing_began_are_refused(
         tmp_path: Path, keys: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "ledger.jsonl"
@@ -118,7 +128,7 @@ def test_stripped_signatures_and_unsigned_entries_after_signing_began_are_refuse
     # an unsigned writer appending after signing began
     path2 = tmp_path / "ledger2.jsonl"
     record(path2, keys[0], 2)
-    record(path2, None, 1, start=2)
+    unsigned_append(path2, 2)
     assert verify(path2, keys[1]) == EXIT_REFUSED
     err = capsys.readouterr().err
     assert "line 3 (seq 3): not signed" in err and "signing began at seq 1" in err
@@ -167,9 +177,35 @@ def test_a_writer_never_signs_onto_a_rewritten_chain(tmp_path: Path, keys: tuple
     # nor onto an unsigned entry appended after signed ones
     path2 = tmp_path / "ledger2.jsonl"
     record(path2, keys[0], 1)
-    record(path2, None, 1, start=1)
+    unsigned_append(path2, 1)
     with pytest.raises(TamperedError, match="it is not signed, but seq 1 is"):
         record(path2, keys[0], 1, start=2)
+
+
+def test_mlgate_never_appends_unsigned_onto_a_signed_ledger(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    from mlgate.errors import UsageError
+
+    path = tmp_path / "ledger.jsonl"
+    record(path, keys[0], 1)
+    before = path.read_bytes()
+    with pytest.raises(UsageError, match=r"is signed \(its last entry, seq 1, by the key with hint"):
+        record(path, None, 1, start=1)
+    assert path.read_bytes() == before
+
+
+def test_events_without_a_key_option_sign_with_the_variable(tmp_path: Path, keys: tuple[Path, Path],
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from mlgate.governed.events import append_event
+    from mlgate.platforms.base import CIContext
+
+    path = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv("MLGATE_LEDGER_KEY", str(keys[0]))
+    append_event(f"file:{path}", "sealed", name="m", version="1", ci=CIContext(platform="local"),
+                 details={"manifest_sha256": "ab" * 32}, fingerprint="f")
+    [entry] = [parse_line(raw, line=1) for raw in path.read_bytes().splitlines(keepends=True)]
+    assert entry.signature is not None and entry.signature[0] == load_public_key(str(keys[1])).hint
+    assert verify(path, keys[1]) == EXIT_OK
 
 
 def test_tampered_signature_fields_are_refused(tmp_path: Path, keys: tuple[Path, Path],
@@ -294,3 +330,17 @@ def test_a_signing_failure_appends_nothing(tmp_path: Path, keys: tuple[Path, Pat
         ledger.append(Draft(event="approved", model="models:/m/9", key="k9"))
     assert caught.value.exit_code == EXIT_UNEVALUATED and "503" in caught.value.message
     assert path.read_bytes() == before
+
+
+def test_audit_show_answers_only_from_a_ledger_that_verifies(tmp_path: Path, keys: tuple[Path, Path],
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = tmp_path / "ledger.jsonl"
+    record(path, keys[0], 2)
+    forged = entries(path)
+    forged[0]["actor"] = "mallory"
+    path.write_bytes(rechain(forged))
+    code = main(["audit", "show", "models:/m/1", "--ledger", f"file:{path}", "--public-key", str(keys[1])])
+    assert code == EXIT_REFUSED
+    assert "line 1 (seq 1)" in capsys.readouterr().err
