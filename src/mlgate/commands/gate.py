@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from mlgate.commands._common import add_ledger_option, add_ref, command_parser
+from mlgate.commands._signing import KEY_FORMS, add_identity_options
 
 HELP = "integrity + lineage + policy -> evidence pack and a decision"
 DESCRIPTION = """\
@@ -15,6 +16,10 @@ write evidence.json and evidence.md. Exit 0 pass, 1 refused, 2 bad policy, 3 cou
 Without --artifacts, the version's files in the MLflow artifact store are re-hashed (streamed)
 and compared with the sealed manifest instead. In GitHub Actions evidence.md is appended to the
 job summary; in Azure DevOps it is uploaded as the run summary.
+
+With trusted keys (--public-key, or the policy's signing.trusted_keys for the version's risk
+class and stage), the seal's signature recorded by `seal --model --sign` must verify with them
+(rule integrity.signed): a missing, malformed or wrong signature refuses (exit 1).
 """
 
 
@@ -27,6 +32,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
+    parser.add_argument("--public-key", metavar="KEY", action="append",
+                        help=f"a trusted key the seal must be signed by ({KEY_FORMS.replace('private', 'public')}); "
+                        "repeat for any of several")
+    add_identity_options(parser)
     add_ledger_option(parser, purpose="also append a `gated` entry (passed or refused, evidence digest) to this "
                       "audit ledger (see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     return parser
@@ -42,8 +51,10 @@ def run(args: argparse.Namespace) -> int:
     from mlgate.platforms import detect_platform
 
     platform = detect_platform(args.platform)
+    from mlgate.commands._signing import identity_options
+
     outcome = evaluate(args.ref, policy_path=args.policy, artifacts_dir=args.artifacts, ci=platform.context(),
-                       stage=args.stage)
+                       stage=args.stage, public_keys=args.public_key, identity=identity_options(args))
     try:
         os.makedirs(args.evidence_dir, exist_ok=True)
         write_atomically(os.path.join(args.evidence_dir, "evidence.json"), outcome.evidence.to_json())
