@@ -52,3 +52,17 @@ def make_model(root: Path) -> Path:
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
     return make_model(tmp_path / "my-model")
+
+
+# The loopback Key Vault of the secrets suite (TLS, real azure-identity and azure-keyvault-* SDKs).
+from tests.integration.secrets.conftest import azure, ca_bundle, fake_azure_server  # noqa: E402
+
+__all__ = ["KeyPair", "azure", "ca_bundle", "fake_azure_server", "make_model", "make_pair"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_challenges() -> None:
+    """azure-keyvault-keys caches Key Vault's challenge per process; each test starts like a fresh CLI."""
+    from azure.keyvault.keys._shared import http_challenge_cache
+
+    http_challenge_cache.clear()
