@@ -41,11 +41,10 @@ def add_ledger_option(parser: argparse.ArgumentParser, *, purpose: str | None = 
     parser.add_argument("--ledger", metavar="SPEC", help=text)
 
 
-KEY_FORMS = "a PEM file, or azure-keyvault://VAULT/keys/NAME[/VERSION] (the private key never leaves Key Vault)"
-
-
 def add_ledger_key_option(parser: argparse.ArgumentParser) -> None:
     """``--ledger-key KEY`` (``MLGATE_LEDGER_KEY``): sign every ledger entry the command appends."""
+    from mlgate.commands._signing import KEY_FORMS
+
     parser.add_argument(
         "--ledger-key", metavar="KEY",
         help=f"sign every ledger entry this command appends with the recording identity's private key: {KEY_FORMS}. "

@@ -65,7 +65,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def add_trust_options(parser: argparse.ArgumentParser) -> None:
-    from mlgate.commands._common import KEY_FORMS, sequence_number
+    from mlgate.commands._common import sequence_number
+    from mlgate.commands._signing import KEY_FORMS, add_identity_options
 
     parser.add_argument(
         "--public-key", metavar="KEY",
@@ -77,16 +78,17 @@ def add_trust_options(parser: argparse.ArgumentParser) -> None:
         help="with --public-key: the last entry written before signing began (default 0: every entry must be "
         "signed); the first signed entry's signature covers the entries before it",
     )
+    add_identity_options(parser)
 
 
 def _trust(args: argparse.Namespace) -> Trust | None:
     """The key the ledger's signatures must verify with (None: signatures are not checked)."""
     if not getattr(args, "public_key", None):
         return None
+    from mlgate.commands._signing import load_public_key
     from mlgate.ledger.signed import Trust
-    from mlgate.signing.keys import load_public_key
 
-    return Trust(load_public_key(args.public_key), args.unsigned_until)
+    return Trust(load_public_key(args.public_key, args), args.unsigned_until)
 
 
 def describe_signatures(result: VerifyResult, trust: Trust | None) -> str:

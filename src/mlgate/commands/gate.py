@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import KEY_FORMS, add_ledger_key_option, add_ledger_option, add_ref, command_parser
+from mlgate.commands._common import add_ledger_key_option, add_ledger_option, add_ref, command_parser
+from mlgate.commands._signing import KEY_FORMS, add_identity_options
 
 if TYPE_CHECKING:
+    from mlgate.secrets.credentials import IdentityOptions
     from mlgate.signing.keys import Signer
 
 HELP = "integrity + lineage + policy -> evidence pack and a decision"
@@ -18,6 +20,10 @@ write evidence.json and evidence.md. Exit 0 pass, 1 refused, 2 bad policy, 3 cou
 Without --artifacts, the version's files in the MLflow artifact store are re-hashed (streamed)
 and compared with the sealed manifest instead. In GitHub Actions evidence.md is appended to the
 job summary; in Azure DevOps it is uploaded as the run summary.
+
+With trusted keys (--public-key, or the policy's signing.trusted_keys for the version's risk
+class and stage), the seal's signature recorded by `seal --model --sign` must verify with them
+(rule integrity.signed): a missing, malformed or wrong signature refuses (exit 1).
 
 With --sign KEY the evidence is also written as evidence.dsse.json: an in-toto statement
 (predicate type https://mlgate.dev/evidence/v1, subject the model's manifest digest) in a DSSE
@@ -35,8 +41,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
+    parser.add_argument("--public-key", metavar="KEY", action="append",
+                        help=f"a trusted key the seal must be signed by ({KEY_FORMS.replace('private', 'public')}); "
+                        "repeat for any of several")
     parser.add_argument("--sign", metavar="KEY",
                         help=f"also write evidence.dsse.json, the evidence signed with this private key: {KEY_FORMS}")
+    add_identity_options(parser)
     add_ledger_option(parser, purpose="also append a `gated` entry (passed or refused, evidence digest) to this "
                       "audit ledger (see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     add_ledger_key_option(parser)
@@ -44,6 +54,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlgate.commands._signing import close, identity_options, load_signer
+
+    signer = load_signer(args.sign, args) if args.sign else None  # a bad key is exit 2 before any work
+    try:
+        return _gate(args, signer, identity_options(args))
+    finally:
+        close(signer)
+
+
+def _gate(args: argparse.Namespace, signer: Signer | None, identity: IdentityOptions) -> int:
     import os
 
     from mlgate.console import out
@@ -54,9 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from mlgate.platforms import detect_platform
 
     platform = detect_platform(args.platform)
-    signer = _signer(args.sign)  # a bad key is exit 2 before any work
     outcome = evaluate(args.ref, policy_path=args.policy, artifacts_dir=args.artifacts, ci=platform.context(),
-                       stage=args.stage)
+                       stage=args.stage, public_keys=args.public_key, identity=identity)
     envelope = None
     if signer is not None:
         from mlgate.evidence.attestation import sign
@@ -87,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
                   details={"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
                            "stage": args.stage, "artifacts_checked": bool(args.artifacts),
                            **({"evidence_signed_by": signer.hint} if signer is not None else {})},
-                  fingerprint=outcome.evidence_sha256, ledger_key=args.ledger_key)
+                  fingerprint=outcome.evidence_sha256, ledger_key=args.ledger_key, identity=identity)
     if platform.is_ci:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)
@@ -101,11 +120,3 @@ def run(args: argparse.Namespace) -> int:
         platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1
     return 0
-
-
-def _signer(spec: str | None) -> Signer | None:
-    if not spec:
-        return None
-    from mlgate.signing.keys import load_signer
-
-    return load_signer(spec)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import KEY_FORMS, add_ref, command_parser
+from mlgate.commands._common import add_ref, command_parser
+from mlgate.commands._signing import KEY_FORMS
 
 if TYPE_CHECKING:
     from mlgate.approvals import ApprovalRequest
@@ -34,9 +35,11 @@ Inside a CI run (GITHUB_ACTIONS, TF_BUILD) the approvers come only from that CI'
 
 def add_approval_options(parser: argparse.ArgumentParser) -> None:
     from mlgate.commands._common import add_ledger_key_option, add_ledger_option
+    from mlgate.commands._signing import add_identity_options
 
     add_ledger_option(parser)
     add_ledger_key_option(parser)
+    add_identity_options(parser)
     parser.add_argument("--approver", metavar="NAME", action="append", default=[],
                         help="local runs only (refused in CI): who approved (repeat for several)")
     parser.add_argument("--comment", metavar="TEXT", help="local runs only (refused in CI): why it was approved")
@@ -136,6 +139,7 @@ def _evidence_exists(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlgate.commands._signing import identity_options
     from mlgate.governed.evidence import bind_evidence, read_pack
     from mlgate.governed.record import duty_rules, model_authors, record
     from mlgate.ledger import open_ledger
@@ -147,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     request = approval_request(args)
     platform = approval_platform(request, args.platform)  # a self-declared approval in CI: refused first
     trusted = _evidence_key(args)
-    ledger = open_ledger(args.ledger, sign=args.ledger_key)
+    ledger = open_ledger(args.ledger, sign=args.ledger_key, identity=identity_options(args))
     client = MlflowClient.from_env()
     parsed = ModelRef.parse(args.ref)
     mv = client.resolve(parsed)
@@ -179,9 +183,9 @@ def _evidence_key(args: argparse.Namespace) -> PublicKey | None:
             raise UsageError("--evidence-signature needs --public-key (the key it must be signed by)",
                              hint="pass --public-key KEY, or drop --evidence-signature")
         return None
-    from mlgate.signing.keys import load_public_key
+    from mlgate.commands._signing import load_public_key
 
-    return load_public_key(args.public_key)
+    return load_public_key(args.public_key, args)
 
 
 def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, source: str) -> int:

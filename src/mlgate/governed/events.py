@@ -7,12 +7,15 @@ Written by `mlgate seal --model` and `mlgate gate` when a ledger is configured (
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate.console import out
 from mlgate.governed.record import run_key
 from mlgate.ledger import Draft, open_ledger
 from mlgate.platforms.base import CIContext
+
+if TYPE_CHECKING:
+    from mlgate.secrets.credentials import IdentityOptions
 
 LEDGER_KEY_VARIABLE = "MLGATE_LEDGER_KEY"  # the environment default of --ledger-key
 
@@ -28,6 +31,7 @@ def append_event(
     details: dict[str, Any],
     fingerprint: str,
     ledger_key: str | None = None,
+    identity: IdentityOptions | None = None,
 ) -> None:
     """Append one ``event`` entry to the ledger ``spec`` (once per CI run, event and version) and say
     where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)
@@ -36,7 +40,7 @@ def append_event(
     signed with ``MLGATE_LEDGER_KEY`` when that is set, so every step of a pipeline signs the ledger.
     """
     key = ledger_key if ledger_key is not None else os.environ.get(LEDGER_KEY_VARIABLE) or None
-    ledger = open_ledger(spec, sign=key)
+    ledger = open_ledger(spec, sign=key, identity=identity)
     entry, created = ledger.append(
         Draft(
             event=event,

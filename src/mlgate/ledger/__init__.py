@@ -15,10 +15,14 @@ implementing :meth:`Ledger.snapshot` and :meth:`Ledger.append_if_unchanged`) add
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mlgate.errors import UsageError
 from mlgate.ledger.base import Approver, Draft, Entry, Ledger, LedgerUnavailable, TamperedError, VerifyResult
+
+if TYPE_CHECKING:
+    from mlgate.secrets.credentials import IdentityOptions
 
 DEFAULT_LEDGER = "file:.mlgate/ledger.jsonl"
 _HINT = (
@@ -91,11 +95,12 @@ SCHEMES: dict[str, Callable[[str], Ledger]] = {
 }
 
 
-def open_ledger(spec: str | None, *, sign: str | None = None) -> Ledger:
+def open_ledger(spec: str | None, *, sign: str | None = None, identity: IdentityOptions | None = None) -> Ledger:
     """The ledger named by ``spec`` (None or empty: the embedded default).
 
     ``sign``: the recording identity's key (a PEM private key file or ``azure-keyvault://...``,
-    as :func:`mlgate.signing.keys.load_signer` reads it); every entry appended is then signed.
+    as :func:`mlgate.signing.keys.load_signer` reads it, through ``identity`` for Key Vault);
+    every entry appended is then signed.
     """
     text = (spec or "").strip() or DEFAULT_LEDGER
     scheme, _, rest = text.partition(":")
@@ -109,5 +114,5 @@ def open_ledger(spec: str | None, *, sign: str | None = None) -> Ledger:
     if sign:
         from mlgate.signing.keys import load_signer
 
-        ledger.signer = load_signer(sign)
+        ledger.signer = load_signer(sign, identity=identity)
     return ledger

@@ -48,7 +48,8 @@ class KeyRef:
 
     def describe(self, version: str | None = None) -> str:
         version = version or self.version
-        return f"Key Vault key {self.vault.name}/{self.name}" + (f"/{version}" if version else "")
+        vault = urlsplit(self.vault.url).netloc if self.vault.loopback else self.vault.name
+        return f"Key Vault key {vault}/{self.name}" + (f"/{version}" if version else "")
 
 
 def parse_key_spec(spec: str) -> KeyRef:
@@ -174,10 +175,15 @@ def _translate(exc: Exception, ref: KeyRef, identity: str, operation: str) -> Er
 
 # -- keys --------------------------------------------------------------------------------------------------
 
+def _text(value: object) -> str:
+    """An SDK enum's value (``KeyType.ec`` -> ``EC``) or a plain string."""
+    return str(getattr(value, "value", value) or "")
+
+
 def _jwk_public_key(ref: KeyRef, jwk: Any, description: str) -> ec.EllipticCurvePublicKey:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    kty, crv = str(jwk.kty or ""), str(jwk.crv or "")
+    kty, crv = _text(jwk.kty), _text(jwk.crv)
     if kty not in ("EC", "EC-HSM"):
         raise KeyConfigError(f"{description}: expected an EC key on P-256, found key type {kty or 'none'}",
                              hint="create the key with: az keyvault key create --kty EC --curve P-256")
