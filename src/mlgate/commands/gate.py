@@ -27,7 +27,7 @@ class and stage), the seal's signature recorded by `seal --model --sign` must ve
 
 With --sign KEY the evidence is also written as evidence.dsse.json: an in-toto statement
 (predicate type https://mlgate.dev/evidence/v1, subject the model's manifest digest) in a DSSE
-envelope signed with KEY; `mlgate record --public-key` then refuses evidence it does not verify.
+envelope signed with KEY; `mlgate record --evidence-key` then refuses evidence it does not verify.
 If signing fails, nothing is written (exit 3).
 """
 

@@ -59,12 +59,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--policy", metavar="FILE",
                         help="read separation-of-duties rules from this policy's approvals block "
                         "(default: the policy recorded in the evidence)")
-    parser.add_argument("--public-key", metavar="KEY",
+    parser.add_argument("--evidence-key", metavar="KEY",
                         help=f"the gate's public key ({KEY_FORMS}): the evidence must carry a signature by it "
                         "(`mlgate gate --sign`) over exactly that evidence, else exit 1 naming what was expected "
                         "and found; default: the signature is not checked")
     parser.add_argument("--evidence-signature", metavar="FILE",
-                        help="with --public-key: the DSSE envelope `mlgate gate --sign` wrote (default: "
+                        help="with --evidence-key: the DSSE envelope `mlgate gate --sign` wrote (default: "
                         "evidence.dsse.json beside --evidence)")
     add_approval_options(parser)
     return parser
@@ -176,16 +176,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _evidence_key(args: argparse.Namespace) -> PublicKey | None:
     """The gate's public key the evidence must be signed by (read first: a bad key is exit 2 before any work)."""
-    if not args.public_key:
+    if not args.evidence_key:
         if args.evidence_signature:
             from mlgate.errors import UsageError
 
-            raise UsageError("--evidence-signature needs --public-key (the key it must be signed by)",
-                             hint="pass --public-key KEY, or drop --evidence-signature")
+            raise UsageError("--evidence-signature needs --evidence-key (the key it must be signed by)",
+                             hint="pass --evidence-key KEY, or drop --evidence-signature")
         return None
     from mlgate.commands._signing import load_public_key
 
-    return load_public_key(args.public_key, args)
+    return load_public_key(args.evidence_key, args)
 
 
 def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, source: str) -> int:

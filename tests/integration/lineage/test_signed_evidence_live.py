@@ -1,4 +1,4 @@
-"""`mlgate gate --sign` then `mlgate record --public-key` against a real MLflow server.
+"""`mlgate gate --sign` then `mlgate record --evidence-key` against a real MLflow server.
 
 The gate writes evidence.dsse.json beside evidence.json; record verifies it with the gate's public
 key and refuses (exit 1) evidence altered after signing, a signature by another key, a truncated
@@ -46,7 +46,7 @@ def gated(tracking: str, policy_file: Path, tmp_path: Path, monkeypatch: pytest.
 
 def record(g: dict[str, object], *extra: str) -> int:
     return main(["record", str(g["ref"]), "--platform", "local", "--ledger", str(g["ledger"]),
-                 "--ledger-key", str(g["ledger_key"]), "--public-key", str(g["gate_public"]),
+                 "--ledger-key", str(g["ledger_key"]), "--evidence-key", str(g["gate_public"]),
                  "--approver", "Ana Approver", "--approver", "Bo Reviewer", "--comment", "reviewed", *extra])
 
 
@@ -80,7 +80,7 @@ def test_signature_by_another_key_truncated_or_missing_is_refused(gated: dict[st
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     _, other_public = keypair(Path(str(gated["tmp"])), "other")
     assert main(["record", str(gated["ref"]), "--platform", "local", "--ledger", str(gated["ledger"]),
-                 "--public-key", str(other_public), "--approver", "Ana", "--approver", "Bo",
+                 "--evidence-key", str(other_public), "--approver", "Ana", "--approver", "Bo",
                  "--comment", "x"]) == 1
     assert "does not verify" in capsys.readouterr().err
     envelope = Path("evidence/evidence.dsse.json")
@@ -92,7 +92,7 @@ def test_signature_by_another_key_truncated_or_missing_is_refused(gated: dict[st
     assert record(gated) == 1
     assert "found no signature at evidence/evidence.dsse.json" in capsys.readouterr().err
     assert record(gated, "--evidence-signature", "elsewhere.json") == 1  # still the truncated one
-    assert record(gated, "--evidence-signature", "elsewhere.json", "--public-key", "") == 2  # needs a key
+    assert record(gated, "--evidence-signature", "elsewhere.json", "--evidence-key", "") == 2  # needs a key
 
 
 def test_unsigned_gate_removes_a_stale_signature_and_a_failed_key_writes_nothing(
