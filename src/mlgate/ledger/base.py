@@ -3,8 +3,8 @@
 Every entry is one line of canonical JSON (sorted keys, no spaces, UTF-8) carrying ``v``,
 ``seq``, ``prev`` (the previous entry's hash; 64 zeros for the first), ``time``, ``event``,
 the model ref, stage, actor, approvers, evidence digest, CI run URL, idempotency key,
-``details`` and ``hash``: the SHA-256 of the canonical JSON of the entry *without* its
-``hash`` key. Verification hashes the stored bytes themselves (the line minus its hash
+``details``, an optional ``sig`` (the recording identity's signature, :mod:`.signed`) and
+``hash``: the SHA-256 of the canonical JSON of the entry *without* its ``hash`` key. Verification hashes the stored bytes themselves (the line minus its hash
 member), so a change of any single byte anywhere breaks the line's JSON, its own hash, or
 the next entry's ``prev``; rewriting the whole chain from some entry on is caught by the
 anchors (``mlgate.ledger.head`` tags written on model versions, see :mod:`.anchors`).
@@ -37,7 +37,7 @@ from mlgate.integrity.manifest import canonical_json
 from mlgate.jsonvalue import kind_of
 
 if TYPE_CHECKING:
-    from mlgate.ledger.signed import Trust
+    from mlgate.ledger.signed import HeadCheck, Trust
     from mlgate.signing.keys import Signer
 
 GENESIS = "0" * 64
@@ -47,6 +47,7 @@ EVENTS = ("sealed", "gated", "approved", "rolled_back", "refused")  # `approved`
 ANCHORING_EVENTS = ("approved", "rolled_back")  # the entries `record`/`rollback` anchor on a version
 MAX_LINE = 4 << 20  # no entry mlgate writes comes near this
 MAX_ATTEMPTS = 40
+SIG_KEY = "sig"  # a signed entry's {"keyid": HINT, "sig": BASE64}: see mlgate.ledger.signed
 
 # details mlgate writes and reads back, with their types (None is always allowed)
 _DETAIL_TYPES: dict[str, tuple[type, str]] = {
@@ -291,9 +292,6 @@ def _typed(data: Mapping[str, Any], raw: bytes, claimed: str) -> Entry:
                   model=get("model"), stage=get("stage"), actor=get("actor"), approvers=_approvers(get("approvers")),
                   evidence_sha256=get("evidence_sha256"), run_url=get("run_url"), key=get("key"),
                   details=Details.parse(get("details")), hash=claimed, raw=raw, signature=_signature(get(SIG_KEY)))
-
-
-SIG_KEY = "sig"  # a signed entry's {"keyid": HINT, "sig": BASE64}: see mlgate.ledger.signed
 
 
 def _signature(value: object) -> tuple[str, str] | None:
@@ -709,7 +707,7 @@ def _unsigned_onto_signed(location: str, last: Entry) -> UsageError:
     )
 
 
-def _watched(lines: Iterable[bytes], signer: Signer | None) -> tuple[Iterable[bytes], Any]:
+def _watched(lines: Iterable[bytes], signer: Signer | None) -> tuple[Iterable[bytes], HeadCheck | None]:
     """``lines`` as they are, or (with a signer) watched for signed entries before the one appended onto."""
     if signer is None:
         return lines, None
