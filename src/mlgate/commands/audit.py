@@ -93,7 +93,7 @@ def _trust(args: argparse.Namespace) -> Trust | None:
 
 def describe_signatures(result: VerifyResult, trust: Trust | None) -> str:
     """What the signature check covered ('' without a key)."""
-    if trust is None:
+    if trust is None or not result.entries:
         return ""
     if not result.signed:
         return f"; no entry is signed (all {result.entries} are up to --unsigned-until {trust.unsigned_until})"
