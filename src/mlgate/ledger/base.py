@@ -4,8 +4,8 @@ Every entry is one line of canonical JSON (sorted keys, no spaces, UTF-8) carryi
 ``seq``, ``prev`` (the previous entry's hash; 64 zeros for the first), ``time``, ``event``,
 the model ref, stage, actor, approvers, evidence digest, CI run URL, idempotency key,
 ``details``, an optional ``sig`` (the recording identity's signature, :mod:`.signed`) and
-``hash``: the SHA-256 of the canonical JSON of the entry *without* its ``hash`` key. Verification hashes the stored bytes themselves (the line minus its hash
-member), so a change of any single byte anywhere breaks the line's JSON, its own hash, or
+``hash``: the SHA-256 of the canonical JSON of the entry *without* its ``hash`` key.
+Verification hashes the stored bytes themselves (the line minus its hash member), so a change of any single byte anywhere breaks the line's JSON, its own hash, or
 the next entry's ``prev``; rewriting the whole chain from some entry on is caught by the
 anchors (``mlgate.ledger.head`` tags written on model versions, see :mod:`.anchors`).
 
