@@ -5,9 +5,10 @@ Every entry is one line of canonical JSON (sorted keys, no spaces, UTF-8) carryi
 the model ref, stage, actor, approvers, evidence digest, CI run URL, idempotency key,
 ``details``, an optional ``sig`` (the recording identity's signature, :mod:`.signed`) and
 ``hash``: the SHA-256 of the canonical JSON of the entry *without* its ``hash`` key.
-Verification hashes the stored bytes themselves (the line minus its hash member), so a change of any single byte anywhere breaks the line's JSON, its own hash, or
-the next entry's ``prev``; rewriting the whole chain from some entry on is caught by the
-anchors (``mlgate.ledger.head`` tags written on model versions, see :mod:`.anchors`).
+Verification hashes the stored bytes themselves (the line minus its hash member), so a change
+of any single byte anywhere breaks the line's JSON, its own hash, or the next entry's ``prev``;
+rewriting the whole chain from some entry on is caught by the anchors (``mlgate.ledger.head``
+tags written on model versions, see :mod:`.anchors`) and, in a signed ledger, by the signatures.
 
 :func:`parse_line` parses and type-checks a line once into an :class:`Entry` (a wrong-typed
 field is tampering, named by line and field). :meth:`Ledger.append` holds the one append
