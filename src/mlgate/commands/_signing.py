@@ -59,15 +59,17 @@ def identity_options(args: argparse.Namespace) -> IdentityOptions:
 
 
 def load_signer(spec: str, args: argparse.Namespace) -> Signer:
+    from mlgate.signing.keys import is_keyvault
     from mlgate.signing.keys import load_signer as load
 
-    return load(spec, identity=identity_options(args))
+    return load(spec, identity=identity_options(args)) if is_keyvault(spec) else load(spec)
 
 
 def load_public_key(spec: str, args: argparse.Namespace) -> PublicKey:
+    from mlgate.signing.keys import is_keyvault
     from mlgate.signing.keys import load_public_key as load
 
-    return load(spec, identity=identity_options(args))
+    return load(spec, identity=identity_options(args)) if is_keyvault(spec) else load(spec)
 
 
 def close(thing: Any) -> None:

@@ -67,12 +67,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def _signature_path(args: argparse.Namespace) -> str | None:
     from mlgate.errors import UsageError
-    from mlgate.signing.bundle import default_signature_path
 
     if not args.sign:
         if args.signature:
             raise UsageError("--signature needs --sign KEY", hint="mlgate seal DIR -o manifest.json --sign key.pem")
         return None
+    from mlgate.signing.bundle import default_signature_path
+
     return str(args.signature or default_signature_path(args.output))
 
 
@@ -91,11 +92,11 @@ class Signed:
 
 def _sign(args: argparse.Namespace, seal: Callable[[], Manifest]) -> tuple[Manifest, Signed | None]:
     """``seal()``'s manifest and, with --sign, its bundle (the key is loaded first: a bad key fails before hashing)."""
+    if not args.sign:
+        return seal(), None
     from mlgate.commands._signing import close, load_signer
     from mlgate.signing.bundle import make_bundle
 
-    if not args.sign:
-        return seal(), None
     signer = load_signer(args.sign, args)
     try:
         manifest = seal()
@@ -258,11 +259,15 @@ def _keep_seal(client: MlflowClient, version: ModelVersion, manifest: Manifest, 
     if not version.tags.get(artifacts.TAG_URI):
         uri = artifacts.store_manifest(client, where, manifest)
         client.set_model_version_tag(version.name, version.version, artifacts.TAG_URI, uri)
-    if signed is not None:
-        for key, value in _record_signature(client, version, manifest, where, signed).items():
-            client.set_model_version_tag(version.name, version.version, key, value)
     out(f"already sealed: models:/{version.label} manifest sha256:{manifest.digest} ({manifest.files} files, "
-        f"{manifest.total_bytes} bytes)" + (f"; signed by {signed.who}" if signed else ""))
+        f"{manifest.total_bytes} bytes)")
+    if signed is not None:
+        from mlgate.lineage import signatures
+
+        recorded = _record_signature(client, version, manifest, where, signed)
+        for key, value in recorded.items():
+            client.set_model_version_tag(version.name, version.version, key, value)
+        out(f"signed by {signed.who} -> {recorded[signatures.TAG_URI]}")
 
 
 def _write_seal(
@@ -295,7 +300,8 @@ def _write_seal(
         record = {"previous_sha256": previous, "new_sha256": manifest.digest, "at": now,
                   "by": ctx.requester or "unknown", "run_url": ctx.run_url}
         tags[artifacts.TAG_RESEALED] = json.dumps(record, sort_keys=True)
-    tags.update(_record_signature(client, version, manifest, where, signed))
+    signature_tags = _record_signature(client, version, manifest, where, signed)
+    tags.update(signature_tags)
     for key, value in tags.items():
         client.set_model_version_tag(version.name, version.version, key, value)
     if previous:
@@ -303,4 +309,8 @@ def _write_seal(
             f"{artifacts.TAG_RESEALED}")
     client.set_model_version_tag(version.name, version.version, artifacts.TAG_SHA256, manifest.digest)
     out(f"sealed {label}: {manifest.files} files ({manifest.total_bytes} bytes), "
-        f"manifest sha256:{manifest.digest} -> {uri}" + (f"; signed by {signed.who}" if signed else ""))
+        f"manifest sha256:{manifest.digest} -> {uri}")
+    if signed is not None:
+        from mlgate.lineage import signatures
+
+        out(f"signed by {signed.who} -> {signature_tags[signatures.TAG_URI]}")
