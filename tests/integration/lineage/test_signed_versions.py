@@ -10,6 +10,8 @@ import pytest
 
 from mlgate.cli import main
 from mlgate.lineage.mlflow import MlflowClient
+from tests.integration.secrets.conftest import azure, ca_bundle, fake_azure_server  # noqa: F401 (fixtures)
+from tests.integration.secrets.fake_azure import FakeAzure
 from tests.integration.signing.conftest import KeyPair, make_pair
 
 from .conftest import Built, build_model, write_tree
@@ -135,3 +137,20 @@ def test_earlier_layout_seal_stays_verifiable_and_upgrades(version: Built, tmp_p
     assert "sealed in mlgate's earlier manifest layout with these very files" in capsys.readouterr().out
     tags = client.resolve(version.ref).tags
     assert tags[artifacts.TAG_SHA256] == current.digest and legacy.digest in tags[artifacts.TAG_RESEALED]
+
+
+def test_failure_to_sign_records_nothing_on_the_version(version: Built, tracking: str, azure: FakeAzure,  # noqa: F811
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Key Vault refuses the sign operation after the files were hashed: no manifest, tag or signature is recorded."""
+    from tests.integration.secrets.helpers import apply, managed_env
+
+    apply(monkeypatch, managed_env(azure))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    azure.add_key("release-signing")
+    azure.sign_status = 403
+    key = f"azure-keyvault://{azure.vault_url.removeprefix('https://')}/keys/release-signing"
+    assert main(["seal", "--model", version.ref, "--sign", key, "--platform", "local"]) == 3
+    assert "may not sign with Key Vault key" in capsys.readouterr().err
+    tags = MlflowClient.from_env(tracking).resolve(version.ref).tags
+    assert not any(name.startswith("mlgate.") for name in tags)
