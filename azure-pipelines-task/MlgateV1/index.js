@@ -60,6 +60,10 @@ const OPTIONS = [
   ['file', '--file', 'path', ['audit-verify']],
   ['noAnchors', '--no-anchors', 'bool', ['audit-verify', 'audit-export']],
   ['requireAnchors', '--require-anchors', 'bool', ['audit-verify', 'audit-export']],
+  ['ledgerKey', '--ledger-key', 'string', ['gate', 'record', 'rollback']],
+  ['evidenceKey', '--evidence-key', 'string', ['record']],
+  ['evidenceSignature', '--evidence-signature', 'string', ['record']],
+  ['unsignedUntil', '--unsigned-until', 'string', ['audit-show', 'audit-verify', 'audit-export']],
 ];
 
 // mlgate's exit codes (its CLI contract) -> task result.

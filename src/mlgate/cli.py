@@ -98,7 +98,7 @@ def _timeout(text: str) -> float:
 
 
 def _timeout_options(cmd: argparse.ArgumentParser) -> None:
-    from mlgate.lineage.mlflow import DEFAULT_TIMEOUTS
+    from mlgate.timeouts import DEFAULT_TIMEOUTS
 
     group = cmd.add_argument_group("timeouts (MLflow and artifact downloads)")
     group.add_argument("--connect-timeout", type=_timeout, metavar="SECONDS", default=DEFAULT_TIMEOUTS.connect,
@@ -111,7 +111,7 @@ def _timeout_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def _use_timeouts(args: argparse.Namespace) -> None:
-    from mlgate.lineage.mlflow import DEFAULT_TIMEOUTS, Timeouts, set_timeouts
+    from mlgate.timeouts import DEFAULT_TIMEOUTS, Timeouts, set_timeouts
 
     set_timeouts(Timeouts(getattr(args, "connect_timeout", DEFAULT_TIMEOUTS.connect),
                           getattr(args, "read_timeout", DEFAULT_TIMEOUTS.read)))

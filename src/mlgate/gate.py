@@ -18,8 +18,10 @@ Integrity has three modes:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mlgate.errors import InvalidInputError, RefusedError
 from mlgate.evidence import markdown, pack
@@ -30,8 +32,11 @@ from mlgate.lineage.records import LoggedModel, ModelVersion
 from mlgate.platforms.base import CIContext
 from mlgate.policy.engine import evaluate as evaluate_policy
 from mlgate.policy.loader import Policy, load_policy
-from mlgate.policy.rules import IntegrityResult
+from mlgate.policy.rules import IntegrityResult, SignatureCheck
 from mlgate.refs import ModelRef
+
+if TYPE_CHECKING:
+    from mlgate.secrets.credentials import IdentityOptions
 
 SUMMARY_LIMIT = 60 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,7 +77,8 @@ def _integrity(
         if artifacts_dir is not None:
             comparison = verify_directory(artifacts_dir, manifest, ci=ci)
         else:
-            current, _ = artifacts.seal_from_store(client, model_version, ci=ci, logged_model=logged_model)
+            current, _ = artifacts.seal_from_store(client, model_version, ci=ci, logged_model=logged_model,
+                                                   serialization=manifest.serialization)
             comparison = compare(manifest.subjects, current.subjects)
     except RefusedError as exc:
         return IntegrityResult(mode, recorded, compare_problem=exc.message)
@@ -92,6 +98,43 @@ def _integrity(
         changed=[n for n, _, _ in comparison.changed], missing=[n for n, _ in comparison.missing],
         extra=extra, tolerated=tolerated,
     )
+
+
+def trusted_key_layers(policy: Policy, lineage_tags: dict[str, str], stage: str | None,
+                       public_keys: list[str] | None) -> list[tuple[str, ...]]:
+    """The trusted keys, one group per place that names them (``--public-key``, risk class, stage).
+
+    The seal's signature must verify with a key of every group.
+    """
+    from mlgate.policy.engine import RISK_TAG
+
+    layers: list[tuple[str, ...]] = [tuple(public_keys)] if public_keys else []
+    risk = lineage_tags.get(RISK_TAG, "").strip() or policy.default_risk
+    if risk and risk in policy.risk_classes:
+        layers += list(policy.requirements(risk, stage).trusted_keys)
+    return layers
+
+
+def check_signature(client: MlflowClient, model_version: ModelVersion, layers: list[tuple[str, ...]],
+                    identity: IdentityOptions | None) -> SignatureCheck:
+    """The seal's recorded signature against every group of trusted keys (a bad key spec: exit 2; Key Vault: 3)."""
+    from mlgate.lineage.signatures import check_version_signature
+    from mlgate.signing.keys import SignatureInvalid, load_public_key
+
+    groups = [[load_public_key(spec, identity=identity) for spec in layer] for layer in layers]
+    expected = " and ".join(keys[0].description if len(keys) == 1 else
+                            "one of " + ", ".join(k.description for k in keys) for keys in groups)
+    try:
+        manifest = artifacts.load_manifest(client, model_version)
+    except (RefusedError, InvalidInputError) as exc:
+        return SignatureCheck(expected, False, f"no usable seal to check the signature of: {exc.message}")
+    detail = ""
+    try:
+        for keys in groups:
+            detail = check_version_signature(client, model_version, manifest, keys)
+    except SignatureInvalid as exc:
+        return SignatureCheck(expected, False, exc.message)
+    return SignatureCheck(expected, True, detail)
 
 
 def summarize(evidence: pack.Evidence, limit: int = SUMMARY_LIMIT) -> str:
@@ -124,11 +167,15 @@ def evaluate(
     ci: CIContext | None = None,
     stage: str | None = None,
     policy: Policy | None = None,
+    public_keys: list[str] | None = None,
+    identity: IdentityOptions | None = None,
 ) -> GateOutcome:
     """Gate ``ref``: integrity, lineage and the policy's rules. See the module docstring for errors.
 
     Give the policy as ``policy_path`` (read here) or as an already loaded ``policy`` (the
-    check service loads it once at start-up).
+    check service loads it once at start-up). Trusted keys (``public_keys``, and the policy's
+    ``signing.trusted_keys`` for the version's risk class and stage) add the ``integrity.signed``
+    rule: the seal's recorded signature must verify with them.
     """
     if policy is None:
         if policy_path is None:
@@ -142,6 +189,9 @@ def evaluate(
     lineage = trace(mlflow, parsed, model_version=model_version)
     integrity = _integrity(mlflow, model_version, artifacts_dir=artifacts_dir, manifest_sha256=manifest_sha256,
                            ci=bool(ci and ci.platform != "local"), logged_model=lineage.logged_model)
+    layers = trusted_key_layers(policy, dict(model_version.tags), stage, public_keys)
+    if layers:
+        integrity = dataclasses.replace(integrity, signature=check_signature(mlflow, model_version, layers, identity))
     evaluation = evaluate_policy(policy, lineage, integrity, stage=stage)
     document = pack.build(ref=parsed, lineage=lineage, evaluation=evaluation, integrity=integrity, policy=policy,
                           ci=ci, stage=stage)

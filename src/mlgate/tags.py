@@ -10,6 +10,10 @@ MANIFEST_BYTES = "mlgate.manifest.bytes"
 SEALED_AT = "mlgate.sealed_at"
 SEALED_BY = "mlgate.sealed_by"
 RESEALED = "mlgate.resealed"
+# the signature of the seal (written by `seal --model --sign`)
+SIGNATURE_SHA256 = "mlgate.signature.sha256"
+SIGNATURE_URI = "mlgate.signature.uri"
+SIGNATURE_KEY = "mlgate.signature.key_hint"
 
 # the governed record (written by `record` and `rollback`)
 APPROVED_BY = "mlgate.approved_by"

@@ -54,14 +54,21 @@ def test_seal_writes_canonical_manifest_and_prints_digest(tmp_path: Path, capsys
     digest = hashlib.sha256(data).hexdigest()
     assert f"manifest sha256:{digest}" in capsys.readouterr().out
     doc = json.loads(data)
-    assert [s["name"] for s in doc["subject"]] == ["MLmodel", "weights/shard-0.bin"]
-    assert doc["subject"][1]["digest"]["sha256"] == hashlib.sha256(b"\x00" * 4096).hexdigest()
+    assert doc["predicateType"] == "https://model_signing/signature/v1.0"
+    assert doc["subject"][0]["name"] == "m"
+    resources = doc["predicate"]["resources"]
+    assert [r["name"] for r in resources] == ["MLmodel", "weights/shard-0.bin"]
+    assert resources[1] == {"name": "weights/shard-0.bin", "algorithm": "sha256",
+                            "digest": hashlib.sha256(b"\x00" * 4096).hexdigest()}
+    root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in resources)).hexdigest()
+    assert doc["subject"][0]["digest"]["sha256"] == root
+    assert doc["predicate"]["serialization"] == {"method": "files", "hash_type": "sha256", "allow_symlinks": False}
 
 
 def test_seal_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["seal", str(_model(tmp_path))]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["predicate"]["files"] == 2
+    assert len(json.loads(captured.out)["predicate"]["resources"]) == 2
     assert "sealed 2 files" in captured.err
 
 

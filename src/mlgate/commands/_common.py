@@ -39,3 +39,22 @@ def add_ledger_option(parser: argparse.ArgumentParser, *, purpose: str | None = 
     """The one ``--ledger SPEC`` option (``MLGATE_LEDGER``); ``purpose`` says what this command writes there."""
     text = f"{purpose}; the ledger is {LEDGER_FORMS}" if purpose else f"where the ledger lives: {LEDGER_FORMS}"
     parser.add_argument("--ledger", metavar="SPEC", help=text)
+
+
+def add_ledger_key_option(parser: argparse.ArgumentParser) -> None:
+    """``--ledger-key KEY`` (``MLGATE_LEDGER_KEY``): sign every ledger entry the command appends."""
+    from mlgate.commands._signing import KEY_FORMS
+
+    parser.add_argument(
+        "--ledger-key", metavar="KEY",
+        help=f"sign every ledger entry this command appends with the recording identity's private key: {KEY_FORMS}. "
+        "One key signs a ledger; before signing, the entry appended onto must verify with it (exit 1 if not); "
+        "check with `mlgate audit verify --public-key`",
+    )
+
+
+def sequence_number(text: str) -> int:
+    """An argparse type: a ledger seq (0 or more)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise argparse.ArgumentTypeError(f"not a ledger sequence number (0 or more): {text!r}")
+    return int(text)

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from mlgate.ledger import Ledger
     from mlgate.ledger.anchors import Anchor
     from mlgate.ledger.base import VerifyResult
+    from mlgate.ledger.signed import Trust
     from mlgate.lineage.mlflow import MlflowClient
 
 HELP = "answer the audit question, verify or export the ledger"
@@ -41,6 +42,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     add_ref(show)
     add_ledger_option(show)
     show.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_trust_options(show)
 
     verify = actions.add_parser("verify", help="recompute the ledger's hash chain and anchors",
                                 parents=[common])
@@ -49,6 +51,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     verify.add_argument("--no-anchors", action="store_true",
                         help="do not read the mlgate.ledger.head anchors from MLflow")
     verify.add_argument("--require-anchors", action="store_true", help=REQUIRE_HELP)
+    add_trust_options(verify)
 
     export = actions.add_parser("export", help="write a self-contained, verifiable copy of the ledger",
                                 parents=[common])
@@ -57,7 +60,47 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     export.add_argument("--no-anchors", action="store_true",
                         help="do not include the mlgate.ledger.head anchors read from MLflow")
     export.add_argument("--require-anchors", action="store_true", help=REQUIRE_HELP)
+    add_trust_options(export)
     return parser
+
+
+def add_trust_options(parser: argparse.ArgumentParser) -> None:
+    from mlgate.commands._common import sequence_number
+    from mlgate.commands._signing import KEY_FORMS, add_identity_options
+
+    parser.add_argument(
+        "--public-key", metavar="KEY",
+        help=f"the recording identity's public key ({KEY_FORMS}): every entry after --unsigned-until must be "
+        "signed by it and the signatures must verify, offline; exit 1 naming the first entry that does not",
+    )
+    parser.add_argument(
+        "--unsigned-until", metavar="SEQ", type=sequence_number, default=0,
+        help="with --public-key: the last entry written before signing began (default 0: every entry must be "
+        "signed); the first signed entry's signature covers the entries before it",
+    )
+    add_identity_options(parser)
+
+
+def _trust(args: argparse.Namespace) -> Trust | None:
+    """The key the ledger's signatures must verify with (None: signatures are not checked)."""
+    if not getattr(args, "public_key", None):
+        return None
+    from mlgate.commands._signing import load_public_key
+    from mlgate.ledger.signed import Trust
+
+    return Trust(load_public_key(args.public_key, args), args.unsigned_until)
+
+
+def describe_signatures(result: VerifyResult, trust: Trust | None) -> str:
+    """What the signature check covered ('' without a key)."""
+    if trust is None or not result.entries:
+        return ""
+    if not result.signed:
+        return f"; no entry is signed (all {result.entries} are up to --unsigned-until {trust.unsigned_until})"
+    before = (f", the {result.signed_from - 1} before it covered by its signature"
+              if result.signed_from and result.signed_from > 1 else "")
+    return (f"; {result.signed} signed entries from seq {result.signed_from}{before}, signed by "
+            f"{trust.key.description} (hint {trust.key.hint}), verified")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,11 +197,12 @@ def _verify_file(args: argparse.Namespace) -> int:
     from mlgate.ledger.export import verify_file
 
     client = _client(args)
-    result, header = verify_file(args.file)
+    trust = _trust(args)
+    result, header = verify_file(args.file, trust=trust)
     identity = result.ledger_id or (header.ledger_id if header else None)
     locations = (header.source,) if header and header.source else ()
     own = _live_anchors(client, result, identity=identity, locations=locations, what=f"the file {args.file}")
-    text = describe_result(result, args.file, live=len(own))
+    text = describe_result(result, args.file, live=len(own)) + describe_signatures(result, trust)
     if header is not None:
         copied = header.anchor_count
         text += (
@@ -181,13 +225,14 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.file:
         return _verify_file(args)
     client = _client(args)
+    trust = _trust(args)
     ledger = _open_existing(args, client)
-    result = ledger.verify()
+    result = ledger.verify(trust=trust)
     identity = result.ledger_id or (anchor_name(ledger) if result.entries else None)
     own = _live_anchors(client, result, identity=identity, locations=ledger.locations(),
                         what=f"the ledger {ledger.location}")
     result = replace(result, anchors_checked=len(own))
-    out(describe_result(result, ledger.location))
+    out(describe_result(result, ledger.location) + describe_signatures(result, trust))
     check_anchored(args, result.anchors_checked)
     return 0
 
@@ -198,14 +243,15 @@ def run_export(args: argparse.Namespace) -> int:
     from mlgate.ledger.export import export_ledger
 
     client = _client(args)
+    trust = _trust(args)
     ledger = _open_existing(args, client)
-    first_pass = ledger.verify()
+    first_pass = ledger.verify(trust=trust)
     identity = first_pass.ledger_id or (anchor_name(ledger) if first_pass.entries else None)
     own = _live_anchors(client, first_pass, identity=identity, locations=ledger.locations(),
                         what=f"the ledger {ledger.location}")
     check_anchored(args, len(own))  # before writing: --require-anchors writes nothing
-    result = export_ledger(ledger, args.output, anchors=by_seq(own))
-    out(describe_result(result, ledger.location))
+    result = export_ledger(ledger, args.output, anchors=by_seq(own), trust=trust)
+    out(describe_result(result, ledger.location) + describe_signatures(result, trust))
     out(f"exported to {args.output}; check it offline with `mlgate audit verify --file {args.output}`")
     return 0
 
@@ -219,7 +265,11 @@ def run_show(args: argparse.Namespace) -> int:
     from mlgate.platforms import detect_platform
 
     platform = detect_platform(args.platform)
-    answer = audit_answer(args.ref, _open_existing(args, client_from_env()))
+    ledger = _open_existing(args, client_from_env())
+    trust = _trust(args)
+    if trust is not None:  # the answer comes only from a ledger whose signatures verify
+        ledger.verify(trust=trust)
+    answer = audit_answer(args.ref, ledger)
     if args.json:
         out(json.dumps(answer.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
     else:

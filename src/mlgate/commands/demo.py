@@ -29,7 +29,8 @@ AZURE_STORAGE_CONNECTION_STRING for the demo's processes only).
 STORES = ("proxy", "azure-blob")
 CONTAINER = "mlflow"
 BLOB_ROOT = f"wasbs://{CONTAINER}@devstoreaccount1.blob.core.windows.net/artifacts"
-_ENV = ("MLFLOW_TRACKING_URI", "MLGATE_LEDGER", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCESS_KEY")
+_ENV = ("MLFLOW_TRACKING_URI", "MLGATE_LEDGER", "MLGATE_LEDGER_KEY", "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_ACCESS_KEY")
 
 POLICY = """\
 # The demo's release policy (see the README's Policy reference).
@@ -107,16 +108,20 @@ def _train(uri: str, deploy: Path) -> tuple[str, str]:
 
 def _flow(work: Path, uri: str, approver: str) -> None:
     """The release flow, step by step, against the demo's MLflow at ``uri``."""
+    import os
     import shutil
 
     deploy, tampered, evidence, policy = work / "deploy", work / "tampered", work / "evidence", work / "policy.yaml"
     policy.write_text(POLICY)
+    private, public = _signing_key(work / "keys")
+    os.environ["MLGATE_LEDGER_KEY"] = str(private)  # every ledger entry of the demo is signed (restored by run)
     traced, untraced = _train(uri, deploy)
-    _step("1. seal the registered version's files where MLflow keeps them", ["seal", "--model", traced], 0)
+    _step("1. seal the registered version's files where MLflow keeps them, signed with the demo's P-256 key",
+          ["seal", "--model", traced, "--sign", str(private)], 0)
     _step("2. lineage of the traced model", ["lineage", traced], 0)
-    _step("3. gate the files about to be deployed (expect: pass)",
+    _step("3. gate the files about to be deployed (expect: pass); the evidence is signed too",
           ["gate", traced, "--artifacts", str(deploy), "--policy", str(policy), "--stage", "production",
-           "--evidence-dir", str(evidence)], 0)
+           "--evidence-dir", str(evidence), "--public-key", str(public), "--sign", str(private)], 0)
     shutil.copytree(deploy, tampered)
     with open(tampered / "MLmodel", "a") as f:
         f.write("# tampered after sealing\n")
@@ -128,11 +133,32 @@ def _flow(work: Path, uri: str, approver: str) -> None:
     _step("6. record the named approver and promote to production",
           ["--platform", "local", "record", traced, "--stage", "production", "--approver", approver,
            "--comment", "AUC and fairness within policy; evidence reviewed",
-           "--evidence", str(evidence / "evidence.json")], 0, outside_ci=True)
+           "--evidence", str(evidence / "evidence.json"), "--evidence-key", str(public)], 0, outside_ci=True)
     name = traced.split("/")[0]
     _step("7. the regulator's question: who approved the current production model, and why?",
           ["audit", "show", f"{name}@production"], 0)
-    _step("8. verify the audit ledger's hash chain and its anchors in MLflow", ["audit", "verify"], 0)
+    _step("8. verify the audit ledger's hash chain, its anchors in MLflow and its signatures",
+          ["audit", "verify", "--public-key", str(public)], 0)
+
+
+def _signing_key(folder: Path) -> tuple[Path, Path]:
+    """A fresh ECDSA P-256 key pair for the demo's signed seal (PEM, the private one readable by its owner only)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from mlgate.console import out
+    from mlgate.files import write_atomically
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = folder / "signing-key.pem", folder / "signing-key.pub.pem"
+    # written through mkstemp: mode 0600 from the start
+    write_atomically(private, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+    write_atomically(public, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                           serialization.PublicFormat.SubjectPublicKeyInfo))
+    out(f"== signing key for the demo: {private} (public: {public})")
+    return private, public
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,12 +11,14 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mlgate.commands._common import add_ref, command_parser
+from mlgate.commands._signing import KEY_FORMS
 
 if TYPE_CHECKING:
     from mlgate.approvals import ApprovalRequest
     from mlgate.governed.record import Outcome
     from mlgate.ledger import Ledger
     from mlgate.platforms.base import Platform
+    from mlgate.signing.keys import PublicKey
 
 HELP = "record the named approver(s) of this CI run and set the stage alias"
 DESCRIPTION = """\
@@ -32,9 +34,12 @@ Inside a CI run (GITHUB_ACTIONS, TF_BUILD) the approvers come only from that CI'
 
 
 def add_approval_options(parser: argparse.ArgumentParser) -> None:
-    from mlgate.commands._common import add_ledger_option
+    from mlgate.commands._common import add_ledger_key_option, add_ledger_option
+    from mlgate.commands._signing import add_identity_options
 
     add_ledger_option(parser)
+    add_ledger_key_option(parser)
+    add_identity_options(parser)
     parser.add_argument("--approver", metavar="NAME", action="append", default=[],
                         help="local runs only (refused in CI): who approved (repeat for several)")
     parser.add_argument("--comment", metavar="TEXT", help="local runs only (refused in CI): why it was approved")
@@ -54,6 +59,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--policy", metavar="FILE",
                         help="read separation-of-duties rules from this policy's approvals block "
                         "(default: the policy recorded in the evidence)")
+    parser.add_argument("--evidence-key", metavar="KEY",
+                        help=f"the gate's public key ({KEY_FORMS}): the evidence must carry a signature by it "
+                        "(`mlgate gate --sign`) over exactly that evidence, else exit 1 naming what was expected "
+                        "and found; default: the signature is not checked")
+    parser.add_argument("--evidence-signature", metavar="FILE",
+                        help="with --evidence-key: the DSSE envelope `mlgate gate --sign` wrote (default: "
+                        "evidence.dsse.json beside --evidence)")
     add_approval_options(parser)
     return parser
 
@@ -134,6 +146,7 @@ def _evidence_exists(path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlgate.commands._signing import identity_options
     from mlgate.governed.evidence import bind_evidence, read_pack
     from mlgate.governed.record import duty_rules, model_authors, record
     from mlgate.ledger import open_ledger
@@ -144,13 +157,19 @@ def run(args: argparse.Namespace) -> int:
 
     request = approval_request(args)
     platform = approval_platform(request, args.platform)  # a self-declared approval in CI: refused first
-    ledger = open_ledger(args.ledger)
+    trusted = _evidence_key(args)
+    ledger = open_ledger(args.ledger, sign=args.ledger_key, identity=identity_options(args))
     client = MlflowClient.from_env()
     parsed = ModelRef.parse(args.ref)
     mv = client.resolve(parsed)
     version = mv.version
     _evidence_exists(args.evidence)
     evidence = read_pack(args.evidence, name=parsed.name, version=version, stage=args.stage)
+    if trusted is not None:
+        from mlgate.governed.evidence import check_signed, signature_path
+
+        check_signed(evidence, path=args.evidence, signature=signature_path(args.evidence, args.evidence_signature),
+                     key=trusted)
     in_ledger = bind_evidence(evidence, path=args.evidence, name=parsed.name, version=version,
                               sealed_sha256=recorded_digest(mv), ledger=ledger)
     rules, source = duty_rules(policy_path=args.policy, evidence=evidence, version_tags=mv.tags, stage=args.stage)
@@ -158,8 +177,23 @@ def run(args: argparse.Namespace) -> int:
         report = platform.read_approvals(request)
     outcome = record(parsed.name, version, stage=args.stage, authors=model_authors(client, mv), ledger=ledger,
                      client=client, ci=platform.context(), report=report, evidence=evidence, rules=rules,
-                     rules_source=source, evidence_in_ledger=in_ledger)
+                     rules_source=source, evidence_in_ledger=in_ledger,
+                     evidence_signed_by=trusted.hint if trusted is not None else None)
     return _say(platform, outcome, ledger, in_ledger, source)
+
+
+def _evidence_key(args: argparse.Namespace) -> PublicKey | None:
+    """The gate's public key the evidence must be signed by (read first: a bad key is exit 2 before any work)."""
+    if not args.evidence_key:
+        if args.evidence_signature:
+            from mlgate.errors import UsageError
+
+            raise UsageError("--evidence-signature needs --evidence-key (the key it must be signed by)",
+                             hint="pass --evidence-key KEY, or drop --evidence-signature")
+        return None
+    from mlgate.commands._signing import load_public_key
+
+    return load_public_key(args.evidence_key, args)
 
 
 def _say(platform: Platform, outcome: Outcome, ledger: Ledger, in_ledger: bool, source: str) -> int:

@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     request = approval_request(args)
     platform = approval_platform(request, args.platform)  # a self-declared approval in CI: refused first
-    ledger = open_ledger(args.ledger)
+    from mlgate.commands._signing import identity_options
+
+    ledger = open_ledger(args.ledger, sign=args.ledger_key, identity=identity_options(args))
     client = MlflowClient.from_env()
     report = platform.read_approvals(request)
     outcome = rollback(args.name, stage=args.stage, ledger=ledger, client=client, ci=platform.context(),

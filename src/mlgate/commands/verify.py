@@ -6,18 +6,28 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from mlgate.commands._common import command_parser
+from mlgate.commands._signing import add_identity_options
 
 if TYPE_CHECKING:
     from mlgate.integrity import Comparison
     from mlgate.integrity.manifest import Manifest
 
-HELP = "re-hash DIR and compare it with the sealed manifest"
+HELP = "re-hash DIR and compare it with the sealed (and signed) manifest"
 DESCRIPTION = """\
 Re-hash exactly the files under DIR and compare them with the sealed manifest (a file, or
 the manifest recorded on an MLflow model version). Exit 0 on an exact match; otherwise
 exit 1 listing every changed, missing and extra file with expected and actual digests,
 then a one-line summary. The manifest is validated before any file is hashed: a malformed
 one is exit 2. An unreadable file is exit 3, never a pass.
+
+Both manifest layouts are read: OpenSSF model-signing v1.0 (files or shards, re-hashed the
+way the manifest records) and mlgate's earlier one-subject-per-file layout.
+
+With --public-key (the key you trust: a PEM public key, or azure-keyvault://VAULT/keys/NAME
+whose public key is read from Key Vault), the manifest comes from the signed statement in
+--signature (default: model.sig beside --manifest), a bundle written by `mlgate seal --sign`
+or `model_signing sign key`. A missing, malformed or wrong signature refuses (exit 1) naming
+what was expected and what was found; with --manifest too, it must be the signed one.
 """
 
 
@@ -31,7 +41,36 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--follow-internal-symlinks", action="store_true",
         help="hash the target of symlinks that stay inside DIR instead of refusing them",
     )
+    parser.add_argument("--public-key", metavar="KEY",
+                        help="the trusted key: a PEM public key file or azure-keyvault://VAULT/keys/NAME[/VERSION]; "
+                        "a signature by it is then required")
+    parser.add_argument("--signature", metavar="FILE",
+                        help="with --public-key: the Sigstore bundle (default: model.sig beside --manifest)")
+    add_identity_options(parser)
     return parser
+
+
+def signed_manifest(args: argparse.Namespace) -> tuple[Manifest, str]:
+    """The manifest of the verified signature, and a line saying who signed it (exit 1 when it does not verify)."""
+    from mlgate.commands._signing import load_public_key
+    from mlgate.errors import UsageError
+    from mlgate.signing.bundle import default_signature_path, read_signature_file
+    from mlgate.signing.bundle import signed_manifest as from_bundle
+    from mlgate.signing.keys import SignatureInvalid
+
+    if not (args.signature or args.manifest):
+        raise UsageError("verify --public-key needs --signature FILE (or --manifest, to look for model.sig beside "
+                         "it)", hint="mlgate verify DIR --signature model.sig --public-key pub.pem")
+    key = load_public_key(args.public_key, args)
+    path = str(args.signature or default_signature_path(args.manifest))
+    manifest = from_bundle(read_signature_file(path, key), key, source=path)
+    if args.manifest:
+        given = read_manifest(args.manifest)
+        if given.digest != manifest.digest:
+            raise SignatureInvalid(f"{args.manifest} is not the manifest {path} signs: expected sha256:"
+                                   f"{manifest.digest}, found sha256:{given.digest}",
+                                   hint="pass the manifest and the signature written by the same seal")
+    return manifest, f"signature verified: {path} signed by {key.description}; manifest sha256:{manifest.digest}"
 
 
 def read_manifest(path: str) -> Manifest:
@@ -56,17 +95,28 @@ def run(args: argparse.Namespace) -> int:
 
     platform = detect_platform(args.platform)
     version = None
-    if args.manifest:
+    if args.signature and not args.public_key:
+        raise UsageError("--signature needs --public-key (the key you trust to have signed it)",
+                         hint="mlgate verify DIR --signature model.sig --public-key pub.pem")
+    if args.public_key and args.model:
+        from mlgate.lineage.signatures import load_signed_manifest
+
+        version, manifest, line = load_signed_manifest(args.model, args)
+        out(line)
+    elif args.public_key:
+        manifest, line = signed_manifest(args)
+        out(line)
+    elif args.manifest:
         manifest = read_manifest(args.manifest)
     elif args.model:
         from mlgate.lineage.artifacts import load_sealed_manifest
 
         version, manifest = load_sealed_manifest(args.model)
     else:
-        raise UsageError("verify needs --manifest FILE or --model REF",
+        raise UsageError("verify needs --manifest FILE, --model REF or --public-key KEY --signature FILE",
                          hint="mlgate verify DIR --manifest manifest.json")
     tolerated = None
-    with platform.group(f"mlgate verify: hash {len(manifest.subjects)} file(s) and compare with the seal"):
+    with platform.group(f"mlgate verify: hash {manifest.files} file(s) and compare with the seal"):
         result = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
                                   ci=platform.is_ci)
         if version is not None:
@@ -76,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             if dropped:
                 tolerated = REGISTERED_MODEL_META
                 out(f"tolerated {REGISTERED_MODEL_META}: written by MLflow's client when downloading the model")
+        if manifest.serialization is not None and manifest.serialization.ignore_paths:
+            out("not compared (ignore_paths of the manifest): " + ", ".join(manifest.serialization.ignore_paths))
         lines = describe(result, manifest.digest)
         for line in lines:
             out(line)
@@ -91,7 +143,8 @@ def summary_markdown(args: argparse.Namespace, digest: str, result: Comparison, 
     """The step summary: the verdict, what was compared with what, and every differing file."""
     from mlgate.evidence.markdown import cell, folded_table
 
-    source = f"the manifest sealed on `{cell(args.model)}`" if args.model else f"`{cell(args.manifest)}`"
+    source = (f"the manifest sealed on `{cell(args.model)}`" if args.model else f"`{cell(args.manifest)}`"
+              if args.manifest else f"the manifest signed in `{cell(args.signature)}`")
     differing = len(result.changed) + len(result.missing) + len(result.extra)
     head = (f"## mlgate verify: ✅ {result.checked} files match the seal" if result.ok else
             f"## mlgate verify: ❌ MISMATCH — {len(result.changed)} changed, {len(result.missing)} missing, "

@@ -6,12 +6,18 @@ Written by `mlgate seal --model` and `mlgate gate` when a ledger is configured (
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 from mlgate.console import out
 from mlgate.governed.record import run_key
 from mlgate.ledger import Draft, open_ledger
 from mlgate.platforms.base import CIContext
+
+if TYPE_CHECKING:
+    from mlgate.secrets.credentials import IdentityOptions
+
+LEDGER_KEY_VARIABLE = "MLGATE_LEDGER_KEY"  # the environment default of --ledger-key
 
 
 def append_event(
@@ -24,10 +30,17 @@ def append_event(
     evidence_sha256: str | None = None,
     details: dict[str, Any],
     fingerprint: str,
+    ledger_key: str | None = None,
+    identity: IdentityOptions | None = None,
 ) -> None:
     """Append one ``event`` entry to the ledger ``spec`` (once per CI run, event and version) and say
-    where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)"""
-    ledger = open_ledger(spec)
+    where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)
+
+    ``ledger_key`` signs it; a caller without a ``--ledger-key`` option passes None and the entry is
+    signed with ``MLGATE_LEDGER_KEY`` when that is set, so every step of a pipeline signs the ledger.
+    """
+    key = ledger_key if ledger_key is not None else os.environ.get(LEDGER_KEY_VARIABLE) or None
+    ledger = open_ledger(spec, sign=key, identity=identity)
     entry, created = ledger.append(
         Draft(
             event=event,

@@ -10,6 +10,7 @@ from mlgate.evidence.pack import Evidence
 
 if TYPE_CHECKING:
     from mlgate.ledger import Ledger
+    from mlgate.signing.keys import PublicKey
 
 MAX_EVIDENCE_BYTES = 64 << 20
 _HINT = "pass --evidence with the evidence.json that `mlgate gate` wrote for this model version"
@@ -105,3 +106,30 @@ def evidence_summary(doc: Evidence | Mapping[str, Any]) -> dict[str, Any]:
         "manifest_sha256": evidence.manifest_sha256,
         "generated_at": evidence.generated_at or None,
     }
+
+
+def signature_path(evidence_path: str, given: str | None) -> str:
+    """``--evidence-signature``, else ``evidence.dsse.json`` beside the evidence."""
+    import os
+
+    from mlgate.evidence.attestation import SIGNATURE_NAME
+
+    return given or os.path.join(os.path.dirname(evidence_path), SIGNATURE_NAME)
+
+
+def check_signed(evidence: Evidence, *, path: str, signature: str, key: PublicKey) -> None:
+    """Refuse (exit 1) unless ``signature`` is a DSSE envelope by ``key`` over exactly this evidence."""
+    import os
+
+    from mlgate.evidence.attestation import MAX_ENVELOPE_BYTES, verify
+    from mlgate.files import read_bounded
+    from mlgate.signing.keys import SignatureInvalid
+
+    if not os.path.lexists(signature):
+        raise SignatureInvalid(
+            f"expected {path} signed by {key.description} (hint {key.hint}), found no signature at {signature}",
+            hint="run `mlgate gate --sign KEY` (it writes evidence.dsse.json beside evidence.json) and pass "
+            "--evidence-signature if it is elsewhere",
+        )
+    data = read_bounded(signature, MAX_ENVELOPE_BYTES, what="evidence signature")
+    verify(data, evidence, key, source=signature, evidence_path=path)

@@ -127,6 +127,7 @@ def _record_details(
     rules_source: str,
     evidence: Evidence,
     evidence_in_ledger: bool | None,
+    evidence_signed_by: str | None = None,
 ) -> dict[str, Any]:
     from mlgate.governed.evidence import evidence_summary
 
@@ -142,6 +143,8 @@ def _record_details(
     }
     if evidence_in_ledger is not None:
         details["evidence_in_ledger"] = evidence_in_ledger
+    if evidence_signed_by is not None:  # the hint of the key the evidence signature was verified with
+        details["evidence_signed_by"] = evidence_signed_by
     return details
 
 
@@ -159,6 +162,7 @@ def record(
     rules: ApprovalRules,
     rules_source: str,
     evidence_in_ledger: bool | None = None,
+    evidence_signed_by: str | None = None,
 ) -> Outcome:
     """Record the approval of the resolved version ``name``/``version`` (``authors``: who trained it)."""
     violations = check_duties(report, rules, model_authors=authors)
@@ -173,7 +177,7 @@ def record(
         "run_url": ci.run_url,
     }
     fingerprint = repr(([(a["name"], a["comment"]) for a in approvers], evidence_sha))
-    details = _record_details(ci, report, rules, rules_source, evidence, evidence_in_ledger)
+    details = _record_details(ci, report, rules, rules_source, evidence, evidence_in_ledger, evidence_signed_by)
     if violations:
         details["violations"] = [v.to_dict() for v in violations]
         key = run_key(ci, "refused", name, version, stage, fingerprint)

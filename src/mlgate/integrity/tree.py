@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlgate.errors import EvaluationError, RefusedError, UsageError
@@ -125,8 +126,13 @@ class _Scan:
             self.problems.append(f"{display(name)}: symlink to {_kind(tst.st_mode)}")
 
 
-def scan_tree(root: str | os.PathLike[str], *, follow_internal_symlinks: bool = False) -> list[FileEntry]:
-    """Every regular file under ``root``; raises :class:`RefusedError` listing every hostile entry."""
+def scan_tree(root: str | os.PathLike[str], *, follow_internal_symlinks: bool = False,
+              ignore: Callable[[str], bool] | None = None) -> list[FileEntry]:
+    """Every regular file under ``root``; raises :class:`RefusedError` listing every hostile entry.
+
+    ``ignore(name)`` true skips that entry (and all under it) before it is looked at: the
+    statement's ``ignore_paths``.
+    """
     top = os.fspath(root)
     if not os.path.isdir(top):
         raise UsageError(f"{top} is not a directory", hint="pass the directory that holds the model files")
@@ -134,7 +140,9 @@ def scan_tree(root: str | os.PathLike[str], *, follow_internal_symlinks: bool = 
     while scan.stack:
         directory, prefix = scan.stack.pop()
         for entry in scan.listing(directory, prefix):
-            scan.entry(entry, f"{prefix}{entry.name}")
+            name = f"{prefix}{entry.name}"
+            if ignore is None or not ignore(name):
+                scan.entry(entry, name)
     if scan.problems:
         count = len(scan.problems)
         listing = "\n  ".join(scan.problems)

@@ -15,10 +15,14 @@ implementing :meth:`Ledger.snapshot` and :meth:`Ledger.append_if_unchanged`) add
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mlgate.errors import UsageError
 from mlgate.ledger.base import Approver, Draft, Entry, Ledger, LedgerUnavailable, TamperedError, VerifyResult
+
+if TYPE_CHECKING:
+    from mlgate.secrets.credentials import IdentityOptions
 
 DEFAULT_LEDGER = "file:.mlgate/ledger.jsonl"
 _HINT = (
@@ -91,13 +95,24 @@ SCHEMES: dict[str, Callable[[str], Ledger]] = {
 }
 
 
-def open_ledger(spec: str | None) -> Ledger:
-    """The ledger named by ``spec`` (None or empty: the embedded default)."""
+def open_ledger(spec: str | None, *, sign: str | None = None, identity: IdentityOptions | None = None) -> Ledger:
+    """The ledger named by ``spec`` (None or empty: the embedded default).
+
+    ``sign``: the recording identity's key (a PEM private key file or ``azure-keyvault://...``,
+    as :func:`mlgate.signing.keys.load_signer` reads it, through ``identity`` for Key Vault);
+    every entry appended is then signed.
+    """
     text = (spec or "").strip() or DEFAULT_LEDGER
     scheme, _, rest = text.partition(":")
     if "://" not in text and scheme != "file":
-        return _open_file(text)  # a bare path (which may hold a colon, e.g. C:\\...)
-    opener = SCHEMES.get(scheme)
-    if opener is None:
-        raise UsageError(f"unknown ledger scheme {scheme!r}://", hint=_HINT)
-    return opener(rest)
+        ledger = _open_file(text)  # a bare path (which may hold a colon, e.g. C:\\...)
+    else:
+        opener = SCHEMES.get(scheme)
+        if opener is None:
+            raise UsageError(f"unknown ledger scheme {scheme!r}://", hint=_HINT)
+        ledger = opener(rest)
+    if sign:
+        from mlgate.signing.keys import load_signer
+
+        ledger.signer = load_signer(sign, identity=identity)
+    return ledger

@@ -3,11 +3,12 @@
 Every entry is one line of canonical JSON (sorted keys, no spaces, UTF-8) carrying ``v``,
 ``seq``, ``prev`` (the previous entry's hash; 64 zeros for the first), ``time``, ``event``,
 the model ref, stage, actor, approvers, evidence digest, CI run URL, idempotency key,
-``details`` and ``hash``: the SHA-256 of the canonical JSON of the entry *without* its
-``hash`` key. Verification hashes the stored bytes themselves (the line minus its hash
-member), so a change of any single byte anywhere breaks the line's JSON, its own hash, or
-the next entry's ``prev``; rewriting the whole chain from some entry on is caught by the
-anchors (``mlgate.ledger.head`` tags written on model versions, see :mod:`.anchors`).
+``details``, an optional ``sig`` (the recording identity's signature, :mod:`.signed`) and
+``hash``: the SHA-256 of the canonical JSON of the entry *without* its ``hash`` key.
+Verification hashes the stored bytes themselves (the line minus its hash member), so a change
+of any single byte anywhere breaks the line's JSON, its own hash, or the next entry's ``prev``;
+rewriting the whole chain from some entry on is caught by the anchors (``mlgate.ledger.head``
+tags written on model versions, see :mod:`.anchors`) and, in a signed ledger, by the signatures.
 
 :func:`parse_line` parses and type-checks a line once into an :class:`Entry` (a wrong-typed
 field is tampering, named by line and field). :meth:`Ledger.append` holds the one append
@@ -30,11 +31,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from mlgate.errors import EvaluationError, RefusedError
+from mlgate.errors import EvaluationError, RefusedError, UsageError
 from mlgate.integrity.manifest import canonical_json
 from mlgate.jsonvalue import kind_of
+
+if TYPE_CHECKING:
+    from mlgate.ledger.signed import HeadCheck, Trust
+    from mlgate.signing.keys import Signer
 
 GENESIS = "0" * 64
 FORMAT_VERSION = 1
@@ -43,13 +48,14 @@ EVENTS = ("sealed", "gated", "approved", "rolled_back", "refused")  # `approved`
 ANCHORING_EVENTS = ("approved", "rolled_back")  # the entries `record`/`rollback` anchor on a version
 MAX_LINE = 4 << 20  # no entry mlgate writes comes near this
 MAX_ATTEMPTS = 40
+SIG_KEY = "sig"  # a signed entry's {"keyid": HINT, "sig": BASE64}: see mlgate.ledger.signed
 
 # details mlgate writes and reads back, with their types (None is always allowed)
 _DETAIL_TYPES: dict[str, tuple[type, str]] = {
     **dict.fromkeys(
         (LEDGER_ID, "platform", "commit", "alias", "previous_version", "from_version", "to_version",
          "approved_entry", "replaced_entry", "action", "approval_source", "approval_for", "duty_rules_source",
-         "manifest_sha256"),
+         "manifest_sha256", "evidence_signed_by"),
         (str, "a string"),
     ),
     **dict.fromkeys(("passed", "evidence_in_ledger"), (bool, "a boolean")),
@@ -244,6 +250,8 @@ class Entry:
     details: Details
     hash: str
     raw: bytes = field(repr=False, compare=False)
+    #: ``(keyid, base64 signature)`` of a signed entry (see :mod:`.signed`), None for an unsigned one
+    signature: tuple[str, str] | None = None
 
     @property
     def data(self) -> dict[str, Any]:
@@ -284,14 +292,28 @@ def _typed(data: Mapping[str, Any], raw: bytes, claimed: str) -> Entry:
     return _built(Entry, v=version, seq=data["seq"], prev=data["prev"], time=data["time"], event=data["event"],
                   model=get("model"), stage=get("stage"), actor=get("actor"), approvers=_approvers(get("approvers")),
                   evidence_sha256=get("evidence_sha256"), run_url=get("run_url"), key=get("key"),
-                  details=Details.parse(get("details")), hash=claimed, raw=raw)
+                  details=Details.parse(get("details")), hash=claimed, raw=raw, signature=_signature(get(SIG_KEY)))
 
 
-def chain(draft: Draft, previous: Entry | None, *, time: str | None = None) -> Entry:
-    """Build the entry that follows ``previous`` (None: the first entry).
+def _signature(value: object) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if value.__class__ is not dict:
+        raise _Shape(f"field {SIG_KEY}: expected an object, got {kind_of(value)}")
+    assert isinstance(value, dict)
+    keyid, sig = value.get("keyid"), value.get("sig")
+    if keyid.__class__ is not str or sig.__class__ is not str or set(value) != {"keyid", "sig"}:
+        raise _Shape(f"field {SIG_KEY}: expected exactly the strings keyid and sig")
+    return keyid, sig
+
+
+def chain(draft: Draft, previous: Entry | None, *, time: str | None = None, signer: Signer | None = None) -> Entry:
+    """Build the entry that follows ``previous`` (None: the first entry); ``signer`` signs it.
 
     The first entry's details carry a random ``ledger_id``: the ledger's identity, which the
     anchors on model versions name, so a copy, an export or a moved file finds its anchors.
+    A signed entry's ``sig`` is made over the entry without ``hash`` and ``sig``; the ``hash``
+    then covers the ``sig`` too (so the next entry's signature covers this one's).
     """
     details = dict(draft.details)
     if previous is None:
@@ -311,6 +333,10 @@ def chain(draft: Draft, previous: Entry | None, *, time: str | None = None) -> E
         "key": draft.key,
         "details": details,
     }
+    if signer is not None:
+        from mlgate.ledger.signed import sign_body
+
+        body[SIG_KEY] = sign_body(body, signer)
     body["hash"] = digest = entry_hash(body)
     raw = canonical_json(body) + b"\n"
     try:
@@ -430,6 +456,9 @@ class VerifyResult:
     ledger_id: str | None = None
     #: anchoring entries by seq (an anchor can only name one of these)
     recorded: Mapping[int, Recorded] = field(default_factory=dict, repr=False)
+    #: with a trusted key: how many entries are signed, and the seq of the first one (see :mod:`.signed`)
+    signed: int = 0
+    signed_from: int | None = None
 
     @property
     def recorded_models(self) -> dict[str, Recorded]:
@@ -443,14 +472,21 @@ class VerifyResult:
 
 
 def verify_lines(
-    lines: Iterable[bytes], *, anchors: Mapping[int, Iterable[tuple[str, str]]] | None = None
+    lines: Iterable[bytes],
+    *,
+    anchors: Mapping[int, Iterable[tuple[str, str]]] | None = None,
+    trust: Trust | None = None,
 ) -> VerifyResult:
     """Stream ``lines`` and check every entry and link; raise :class:`TamperedError` at the first bad one.
 
     ``anchors`` maps a ``seq`` to ``(where, hash)`` pairs recorded outside the ledger (an export's
     header); each must name an entry that exists with exactly that hash. The result indexes the
     anchoring entries so the anchors MLflow holds can be checked afterwards (:mod:`.anchors`).
+    ``trust`` (a public key): every entry after its ``unsigned_until`` must be signed by it, and the
+    last signature must verify (:mod:`.signed` says why that covers every entry before it; use
+    :func:`mlgate.ledger.signed.verify_signed` to also name the first entry whose signature fails).
     """
+    check = trust.checker() if trust is not None else None
     pending = {seq: list(items) for seq, items in (anchors or {}).items()}
     checked = 0
     previous: Entry | None = None
@@ -487,9 +523,12 @@ def verify_lines(
                     line=number,
                     seq=entry.seq,
                 )
+        if check is not None:
+            check.see(entry, number)
         previous = entry
         count = number
         expected_seq, expected_prev = expected_seq + 1, entry.hash
+    signed, signed_from = check.finish() if check is not None else (0, None)
     if pending:
         seq = min(pending)
         where = pending[seq][0][0]
@@ -500,7 +539,7 @@ def verify_lines(
             seq=seq,
         )
     return VerifyResult(entries=count, head=previous, anchors_checked=checked, ledger_id=first_id,
-                        recorded=recorded)
+                        recorded=recorded, signed=signed, signed_from=signed_from)
 
 
 class LedgerUnavailable(EvaluationError):
@@ -553,6 +592,8 @@ class Ledger(abc.ABC):
 
     #: a short, secret-free description of where the ledger lives (for messages)
     location: str = "ledger"
+    #: the recording identity's key: when set, every appended entry is signed (see :mod:`.signed`)
+    signer: Signer | None = None
 
     # -- what a back-end implements -------------------------------------------------------
     @abc.abstractmethod
@@ -589,11 +630,16 @@ class Ledger(abc.ABC):
         with self.writing():
             for attempt in range(MAX_ATTEMPTS):
                 try:
-                    snapshot = self.snapshot(whole=draft.key is not None)
-                    match, last = find_key(snapshot.lines, draft.key, whole=snapshot.whole)
+                    snapshot = self.snapshot(whole=draft.key is not None or self.signer is not None)
+                    lines, head = _watched(snapshot.lines, self.signer)
+                    match, last = find_key(lines, draft.key, whole=snapshot.whole)
                     if match is not None:
                         return match, False
-                    entry = chain(draft, last)
+                    if head is not None:
+                        head.check(last, location=self.location)
+                    elif last is not None and last.signature is not None:
+                        raise _unsigned_onto_signed(self.location, last)
+                    entry = chain(draft, last, signer=self.signer)
                     self.append_if_unchanged(entry.line(), snapshot)
                     if entry.seq == 1:
                         self._known_identity = entry.ledger_id
@@ -642,5 +688,31 @@ class Ledger(abc.ABC):
             previous = entry
             yield entry
 
-    def verify(self, *, anchors: Mapping[int, Iterable[tuple[str, str]]] | None = None) -> VerifyResult:
-        return verify_lines(self.lines(), anchors=anchors)
+    def verify(
+        self, *, anchors: Mapping[int, Iterable[tuple[str, str]]] | None = None, trust: Trust | None = None
+    ) -> VerifyResult:
+        if trust is None:
+            return verify_lines(self.lines(), anchors=anchors)
+        from mlgate.ledger.signed import verify_signed
+
+        return verify_signed(self.lines, anchors=anchors, trust=trust)
+
+
+def _unsigned_onto_signed(location: str, last: Entry) -> UsageError:
+    """An unsigned append onto a signed ledger would make it fail verification: exit 2, nothing written."""
+    keyid = last.signature[0] if last.signature else ""
+    return UsageError(
+        f"the ledger {location} is signed (its last entry, seq {last.seq}, by the key with hint {keyid[:80]}), "
+        "and this command has no ledger key: an unsigned entry would make the ledger fail verification",
+        hint="pass --ledger-key KEY (or set MLGATE_LEDGER_KEY) with the key that signs this ledger",
+    )
+
+
+def _watched(lines: Iterable[bytes], signer: Signer | None) -> tuple[Iterable[bytes], HeadCheck | None]:
+    """``lines`` as they are, or (with a signer) watched for signed entries before the one appended onto."""
+    if signer is None:
+        return lines, None
+    from mlgate.ledger.signed import HeadCheck
+
+    head = HeadCheck(lines, signer)
+    return head, head

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mlgate.errors import InvalidInputError, UsageError
 from mlgate.files import atomic_output
@@ -39,6 +39,9 @@ from mlgate.ledger.base import (
     utc_now,
     verify_lines,
 )
+
+if TYPE_CHECKING:
+    from mlgate.ledger.signed import Trust
 
 EXPORT_KEY = "mlgate_ledger_export"
 Anchors = Mapping[int, list[tuple[str, str]]]
@@ -65,10 +68,11 @@ def anchors_from_list(items: object, *, source: str) -> dict[int, list[tuple[str
     return result
 
 
-def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors) -> VerifyResult:
+def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors, trust: Trust | None = None) -> VerifyResult:
     """Verify ``ledger`` while copying it, then write header + lines to ``output`` atomically.
 
-    Nothing is written when the ledger does not verify (a tampered ledger is not exported).
+    Nothing is written when the ledger does not verify (a tampered ledger is not exported);
+    ``trust``: its signatures are checked too (see :mod:`.signed`).
     """
     target = Path(output)
     directory = target.parent if str(target.parent) else Path(".")
@@ -79,7 +83,16 @@ def export_ledger(ledger: Ledger, output: str, *, anchors: Anchors) -> VerifyRes
         raise UsageError(f"cannot write {output}: {exc.strerror}", hint="choose a writable -o FILE") from exc
     with body:
         first: list[Entry] = []
-        result = verify_lines(_tee(ledger.lines(), body, first), anchors=anchors)
+        try:
+            result = verify_lines(_tee(ledger.lines(), body, first), anchors=anchors, trust=trust)
+        except TamperedError as exc:
+            if trust is None:
+                raise
+            from mlgate.ledger.signed import LastSignatureBad, first_bad_signature
+
+            if not isinstance(exc, LastSignatureBad):
+                raise
+            raise (first_bad_signature(ledger.lines(), trust) or exc) from None
         header = {
             EXPORT_KEY: 1,
             "exported_at": utc_now(),
@@ -149,10 +162,13 @@ def _open_regular(path: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def verify_file(path: str, *, live: Anchors | None = None) -> tuple[VerifyResult, ExportHeader | None]:
+def verify_file(
+    path: str, *, live: Anchors | None = None, trust: Trust | None = None
+) -> tuple[VerifyResult, ExportHeader | None]:
     """Verify an exported file (or a plain ledger copy); return the result and header.
 
-    ``live`` are anchors read from MLflow now (checked in addition to the header's copies).
+    ``live`` are anchors read from MLflow now (checked in addition to the header's copies);
+    ``trust``: the entries' signatures are checked too (see :mod:`.signed`).
     """
     with _open_regular(path) as stream:
         first = stream.readline(MAX_LINE + 1)
@@ -174,7 +190,7 @@ def verify_file(path: str, *, live: Anchors | None = None) -> tuple[VerifyResult
         try:
             for seq, items in (live or {}).items():
                 anchors.setdefault(seq, []).extend(items)
-            result = verify_lines(lines, anchors=anchors)
+            result = _verify_lines(path, lines, anchors, trust, skip=offset)
         except TamperedError as exc:
             if offset:  # report lines of the file, not of the ledger inside it
                 exc.args = (exc.message.replace(f"line {exc.line}", f"line {exc.line + 1}", 1),)
@@ -201,6 +217,22 @@ def _check_header(path: str, header: ExportHeader, result: VerifyResult) -> None
             line=1,
             seq=None,
         )
+
+
+def _verify_lines(path: str, lines: Iterable[bytes], anchors: Anchors, trust: Trust | None, *,
+                  skip: int) -> VerifyResult:
+    """verify_lines; when the last signature fails, the file is read again to name the first bad entry."""
+    if trust is None:
+        return verify_lines(lines, anchors=anchors)
+    from mlgate.ledger.signed import LastSignatureBad, first_bad_signature
+
+    try:
+        return verify_lines(lines, anchors=anchors, trust=trust)
+    except LastSignatureBad as exc:
+        with _open_regular(path) as again:
+            for _ in range(skip):
+                again.readline(MAX_LINE + 1)
+            raise (first_bad_signature(again, trust) or exc) from None
 
 
 def _chain_first(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:

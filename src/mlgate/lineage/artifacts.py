@@ -26,9 +26,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from mlgate.errors import EvaluationError, InvalidInputError, NetworkError, RefusedError
-from mlgate.integrity.hashing import hash_chunks
+from mlgate.integrity.hashing import hash_chunks, hash_chunks_sharded
 from mlgate.integrity.manifest import MAX_MANIFEST_BYTES, Comparison, Manifest, check_name
 from mlgate.integrity.progress import Progress
+from mlgate.integrity.serialization import FILES, SHARDS, Serialization, shard_name
 from mlgate.lineage.chain import logged_model_id
 from mlgate.lineage.mlflow import MAX_PAGES, MlflowClient, NotFound
 from mlgate.lineage.records import LoggedModel, ModelVersion
@@ -157,20 +158,27 @@ def list_files(client: MlflowClient | None, where: ModelFiles) -> dict[str, int]
 def hash_files(
     client: MlflowClient | None, where: ModelFiles, names: list[str], *, workers: int = DOWNLOAD_WORKERS,
     advance: Callable[[int], None] | None = None, sizes: dict[str, int] | None = None,
+    shard_size: int | None = None,
 ) -> tuple[dict[str, str], int]:
     """Stream and hash every file (in parallel); ``({name: sha256}, total bytes)``.
 
-    When the listing gave a file's size, a download of another length is a failure (exit 3): a
-    cut-off transfer must never be sealed or compared as if it were the file.
+    With ``shard_size``, each file's pieces instead (``{PATH:START:END: sha256}``, model-signing's
+    ``shards``). When the listing gave a file's size, a download of another length is a failure
+    (exit 3): a cut-off transfer must never be sealed or compared as if it were the file.
     """
 
-    def one(name: str) -> tuple[str, str, int]:
-        digest, size = hash_chunks(where.store.open(name), advance)
+    def one(name: str) -> tuple[dict[str, str], int]:
+        if shard_size is None:
+            digest, size = hash_chunks(where.store.open(name), advance)
+            found = {name: digest}
+        else:
+            pieces, size = hash_chunks_sharded(where.store.open(name), shard_size, advance)
+            found = {shard_name(name, start, end): digest for start, end, digest in pieces}
         listed = (sizes or {}).get(name, -1)
         if listed >= 0 and listed != size:
             raise NetworkError(f"download of {name} gave {size} bytes, the listing says {listed}",
                                hint="re-run; if it persists, check the artifact store")
-        return name, digest, size
+        return found, size
 
     digests: dict[str, str] = {}
     total = 0
@@ -180,8 +188,8 @@ def hash_files(
     try:
         futures = [pool.submit(one, n) for n in names]
         for future in as_completed(futures):
-            name, digest, size = future.result()
-            digests[name] = digest
+            found, size = future.result()
+            digests.update(found)
             total += size
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -190,11 +198,17 @@ def hash_files(
 
 def seal_from_store(
     client: MlflowClient, model_version: ModelVersion, *, ci: bool = False,
-    logged_model: LoggedModel | None = None,
+    logged_model: LoggedModel | None = None, serialization: Serialization | None = None,
 ) -> tuple[Manifest, ModelFiles]:
-    """The manifest of the version's files as the artifact store holds them now."""
+    """The manifest of the version's files as the artifact store holds them now (model-signing v1.0 layout).
+
+    ``serialization``: files (default) or shards, and the paths it ignores (a recorded manifest's).
+    """
+    chosen = serialization or Serialization.of(FILES)
     where = locate(client, model_version, logged_model=logged_model)
     listing = list_files(client, where)
+    if chosen.ignore_paths:
+        listing = {name: size for name, size in listing.items() if not chosen.ignored(name)}
     if not listing:
         raise RefusedError(
             f"model version {model_version.label} has no files in MLflow",
@@ -202,8 +216,9 @@ def seal_from_store(
         )
     total_listed = sum(v for v in listing.values() if v > 0)
     with Progress(total_listed, label="downloading and hashing", ci=ci) as progress:
-        digests, total = hash_files(client, where, sorted(listing), sizes=listing, advance=progress.advance)
-    return Manifest.build(digests, total, follow_internal_symlinks=False), where
+        digests, total = hash_files(client, where, sorted(listing), sizes=listing, advance=progress.advance,
+                                    shard_size=chosen.shard_size if chosen.method == SHARDS else None)
+    return Manifest.of_resources(digests, total, chosen, model_version.name), where
 
 
 def recorded_digest(model_version: ModelVersion) -> str | None:

@@ -30,7 +30,6 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -42,6 +41,7 @@ from mlgate.jsonvalue import Fields, parse_json
 from mlgate.lineage.presigned import PresignedLink, parse_link, read_timed_out, stream_presigned
 from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
+from mlgate.timeouts import DEFAULT_TIMEOUTS, Timeouts, current_timeouts, set_timeouts
 from mlgate.urls import safe_url
 
 log = logging.getLogger(__name__)
@@ -58,35 +58,21 @@ MAX_PAGES = 10_000  # pages of one listing or search (10 million versions at 1,0
 ERROR_BYTES = 64 << 10  # an error answer is read this far for its code and message
 
 __all__ = [
-    "Experiment", "FileInfo", "LoggedModel", "MlflowClient", "ModelVersion", "NotFound", "RegisteredModel", "Run",
-    "proxied_path", "rewrite_tracking_uri",
+    "DEFAULT_TIMEOUTS",
+    "Experiment",
+    "FileInfo",
+    "LoggedModel",
+    "MlflowClient",
+    "ModelVersion",
+    "NotFound",
+    "RegisteredModel",
+    "Run",
+    "Timeouts",
+    "current_timeouts",
+    "proxied_path",
+    "rewrite_tracking_uri",
+    "set_timeouts",
 ]
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """The (connect, read) timeouts of every request to MLflow and of artifact downloads, in seconds.
-
-    ``read`` also bounds the wait for the first byte of an answer: a proxy that copies a large object
-    from its store before answering needs more (or presigned downloads, :mod:`mlgate.lineage.presigned`).
-    Set from ``--connect-timeout`` / ``--read-timeout`` (``MLGATE_CONNECT_TIMEOUT`` / ``MLGATE_READ_TIMEOUT``).
-    """
-
-    connect: float = 5.0
-    read: float = 30.0
-
-
-DEFAULT_TIMEOUTS = Timeouts()
-_timeouts = [DEFAULT_TIMEOUTS]  # what the command line chose; read when a client is built
-
-
-def set_timeouts(timeouts: Timeouts) -> None:
-    """The timeouts of the clients built from now on (the CLI sets them once per command)."""
-    _timeouts[0] = timeouts
-
-
-def current_timeouts() -> Timeouts:
-    return _timeouts[0]
 
 
 class NotFound(RefusedError):

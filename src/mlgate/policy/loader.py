@@ -79,15 +79,21 @@ class Requirements:
     metrics: Mapping[str, tuple[Bound, ...]] = field(default_factory=dict)
     fairness: Mapping[str, tuple[Bound, ...]] = field(default_factory=dict)
     approvals: ApprovalRules = field(default_factory=ApprovalRules)
+    #: ``signing.trusted_keys`` of each layer that names some (risk class, then stage): the seal's
+    #: signature must verify with a key of every one of them
+    trusted_keys: tuple[tuple[str, ...], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "risk_class": self.risk_class, "stage": self.stage, "lineage": list(self.lineage),
             "tags_required": list(self.tags_required),
             "metrics": {k: " and ".join(map(str, v)) for k, v in self.metrics.items()},
             "fairness": {k: " and ".join(map(str, v)) for k, v in self.fairness.items()},
             "approvals": self.approvals.to_dict(),
         }
+        if self.trusted_keys:
+            doc["signing"] = {"trusted_keys": [list(layer) for layer in self.trusted_keys]}
+        return doc
 
 
 def _joined(*lists: Any) -> tuple[str, ...]:
@@ -150,7 +156,18 @@ class Policy:
             metrics=_bounds("metrics", *layers),
             fairness=_bounds("fairness", *layers),
             approvals=approvals,
+            trusted_keys=tuple(tuple(self.key_spec(k) for k in (block.get("signing") or {}).get("trusted_keys", []))
+                               for block, _ in layers if (block.get("signing") or {}).get("trusted_keys")),
         )
+
+    def key_spec(self, spec: str) -> str:
+        """A trusted key as written in the policy: a PEM path is relative to the policy file's folder."""
+        import os
+
+        text = str(spec).strip()
+        if "://" in text or os.path.isabs(text) or self.source == "policy":
+            return text
+        return os.path.join(os.path.dirname(os.path.abspath(self.source)), text)
 
 
 def _key_line(node: Any, path: list[str | int]) -> int | None:

@@ -27,6 +27,18 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class SignatureCheck:
+    """The seal's signature against the trusted keys (policy ``signing.trusted_keys`` or ``--public-key``)."""
+
+    expected: str  # the trusted keys, as printed
+    ok: bool
+    detail: str  # who signed it, or what was found instead
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expected": self.expected, "verified": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
 class IntegrityResult:
     """What the gate found comparing the artifacts with the seal recorded on the version."""
 
@@ -40,6 +52,7 @@ class IntegrityResult:
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     tolerated: list[str] = field(default_factory=list)  # extra files accepted, with the reason
+    signature: SignatureCheck | None = None  # only when trusted keys are configured
 
     @property
     def matches(self) -> bool:
@@ -58,7 +71,7 @@ class IntegrityResult:
             "extra": self.extra[:MAX_LISTED], "tolerated": self.tolerated,
             "counts": {"changed": len(self.changed), "missing": len(self.missing), "extra": len(self.extra)},
             "matches": self.matches,
-        }
+        } | ({"signature": self.signature.to_dict()} if self.signature is not None else {})
 
 
 def integrity_rules(result: IntegrityResult) -> list[RuleResult]:
@@ -89,6 +102,10 @@ def integrity_rules(result: IntegrityResult) -> list[RuleResult]:
         message = "files differ from the sealed manifest: " + "; ".join(names)
     out.append(RuleResult("integrity.matches", "integrity", sealed and result.matches,
                           f"{what} match the sealed manifest", actual, message))
+    check = result.signature
+    if check is not None:
+        out.append(RuleResult("integrity.signed", "integrity", check.ok, f"the seal is signed by {check.expected}",
+                              "signed" if check.ok else "refused", check.detail))
     return out
 
 

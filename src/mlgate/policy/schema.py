@@ -24,6 +24,15 @@ REQUIREMENTS: dict[str, Any] = {
                           "uniqueItems": True},
         "metrics": _thresholds,
         "fairness": _thresholds,
+        "signing": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["trusted_keys"],
+            "properties": {
+                "trusted_keys": {"type": "array", "minItems": 1, "maxItems": 20, "uniqueItems": True,
+                                 "items": {"type": "string", "minLength": 1, "maxLength": 1024}},
+            },
+        },
         "approvals": {
             "type": "object",
             "additionalProperties": False,

@@ -39,6 +39,11 @@ def test_demo_runs_the_whole_flow_and_stops_its_server(tmp_path: Path, capsys: p
     assert [e["details"]["passed"] for e in ledger if e["event"] == "gated"] == [True, False, False]
     assert ledger[1]["evidence_sha256"] == ledger[4]["evidence_sha256"] == evidence["evidence_sha256"]
     assert ledger[4]["details"]["evidence_in_ledger"] is True
+    # one demo key signs the seal, the evidence and every ledger entry; audit verify checked them
+    hints = {e["sig"]["keyid"] for e in ledger}
+    assert len(hints) == 1 and ledger[4]["details"]["evidence_signed_by"] in hints
+    assert (work / "evidence" / "evidence.dsse.json").is_file()
+    assert "5 signed entries from seq 1" in out
     uri = re.search(r"local MLflow on (http://127\.0\.0\.1:(\d+))", out)
     assert uri is not None
     with socket.socket() as sock, pytest.raises(OSError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -248,7 +249,10 @@ def test_stored_manifest_altered_after_sealing_is_refused(
     built = sealed["manifest-tamper"]
     stored = next(mlflow_artifacts_root.rglob(f"{built.model_id}/mlgate-manifests/*.json"))
     doc = json.loads(stored.read_text())
-    doc["subject"][0]["digest"]["sha256"] = "0" * 64  # bless a different first file
+    resources = doc["predicate"]["resources"]
+    resources[0]["digest"] = "0" * 64  # bless a different first file, the statement kept consistent
+    root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in resources)).hexdigest()
+    doc["subject"][0]["digest"]["sha256"] = root
     stored.write_text(json.dumps(doc))
     outcome = evaluate(built.ref, policy_path=str(policy_file), artifacts_dir=str(files_dir(tmp_path, built)))
     assert outcome.failed_rules == ["integrity.sealed", "integrity.matches"]

@@ -7,6 +7,11 @@ Two real threaded HTTPS servers on 127.0.0.1 (certificates from ``trustme``):
   resource="https://vault.azure.net"``; a bearer token from the login server then gets secret
   bundles, ``GET /secrets`` pages with ``nextLink``, and the documented ``{"error": {...}}`` bodies
   for 403 (access policy / RBAC / firewall / disabled secret), 404 and 429 (with ``Retry-After``).
+  The keys API too: ``POST /keys/NAME/create`` (``kty`` EC, ``crv`` P-256/P-384), ``GET
+  /keys/NAME[/VERSION]`` (a key bundle: the public JWK, ``x``/``y`` base64url, and attributes) and
+  ``POST /keys/NAME/VERSION/sign`` (``alg`` ES256/ES384 over a digest; the answer's ``value`` is
+  the raw ``R||S`` signature, base64url), each with its documented permission (``keys/get``,
+  ``keys/sign``, ``keys/create``) and errors (403, 404 ``KeyNotFound``, 429, 5xx).
 * **login**: the App Service managed-identity endpoint (``IDENTITY_ENDPOINT`` + ``X-IDENTITY-HEADER``),
   Entra ID's v2 token endpoint (client secret or federated client assertion), the GitHub Actions
   ID token endpoint (``ACTIONS_ID_TOKEN_REQUEST_URL``) and Azure DevOps' OIDC token endpoint
@@ -71,12 +76,34 @@ class StoredSecret:
 
 
 @dataclass
+class StoredKey:
+    """A Key Vault EC key: its versions (oldest first), each a private key that never leaves the fake."""
+
+    name: str
+    curve: str = "P-256"
+    versions: list[tuple[str, Any]] = field(default_factory=list)
+    key_ops: list[str] = field(default_factory=lambda: ["sign", "verify"])
+
+
+CURVES = {"P-256": ("secp256r1", 32, "ES256"), "P-384": ("secp384r1", 48, "ES384")}
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass
 class App:
     """An Entra app registration / identity: who it is and what it may do in the vault."""
 
     client_id: str
     oid: str
     permissions: set[str] = field(default_factory=lambda: {"get", "list"})
+    key_permissions: set[str] = field(default_factory=lambda: {"get", "sign"})
     client_secret: str | None = None
     federated: set[str] = field(default_factory=set)  # "github", "azure-pipelines"
 
@@ -90,6 +117,7 @@ class Hit:
     headers: dict[str, str]
     form: dict[str, list[str]]
     at: float
+    body: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -115,6 +143,8 @@ class FakeAzure:
         self.system_access_token = f"sat-{uuid.uuid4().hex}"
         self.service_connection_id = str(uuid.uuid4())
         self.secrets: dict[str, StoredSecret] = {}
+        self.keys: dict[str, StoredKey] = {}
+        self.sign_status: int | None = None  # an error status every sign request gets (403, 429, 5xx)
         self.system_identity = App(client_id=str(uuid.uuid4()), oid=str(uuid.uuid4()))
         self.apps: dict[str, App] = {}
         self.access_tokens: dict[str, App] = {}
@@ -142,6 +172,27 @@ class FakeAzure:
         self.secrets[name.lower()] = secret
         return secret
 
+    def add_key(self, name: str, curve: str = "P-256", versions: int = 1) -> StoredKey:
+        """A key created in the vault (as ``POST /keys/NAME/create`` would), with ``versions`` versions."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        key = StoredKey(name, curve)
+        for _ in range(versions):
+            key.versions.append((uuid.uuid4().hex, ec.generate_private_key(ec.SECP256R1() if curve == "P-256"
+                                                                           else ec.SECP384R1())))
+        with self.lock:
+            self.keys[name.lower()] = key
+        return key
+
+    def public_pem(self, name: str, version: str | None = None) -> bytes:
+        """The PEM public key of a key version (the latest by default): what a verifier is handed."""
+        from cryptography.hazmat.primitives import serialization
+
+        key = self.keys[name.lower()]
+        private = dict(key.versions)[version] if version else key.versions[-1][1]
+        return private.public_key().public_bytes(serialization.Encoding.PEM,  # type: ignore[no-any-return]
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+
     def add_app(self, **kwargs: Any) -> App:
         app = App(client_id=str(uuid.uuid4()), oid=str(uuid.uuid4()), **kwargs)
         self.apps[app.client_id] = app
@@ -150,6 +201,9 @@ class FakeAzure:
     def reset(self) -> None:
         with self.lock:
             self.secrets.clear()
+            self.keys.clear()
+            self.sign_status = None
+            self.system_identity.key_permissions = {"get", "sign"}
             self.apps.clear()
             self.hits.clear()
             self.firewall = False
@@ -203,7 +257,7 @@ class FakeAzure:
                 form = parse_qs(body.decode()) if "form-urlencoded" in (self.headers.get("Content-Type") or "") \
                     else {}
                 hit = Hit(role, self.command, parts.path, parse_qs(parts.query),
-                          {k.lower(): v for k, v in self.headers.items()}, form, time.monotonic())
+                          {k.lower(): v for k, v in self.headers.items()}, form, time.monotonic(), body)
                 with fake.lock:
                     fake.hits.append(hit)
                 raw = fake.hostile(hit) if fake.hostile is not None and role != "evil" else None
@@ -335,7 +389,106 @@ class FakeAzure:
                                       "SecretDisabled")
             return 200, {}, {"value": secret.value, "id": f"{base}/secrets/{secret.name}/{secret.version}",
                              "attributes": self._attributes(secret), "tags": {}}
+        if segments and segments[0] == "keys":
+            return self._keys(hit, segments, app, caller)
         return self._kv_error(400, "BadParameter", f"Unsupported request {hit.method} {hit.path}")
+
+    # -- Key Vault keys --------------------------------------------------------------------------------------
+    def _key_bundle(self, key: StoredKey, version: str, private: Any) -> dict[str, Any]:
+        numbers = private.public_key().public_numbers()
+        size = CURVES[key.curve][1]
+        jwk = {"kid": f"{self.vault_url}/keys/{key.name}/{version}", "kty": "EC", "key_ops": list(key.key_ops),
+               "crv": key.curve, "x": b64url(numbers.x.to_bytes(size, "big")),
+               "y": b64url(numbers.y.to_bytes(size, "big"))}
+        return {"key": jwk, "attributes": {"enabled": True, "created": 1700000000, "updated": 1700000000,
+                                           "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90,
+                                           "exportable": False},
+                "tags": {}}
+
+    def _key_forbidden(self, app: App, caller: str, op: str) -> tuple[int, dict[str, str], Any]:
+        if self.rbac:
+            return self._kv_error(
+                403, "Forbidden",
+                "Caller is not authorized to perform action on resource.\r\nIf role assignments, deny assignments "
+                "or role definitions were changed recently, please observe propagation time.\r\n"
+                f"Caller: {caller}\r\nAction: 'Microsoft.KeyVault/vaults/keys/{op}/action'\r\n"
+                "Resource: '/subscriptions/0000/resourcegroups/rg/providers/microsoft.keyvault/vaults/fakevault'\r\n"
+                "Assignment: (not found)\r\nDecisionReason: 'DeniedWithNoValidRBAC' \r\n"
+                "Vault: fakevault;location=westeurope\r\n", "ForbiddenByRbac")
+        return self._kv_error(
+            403, "Forbidden",
+            f"The user, group or application '{caller}' does not have keys {op} permission on key vault "
+            "'fakevault;location=westeurope'. For help resolving this issue, please see "
+            "https://go.microsoft.com/fwlink/?linkid=2125287", "AccessDenied")
+
+    def _find_key(self, name: str, version: str | None) -> tuple[StoredKey, str, Any] | None:
+        key = self.keys.get(name.lower())
+        if key is None or not key.versions:
+            return None
+        if not version:
+            return key, *key.versions[-1]
+        private = dict(key.versions).get(version)
+        return (key, version, private) if private is not None else None
+
+    def _keys(self, hit: Hit, segments: list[str], app: App, caller: str) -> tuple[int, dict[str, str], Any]:
+        if len(segments) == 3 and segments[2] == "create" and hit.method == "POST":
+            if "create" not in app.key_permissions:
+                return self._key_forbidden(app, caller, "create")
+            body = json.loads(hit.body or b"{}")
+            if body.get("kty") not in ("EC", "EC-HSM") or body.get("crv", "P-256") not in CURVES:
+                return self._kv_error(400, "BadParameter", "The fake creates EC keys on P-256 or P-384 only.")
+            key = self.keys.get(segments[1].lower()) or StoredKey(segments[1], body.get("crv", "P-256"))
+            created = self.add_key(segments[1], key.curve)
+            created.versions[:0] = key.versions
+            version, private = created.versions[-1]
+            return 200, {}, self._key_bundle(created, version, private)
+        if len(segments) in (2, 3) and hit.method == "GET":
+            if "get" not in app.key_permissions:
+                return self._key_forbidden(app, caller, "get")
+            found = self._find_key(segments[1], segments[2] if len(segments) == 3 else None)
+            if found is None:
+                return self._key_not_found(segments[1])
+            return 200, {}, self._key_bundle(*found)
+        if len(segments) == 4 and segments[3] == "sign" and hit.method == "POST":
+            return self._sign(hit, segments, app, caller)
+        return self._kv_error(400, "BadParameter", f"Unsupported request {hit.method} {hit.path}")
+
+    def _key_not_found(self, name: str) -> tuple[int, dict[str, str], Any]:
+        return self._kv_error(404, "KeyNotFound", f"A key with (name/id) {name} was not found in this key vault. If "
+                              "you recently deleted this key you may be able to recover it using the correct "
+                              "recovery command.")
+
+    def _sign(self, hit: Hit, segments: list[str], app: App, caller: str) -> tuple[int, dict[str, str], Any]:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+        if "sign" not in app.key_permissions:
+            return self._key_forbidden(app, caller, "sign")
+        if self.sign_status == 403:
+            return self._key_forbidden(app, caller, "sign")
+        if self.sign_status == 429:
+            return self._kv_error(429, "Throttled", "Request was not processed because too many requests were "
+                                  "received. Reason: VaultRequestTypeLimitReached",
+                                  headers={"Retry-After": self.retry_after})
+        if self.sign_status is not None:
+            return self._kv_error(self.sign_status, "InternalServerError", "The service encountered an internal "
+                                  "error. Please try again later.")
+        found = self._find_key(segments[1], segments[2])
+        if found is None:
+            return self._key_not_found(segments[1])
+        key, version, private = found
+        body = json.loads(hit.body or b"{}")
+        _curve, size, alg = CURVES[key.curve]
+        if body.get("alg") != alg:
+            return self._kv_error(400, "BadParameter", f"Invalid algorithm {body.get('alg')} for a {key.curve} key.")
+        digest = unb64url(str(body.get("value", "")))
+        chosen = hashes.SHA256() if alg == "ES256" else hashes.SHA384()
+        if len(digest) != chosen.digest_size:
+            return self._kv_error(400, "BadParameter", "The digest length does not match the algorithm.")
+        der = private.sign(digest, ec.ECDSA(utils.Prehashed(chosen)))
+        r, s_value = utils.decode_dss_signature(der)
+        raw = r.to_bytes(size, "big") + s_value.to_bytes(size, "big")
+        return 200, {}, {"kid": f"{self.vault_url}/keys/{key.name}/{version}", "value": b64url(raw)}
 
     def _forbidden(self, app: App, caller: str, op: str, action: str) -> tuple[int, dict[str, str], Any]:
         if self.rbac:
