@@ -82,18 +82,33 @@ def parse_key_spec(spec: str) -> KeyRef:
 
 # -- the shape of Key Vault's key answers --------------------------------------------------------------------
 
+def _check_kid(ref: KeyRef, fields: Any, key: str) -> None:
+    """``fields[key]`` is the identifier of a version of this very key: https://VAULT/keys/NAME/VERSION."""
+    kid = fields.text(key)
+    try:
+        parts = urlsplit(kid)
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        same_vault = parts.scheme == "https" and (parts.netloc.lower() == urlsplit(ref.vault.url).netloc)
+    except ValueError:
+        segments, same_vault = [], False
+    if not (same_vault and len(segments) == 3 and segments[0] == "keys" and segments[1].lower() == ref.name.lower()
+            and KEY_VERSION.match(segments[2])):
+        fields.fail(key, f"expected the identifier of a version of key {ref.name!r} in {ref.vault.url}, found "
+                    f"{kid[:120]!r}")
+
+
 def _check_answer(ref: KeyRef, url: str, value: Any) -> None:
     from mlgate.jsonvalue import Fields
 
     segments = [unquote(s) for s in urlsplit(url).path.split("/") if s]
     if len(segments) == 4 and segments[0] == "keys" and segments[3] == "sign":
         answer = Fields(value, f"the answer of {ref.vault.url} to sign with key {ref.name!r}", error=SigningError)
-        answer.text("kid")
+        _check_kid(ref, answer, "kid")
         answer.text("value")
     elif len(segments) in (2, 3) and segments[0] == "keys":
         bundle = Fields(value, f"the answer of {ref.vault.url} for key {ref.name!r}", error=SigningError)
         jwk = bundle.obj("key")
-        jwk.text("kid")
+        _check_kid(ref, jwk, "kid")
         jwk.text("kty")
         for name in ("crv", "x", "y"):
             jwk.opt_text(name)
@@ -170,6 +185,9 @@ def _translate(exc: Exception, ref: KeyRef, identity: str, operation: str) -> Er
     if isinstance(exc, AzureError):
         return SigningError(f"could not {operation} {ref.describe()} ({type(exc).__name__})",
                             hint="check the network between this agent and the vault; nothing was signed")
+    if isinstance(exc, (ValueError, TypeError, KeyError)):  # the SDK could not read what the vault answered
+        return SigningError(f"Key Vault {ref.vault.url} answered out of shape to {operation} {ref.describe()} "
+                            f"({type(exc).__name__})", hint="pass the vault's own address; nothing was signed")
     raise exc
 
 

@@ -112,7 +112,9 @@ def test_vault_answer_out_of_shape_is_refused(azure: FakeAzure, vault_key: tuple
                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.integration.secrets.fake_azure import Raw
 
-    azure.hostile = lambda hit: Raw(200, b'{"kid": "x", "value": "AAAA"}') if hit.path.endswith("/sign") else None
+    kid = f"{azure.vault_url}/keys/release-signing/{azure.keys['release-signing'].versions[-1][0]}"
+    body = json.dumps({"kid": kid, "value": "AAAA"}).encode()
+    azure.hostile = lambda hit: Raw(200, body) if hit.path.endswith("/sign") else None
     assert seal(model, vault_key[0], tmp_path / "out") == 3
     assert "not the 64 of an ES256 R||S signature" in capsys.readouterr().err
     assert list((tmp_path / "out").iterdir()) == []
@@ -139,3 +141,32 @@ def test_no_key_material_or_token_in_any_output(azure: FakeAzure, ca_bundle: tup
     for text in [*outputs, written]:
         for canary in canaries:
             assert canary not in text
+
+
+KID = "{vault}/keys/release-signing/0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize(("answer", "needle"), [
+    ({"key": {"kid": KID, "kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "key_ops": ["sign"]}},
+     "expected two 32-byte coordinates"),
+    ({"key": {"kid": KID, "crv": "P-256", "x": "AAAA", "y": "AAAA"}}, "field key.kty: expected a string"),
+    ({"key": "not an object"}, "field key: expected an object"),
+    ({"key": {"kid": KID, "kty": "RSA", "n": "AQAB", "e": "AQAB", "key_ops": ["sign"]}},
+     "expected an EC key on P-256, found key type RSA"),
+    ({"key": {"kid": "k", "kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA", "key_ops": ["sign"]}},
+     "field key.kid: expected the identifier of a version of key 'release-signing'"),
+    ({"key": {"kid": "https://evil.example/keys/release-signing/0123abcd", "kty": "EC"}},
+     "field key.kid: expected the identifier of a version of key 'release-signing'"),
+])
+def test_key_answers_out_of_shape(azure: FakeAzure, vault_key: tuple[str, Path], model: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str], answer: dict[str, object], needle: str) -> None:
+    from tests.integration.secrets.fake_azure import Raw
+
+    body = json.dumps(answer).encode().replace(b"{vault}", azure.vault_url.encode())
+    azure.hostile = lambda hit: Raw(200, body) if hit.method == "GET" and "/keys/" in hit.path and \
+        hit.headers.get("authorization") else None
+    code = seal(model, vault_key[0], tmp_path / "out")
+    err = capsys.readouterr().err
+    assert code in (2, 3) and needle in err and "Traceback" not in err, err
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not any(h.path.endswith("/sign") for h in azure.hits)
