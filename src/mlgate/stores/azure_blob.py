@@ -103,6 +103,49 @@ def open_blob_store(uri: str, env: Mapping[str, str] | None = None) -> BlobStore
     return BlobStore(client, where, label, identity)
 
 
+@contextlib.contextmanager
+def storage_errors(shown: str, identity: str, what: str) -> Iterator[None]:
+    """Azure SDK errors as exit-3 errors naming the store (never the SDK's text, which may carry URLs)."""
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        DecodeError,
+        HttpResponseError,
+        ResourceNotFoundError,
+    )
+
+    def fail(why: str, hint: str | None = None) -> StoreError:
+        return StoreError(KIND, shown, identity, f"{what}: {why}", hint=hint)
+
+    try:
+        yield
+    except Error:
+        raise
+    except ResourceNotFoundError:
+        raise Missing(f"{KIND} ({shown}): {what}: not found",
+                      hint="the store holds no such file; check the location") from None
+    except DecodeError:
+        raise fail("the store answered something that is not an Azure Storage answer") from None
+    except HttpResponseError as exc:
+        if exc.status_code == 412:
+            raise fail("the file changed while it was read (HTTP 412 on a later range)",
+                       "re-run once nothing writes to the model's files") from None
+        if exc.status_code == 403:
+            raise fail("access refused (HTTP 403): the credential is not accepted or lacks permission on the "
+                       "container", "check the key or connection string, or grant the identity Storage Blob "
+                       "Data Reader (Storage Blob Data Contributor to seal)") from None
+        if isinstance(exc, ClientAuthenticationError):
+            raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
+                       "check the key, connection string or identity") from None
+        raise fail(f"the store answered HTTP {exc.status_code}") from None
+    except AzureError as exc:
+        raise fail(f"cannot reach the store ({type(exc).__name__})", "check the endpoint and network; re-run") \
+            from None
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:  # the SDK trips over a malformed answer
+        raise fail(f"the store answered something that is not an Azure Storage answer ({type(exc).__name__})") \
+            from None
+
+
 def read_blob(blob: Any, name: str) -> Iterator[bytes]:
     """A blob's bytes: the first range, then the rest as parallel ranges of that version (:mod:`.ranges`)."""
     from azure.core import MatchConditions
@@ -145,47 +188,8 @@ class BlobStore(ArtifactStore):
     def _key(self, name: str) -> str:
         return "/".join(p for p in (self.where.path, name.strip("/")) if p)
 
-    @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Azure SDK errors as exit-3 errors naming the store (never the SDK's text, which may carry URLs)."""
-        from azure.core.exceptions import (
-            AzureError,
-            ClientAuthenticationError,
-            DecodeError,
-            HttpResponseError,
-            ResourceNotFoundError,
-        )
-
-        def fail(why: str, hint: str | None = None) -> StoreError:
-            return StoreError(KIND, self.shown, self.identity, f"{what}: {why}", hint=hint)
-
-        try:
-            yield
-        except Error:
-            raise
-        except ResourceNotFoundError:
-            raise Missing(f"{KIND} ({self.shown}): {what}: not found",
-                          hint="the store holds no such file; check the location") from None
-        except DecodeError:
-            raise fail("the store answered something that is not an Azure Storage answer") from None
-        except HttpResponseError as exc:
-            if exc.status_code == 412:
-                raise fail("the file changed while it was read (HTTP 412 on a later range)",
-                           "re-run once nothing writes to the model's files") from None
-            if exc.status_code == 403:
-                raise fail("access refused (HTTP 403): the credential is not accepted or lacks permission on the "
-                           "container", "check the key or connection string, or grant the identity Storage Blob "
-                           "Data Reader (Storage Blob Data Contributor to seal)") from None
-            if isinstance(exc, ClientAuthenticationError):
-                raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
-                           "check the key, connection string or identity") from None
-            raise fail(f"the store answered HTTP {exc.status_code}") from None
-        except AzureError as exc:
-            raise fail(f"cannot reach the store ({type(exc).__name__})", "check the endpoint and network; re-run") \
-                from None
-        except (TypeError, AttributeError, ValueError, KeyError) as exc:  # the SDK trips over a malformed answer
-            raise fail(f"the store answered something that is not an Azure Storage answer ({type(exc).__name__})") \
-                from None
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return storage_errors(self.shown, self.identity, what)
 
     def list(self, directory: str, page_token: str | None = None) -> Page:
         from azure.storage.blob import BlobPrefix
