@@ -124,6 +124,8 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
         raise UsageError("MLFLOW_TRACKING_URI has no host name", hint=hint)
     if port == 0:
         raise UsageError("MLFLOW_TRACKING_URI has port 0, which no server listens on", hint=hint)
+    if text == "databricks" or text.startswith(("databricks://", "databricks-uc")):
+        raise _databricks(text)
     if parts.scheme == "azureml":
         if not parts.netloc:
             raise UsageError(f"not an Azure ML tracking URI: {_host(text)}",
@@ -143,6 +145,20 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
             hint="put them in MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN",
         )
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")), False
+
+
+def _databricks(uri: str) -> UsageError:
+    """What to do with one of MLflow's Databricks tracking URIs (which name a CLI profile, not a host)."""
+    unity = uri.startswith("databricks-uc")
+    what = "the Unity Catalog model registry" if unity else "a Databricks workspace through a CLI profile"
+    return UsageError(
+        f"MLFLOW_TRACKING_URI {uri.split('?')[0][:60]!r} names {what}, which mlgate does not read",
+        hint="for tracking and lineage against the workspace's model registry set MLFLOW_TRACKING_URI="
+        "https://<workspace host> and MLFLOW_TRACKING_TOKEN (a personal access token or service principal "
+        "token); to seal the files, download them (mlflow artifacts download) and run `mlgate seal DIR`, then "
+        "verify with --manifest" + ("; Unity Catalog models are not supported yet (README: Databricks)"
+                                     if unity else ""),
+    )
 
 
 class _BearerAuth(requests.auth.AuthBase):

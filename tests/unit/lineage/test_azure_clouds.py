@@ -86,3 +86,18 @@ def test_the_default_credential_signs_in_at_the_clouds_authority(monkeypatch: py
                                    "AZURE_AUTHORITY_HOST": "login.example.test"})
     assert [m.get("authority") for m in made] == ["login.microsoftonline.us", "login.example.test"]
     assert all(m["exclude_interactive_browser_credential"] for m in made)
+
+
+@pytest.mark.parametrize(("uri", "says"), [
+    ("databricks", "a Databricks workspace through a CLI profile"),
+    ("databricks://prod-profile", "a Databricks workspace through a CLI profile"),
+    ("databricks-uc", "the Unity Catalog model registry"),
+    ("databricks-uc://prod-profile", "the Unity Catalog model registry"),
+])
+def test_databricks_tracking_uris_say_what_works_instead(uri: str, says: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        rewrite_tracking_uri(uri)
+    assert caught.value.exit_code == 2 and says in caught.value.message
+    assert "scheme" not in caught.value.message
+    hint = caught.value.hint or ""
+    assert "MLFLOW_TRACKING_URI=https://<workspace host>" in hint and "mlgate seal DIR" in hint
