@@ -54,7 +54,10 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Counted:
 
         return original(name, first, size, one, **kwargs)
 
+    import mlgate.stores.s3
+
     monkeypatch.setattr(ranges, "RANGE", RANGE)
+    monkeypatch.setattr(mlgate.stores.s3, "RANGE", RANGE)
     monkeypatch.setattr(ranges, "WINDOW", WINDOW)
     monkeypatch.setattr(ranges, "rest_in_ranges", counting)
     return seen
