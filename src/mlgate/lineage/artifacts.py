@@ -92,7 +92,8 @@ def locate(
         raise EvaluationError(
             f"the files of {model_version.label} are at {shown(uri) if uri else 'no location'}, "
             "which this MLflow server does not proxy and no artifact store of mlgate reads",
-            hint="mlgate reads mlflow-artifacts:/ (--serve-artifacts) and Azure Blob / ADLS Gen2 locations; "
+            hint="mlgate reads mlflow-artifacts:/ (--serve-artifacts), Azure Blob / ADLS Gen2, S3 and Azure ML "
+            "(azureml://) locations; "
             "otherwise seal the downloaded directory with `mlgate seal DIR` and verify with --manifest",
         )
     root = store.root if isinstance(store, ProxyStore) else uri.rstrip("/")

@@ -17,8 +17,11 @@ Errors:
 Connection settings are MLflow's own: ``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_TOKEN``
 (bearer), ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic),
 ``MLFLOW_TRACKING_SERVER_CERT_PATH`` (CA bundle). An ``azureml://`` tracking URI is rewritten
-to its ``https://`` REST host and authenticated with an azure-identity token for
-``https://management.azure.com/.default``.
+as the ``azureml-mlflow`` plugin rewrites it for MLflow 2 and 3 clients: ``https://`` on the same
+host, ``/mlflow/v1.0`` becoming ``/mlflow/v2.0``; it is authenticated with an azure-identity token
+for the workspace's cloud (``<resource manager>/.default``, signed in at that cloud's authority:
+:mod:`mlgate.lineage.azure_clouds`), from the identities of `mlgate secrets` (``MLGATE_IDENTITY``)
+or DefaultAzureCredential.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
 from mlgate.http import TimeoutSession, make_session, read_body, same_origin
 from mlgate.jsonvalue import Fields, parse_json
+from mlgate.lineage.azure_clouds import PUBLIC, Cloud, cloud_for
 from mlgate.lineage.presigned import PresignedLink, parse_link, read_timed_out, stream_presigned
 from mlgate.lineage.records import Experiment, FileInfo, LoggedModel, ModelVersion, RegisteredModel, Run
 from mlgate.refs import ModelRef
@@ -51,7 +55,7 @@ ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 PRESIGNED_API = "/api/2.0/mlflow-artifacts/presigned"
 SERVER_INFO = "/api/3.0/mlflow/server-info"  # MLflow 3's capability call (mlflow.utils.server_info)
 SERVER_INFO_BYTES = 64 << 10
-AZURE_SCOPE = "https://management.azure.com/.default"
+AZURE_SCOPE = PUBLIC.scope
 MAX_JSON_BYTES = 64 << 20
 DOWNLOAD_CHUNK = 1 << 20
 MAX_PAGES = 10_000  # pages of one listing or search (10 million versions at 1,000 a page)
@@ -92,7 +96,8 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
     """The REST base URL for ``uri`` and whether it is an Azure ML workspace.
 
     ``azureml://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...`` becomes
-    ``https://<region>.api.azureml.ms/mlflow/v1.0/subscriptions/...`` (what azureml-mlflow does).
+    ``https://<region>.api.azureml.ms/mlflow/v2.0/subscriptions/...``: what azureml-mlflow does for
+    MLflow 2 and 3 clients (``/mlflow/v1.0`` is the MLflow 1 API), on every cloud's host.
     """
     text = uri.strip()
     hint = "point MLFLOW_TRACKING_URI at the MLflow tracking server, e.g. http://127.0.0.1:5000"
@@ -105,11 +110,16 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
         raise UsageError("MLFLOW_TRACKING_URI has no host name", hint=hint)
     if port == 0:
         raise UsageError("MLFLOW_TRACKING_URI has port 0, which no server listens on", hint=hint)
+    if text == "databricks" or text.startswith(("databricks://", "databricks-uc")):
+        raise _databricks(text)
     if parts.scheme == "azureml":
         if not parts.netloc:
             raise UsageError(f"not an Azure ML tracking URI: {_host(text)}",
                              hint="copy the workspace's MLflow tracking URI (azureml://<region>.api.azureml.ms/...)")
-        return urllib.parse.urlunsplit(("https", parts.netloc, parts.path.rstrip("/"), "", "")), True
+        path = parts.path.rstrip("/")
+        if path.startswith("/mlflow/v1.0/") or path == "/mlflow/v1.0":
+            path = "/mlflow/v2.0" + path[len("/mlflow/v1.0"):]
+        return urllib.parse.urlunsplit(("https", parts.netloc, path, "", "")), True
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(
             f"MLFLOW_TRACKING_URI must be an http(s):// or azureml:// URI, got scheme {parts.scheme[:20] or 'none'!r}",
@@ -121,6 +131,20 @@ def rewrite_tracking_uri(uri: str) -> tuple[str, bool]:
             hint="put them in MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN",
         )
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", "")), False
+
+
+def _databricks(uri: str) -> UsageError:
+    """What to do with one of MLflow's Databricks tracking URIs (which name a CLI profile, not a host)."""
+    unity = uri.startswith("databricks-uc")
+    what = "the Unity Catalog model registry" if unity else "a Databricks workspace through a CLI profile"
+    return UsageError(
+        f"MLFLOW_TRACKING_URI {uri.split('?')[0][:60]!r} names {what}, which mlgate does not read",
+        hint="for tracking and lineage against the workspace's model registry set MLFLOW_TRACKING_URI="
+        "https://<workspace host> and MLFLOW_TRACKING_TOKEN (a personal access token or service principal "
+        "token); to seal the files, download them (mlflow artifacts download) and run `mlgate seal DIR`, then "
+        "verify with --manifest" + ("; Unity Catalog models are not supported yet (README: Databricks)"
+                                     if unity else ""),
+    )
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -208,6 +232,8 @@ class MlflowClient:
         self._store_session: requests.Session | None = None  # for presigned URLs: no credential of ours
         #: requests made, by endpoint (path template); read by the benchmark
         self.request_counts: Counter[str] = Counter()
+        #: the Azure cloud of an Azure ML workspace (None for any other tracking server)
+        self.azure_cloud: Cloud | None = None
 
     def _new_session(self) -> requests.Session:
         session = make_session()
@@ -243,14 +269,17 @@ class MlflowClient:
             if password:
                 redact.register(password)
             auth = (user, password)
-        elif azure:
+        cloud = cloud_for(urllib.parse.urlsplit(base).hostname or "", env) if azure else None
+        if cloud is not None and auth is None:
             if credential is None:
-                from azure.identity import DefaultAzureCredential
+                from mlgate.stores.azure_auth import identity_credential
 
-                credential = DefaultAzureCredential(exclude_interactive_browser_credential=True)
-            auth = _AzureAuth(credential)
+                credential = identity_credential(env, authority=cloud.authority)
+            auth = _AzureAuth(credential, cloud.scope)
         verify: str | bool = env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
-        return cls(base, auth=auth, verify=verify)
+        client = cls(base, auth=auth, verify=verify)
+        client.azure_cloud = cloud
+        return client
 
     # ------------------------------------------------------------------ transport
     def _count(self, endpoint: str) -> None:

@@ -6,20 +6,26 @@ from collections.abc import Mapping
 from typing import Any
 
 
-def identity_credential(env: Mapping[str, str]) -> Any:
+def identity_credential(env: Mapping[str, str], *, authority: str | None = None) -> Any:
     """The azure-identity credential for Azure Storage.
 
     With ``MLGATE_IDENTITY`` set (``github-oidc``, ``azure-pipelines``, ``managed``, ``environment``
     or ``auto``, plus ``MLGATE_CLIENT_ID``/``MLGATE_TENANT_ID``/``MLGATE_SERVICE_CONNECTION_ID``), the
     same credential `mlgate secrets` uses: GitHub-hosted runners reach the blob through their OIDC
     federation. Otherwise azure-identity's DefaultAzureCredential (managed identity on a self-hosted
-    agent, environment variables, a developer's login).
+    agent, environment variables, a developer's login; never an interactive browser).
+    ``authority``: the sign-in host of a sovereign cloud, unless ``AZURE_AUTHORITY_HOST`` names one.
     """
     identity = (env.get("MLGATE_IDENTITY") or "").strip()
+    if authority and not (env.get("AZURE_AUTHORITY_HOST") or "").strip():
+        env = {**env, "AZURE_AUTHORITY_HOST": authority}
     if not identity:
         from azure.identity import DefaultAzureCredential
 
-        return DefaultAzureCredential()
+        host = (env.get("AZURE_AUTHORITY_HOST") or "").strip()
+        if host:
+            return DefaultAzureCredential(authority=host, exclude_interactive_browser_credential=True)
+        return DefaultAzureCredential(exclude_interactive_browser_credential=True)
     from mlgate import redact
     from mlgate.secrets.credentials import IdentityOptions, choose
 

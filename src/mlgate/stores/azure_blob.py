@@ -10,9 +10,10 @@ DevOps workload identity, GitHub OIDC) or DefaultAzureCredential. Keys are regis
 and never printed; messages name the account, the container and the kind of credential.
 
 Limits: a directory is listed with a delimiter, :data:`PAGE_SIZE` entries a page (one request per
-page, never one per file; hierarchical-namespace folder markers are skipped); a file is read in
-ranges of :data:`CHUNK` (bounded memory, no temporary copy on disk). Every request goes to the
-client's own endpoint only (:class:`OriginTransport`).
+page, never one per file; hierarchical-namespace folder markers are skipped); a file is read with
+one request when it fits in :data:`mlgate.stores.ranges.RANGE`, a larger one as parallel ranges of
+the same version (ETag) feeding one sequential hash (bounded memory, no temporary copy on disk).
+Every request goes to the client's own endpoint only (:class:`OriginTransport`).
 """
 
 from __future__ import annotations
@@ -25,15 +26,15 @@ from typing import Any
 from mlgate.errors import Error, UsageError
 from mlgate.http import same_origin
 from mlgate.secrets.azure_http import WrappedTransport
+from mlgate.stores import ranges
 from mlgate.stores.azure_names import BlobLocation, parse, shown
 from mlgate.stores.interface import ArtifactStore, Entry, Missing, Page, StoreError, parent_path
 from mlgate.urls import safe_url
 
 PAGE_SIZE = 5000
-CHUNK = 4 << 20
 CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 10, "read_timeout": 30, "retry_total": 2, "initial_backoff": 1, "increment_base": 2,
-    "max_single_get_size": CHUNK, "max_chunk_get_size": CHUNK,
+    "max_single_get_size": ranges.RANGE, "max_chunk_get_size": ranges.RANGE,
 }
 KIND = "Azure Blob"
 
@@ -102,6 +103,82 @@ def open_blob_store(uri: str, env: Mapping[str, str] | None = None) -> BlobStore
     return BlobStore(client, where, label, identity)
 
 
+@contextlib.contextmanager
+def storage_errors(shown: str, identity: str, what: str) -> Iterator[None]:
+    """Azure SDK errors as exit-3 errors naming the store (never the SDK's text, which may carry URLs)."""
+    from azure.core.exceptions import (
+        AzureError,
+        ClientAuthenticationError,
+        DecodeError,
+        HttpResponseError,
+        ResourceNotFoundError,
+    )
+
+    def fail(why: str, hint: str | None = None) -> StoreError:
+        return StoreError(KIND, shown, identity, f"{what}: {why}", hint=hint)
+
+    try:
+        yield
+    except Error:
+        raise
+    except ResourceNotFoundError:
+        raise Missing(f"{KIND} ({shown}): {what}: not found",
+                      hint="the store holds no such file; check the location") from None
+    except DecodeError:
+        raise fail("the store answered something that is not an Azure Storage answer") from None
+    except HttpResponseError as exc:
+        if exc.status_code == 412:
+            raise fail("the file changed while it was read (HTTP 412 on a later range)",
+                       "re-run once nothing writes to the model's files") from None
+        if exc.status_code == 403:
+            raise fail("access refused (HTTP 403): the credential is not accepted or lacks permission on the "
+                       "container", "check the key or connection string, or grant the identity Storage Blob "
+                       "Data Reader (Storage Blob Data Contributor to seal)") from None
+        if isinstance(exc, ClientAuthenticationError):
+            raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
+                       "check the key, connection string or identity") from None
+        raise fail(f"the store answered HTTP {exc.status_code}") from None
+    except AzureError as exc:
+        raise fail(f"cannot reach the store ({type(exc).__name__})", "check the endpoint and network; re-run") \
+            from None
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:  # the SDK trips over a malformed answer
+        raise fail(f"the store answered something that is not an Azure Storage answer ({type(exc).__name__})") \
+            from None
+
+
+def read_blob(blob: Any, name: str) -> Iterator[bytes]:
+    """A blob's bytes: the first range, then the rest as parallel ranges of that version (:mod:`.ranges`)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import HttpResponseError
+
+    try:
+        first = blob.download_blob(offset=0, length=ranges.RANGE, max_concurrency=1)
+    except HttpResponseError as exc:
+        if exc.status_code != 416:  # an empty blob has no byte 0: read it whole
+            raise
+        first = blob.download_blob(max_concurrency=1)
+    size, etag = _total_size(first.properties), first.properties.etag
+    head = first.readall()
+    yield bytes(head)
+
+    def fetch(offset: int, length: int) -> bytes:
+        return bytes(blob.download_blob(offset=offset, length=length, max_concurrency=1, etag=etag,
+                                        match_condition=MatchConditions.IfNotModified).readall())
+
+    yield from ranges.rest_in_ranges(name, len(head), size, fetch)
+
+
+def _total_size(properties: Any) -> int:
+    """The blob's size: ``Content-Range: bytes 0-N/TOTAL`` of a ranged read (``size`` is the range's)."""
+    content_range = str(properties.content_range or "")
+    if not content_range:
+        return int(properties.size)
+    total = content_range.rpartition("/")[2]
+    if not total.isdigit():
+        raise ValueError("Content-Range without a total size")
+    return int(total)
+
+
 class BlobStore(ArtifactStore):
     kind = KIND
 
@@ -111,44 +188,8 @@ class BlobStore(ArtifactStore):
     def _key(self, name: str) -> str:
         return "/".join(p for p in (self.where.path, name.strip("/")) if p)
 
-    @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Azure SDK errors as exit-3 errors naming the store (never the SDK's text, which may carry URLs)."""
-        from azure.core.exceptions import (
-            AzureError,
-            ClientAuthenticationError,
-            DecodeError,
-            HttpResponseError,
-            ResourceNotFoundError,
-        )
-
-        def fail(why: str, hint: str | None = None) -> StoreError:
-            return StoreError(KIND, self.shown, self.identity, f"{what}: {why}", hint=hint)
-
-        try:
-            yield
-        except Error:
-            raise
-        except ResourceNotFoundError:
-            raise Missing(f"{KIND} ({self.shown}): {what}: not found",
-                          hint="the store holds no such file; check the location") from None
-        except DecodeError:
-            raise fail("the store answered something that is not an Azure Storage answer") from None
-        except HttpResponseError as exc:
-            if exc.status_code == 403:
-                raise fail("access refused (HTTP 403): the credential is not accepted or lacks permission on the "
-                           "container", "check the key or connection string, or grant the identity Storage Blob "
-                           "Data Reader (Storage Blob Data Contributor to seal)") from None
-            if isinstance(exc, ClientAuthenticationError):
-                raise fail(f"the credentials were refused (HTTP {exc.status_code or 'none'})",
-                           "check the key, connection string or identity") from None
-            raise fail(f"the store answered HTTP {exc.status_code}") from None
-        except AzureError as exc:
-            raise fail(f"cannot reach the store ({type(exc).__name__})", "check the endpoint and network; re-run") \
-                from None
-        except (TypeError, AttributeError, ValueError, KeyError) as exc:  # the SDK trips over a malformed answer
-            raise fail(f"the store answered something that is not an Azure Storage answer ({type(exc).__name__})") \
-                from None
+    def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return storage_errors(self.shown, self.identity, what)
 
     def list(self, directory: str, page_token: str | None = None) -> Page:
         from azure.storage.blob import BlobPrefix
@@ -174,9 +215,7 @@ class BlobStore(ArtifactStore):
 
     def open(self, name: str) -> Iterator[bytes]:
         with self._errors(f"reading {name}"):
-            stream = self.client.get_blob_client(self._key(name)).download_blob(max_concurrency=1)
-            for chunk in stream.chunks():
-                yield bytes(chunk)
+            yield from read_blob(self.client.get_blob_client(self._key(name)), name)
 
     def put(self, name: str, data: bytes) -> str:
         key = "/".join(p for p in (parent_path(self.where.path), name) if p)

@@ -12,7 +12,8 @@ A store is opened on one location (a directory URI, e.g. a model's root) and off
 Back-ends (:func:`open_store` picks one by scheme; heavy SDK imports happen only there):
 ``mlflow-artifacts:`` and the tracking server's own proxy URLs (:mod:`.mlflow_proxy`),
 ``wasbs://``, ``wasb://``, ``abfss://``, ``abfs://`` and ``https://<account>.blob|dfs.core.windows.net``
-(:mod:`.azure_blob`), ``s3://`` (:mod:`.s3`, with the ``mlgate[s3]`` extra). Any failure of a
+(:mod:`.azure_blob`), ``s3://`` (:mod:`.s3`, with the ``mlgate[s3]`` extra), ``azureml://`` run and
+upload artifacts of an Azure ML workspace (:mod:`.azureml`). Any failure of a
 store is a :class:`StoreError` (exit 3) naming the store,
 the container or bucket and the identity used, never a credential.
 """
@@ -125,6 +126,10 @@ def open_store(uri: str, client: MlflowClient, *, what: str, model_id: str | Non
         from mlgate.stores.s3 import open_s3_store
 
         return open_s3_store(uri)
+    if scheme == "azureml":
+        from mlgate.stores.azureml import open_azureml_store
+
+        return open_azureml_store(uri, client)
     if scheme in ("mlflow-artifacts", "http", "https"):
         from mlgate.stores.mlflow_proxy import open_proxy_store
 

@@ -179,10 +179,11 @@ class _Credential:
 
 @responses.activate
 def test_azureml_uri_is_rewritten_and_uses_an_azure_token() -> None:
-    ws = "/mlflow/v1.0/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/w"
-    responses.get("https://westeurope.api.azureml.ms" + ws + "/api/2.0/mlflow/runs/get", json={"run": {"info": {}}})
+    ws = "/subscriptions/s/resourceGroups/g/providers/Microsoft.MachineLearningServices/workspaces/w"
+    responses.get("https://westeurope.api.azureml.ms/mlflow/v2.0" + ws + "/api/2.0/mlflow/runs/get",
+                  json={"run": {"info": {}}})
     cred = _Credential()
-    c = MlflowClient.from_env(environ={"MLFLOW_TRACKING_URI": "azureml://westeurope.api.azureml.ms" + ws},
+    c = MlflowClient.from_env(environ={"MLFLOW_TRACKING_URI": "azureml://westeurope.api.azureml.ms/mlflow/v1.0" + ws},
                               credential=cred)
     c.get_run("r1")
     c.get_run("r1")
