@@ -11,8 +11,10 @@ from __future__ import annotations
 from mlgate import __version__
 from mlgate.errors import UsageError
 
-# top-level module -> (extra, what needs it)
+# module (the most specific prefix wins) -> (extra, what needs it)
 MODULES: dict[str, tuple[str, str]] = {
+    "azure.storage.queue": ("service", "the approval-check service's Azure Storage state (queue)"),
+    "azure.data": ("service", "the approval-check service's Azure Storage state (table)"),
     "azure": ("azure", "Azure Key Vault, the Azure Blob ledger or store, or an Azure ML tracking token"),
     "msal": ("azure", "an Azure token (azure-identity)"),
     "github": ("github", "GitHub App authentication (PyGithub)"),
@@ -35,10 +37,11 @@ def install_hint(extra: str) -> str:
 
 def missing_extra(exc: ModuleNotFoundError) -> UsageError | None:
     """The usage error for a missing optional SDK, or None when ``exc`` is about something else."""
-    top = (exc.name or "").split(".", 1)[0]
-    if top not in MODULES:
+    name = exc.name or ""
+    known = [m for m in MODULES if name == m or name.startswith(m + ".")]
+    if not known:
         return None
-    extra, needed_by = MODULES[top]
+    extra, needed_by = MODULES[max(known, key=len)]
     return UsageError(
         f"this command needs {needed_by}, and the Python package {exc.name!r} is not installed "
         f"(mlgate's optional '{extra}' extra)",

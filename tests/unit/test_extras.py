@@ -19,6 +19,9 @@ from mlgate.extras import MODULES, missing_extra
         ("waitress.server", "service"),
         ("github", "github"),
         ("boto3", "s3"),
+        ("azure.storage.queue", "service"),
+        ("azure.data.tables", "service"),
+        ("azure.storage.blob", "azure"),
     ],
 )
 def test_a_missing_optional_module_names_its_extra_and_lock(module: str, extra: str) -> None:
