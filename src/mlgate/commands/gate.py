@@ -156,28 +156,3 @@ def _gate(args: argparse.Namespace, signer: Signer | None, identity: IdentityOpt
         platform.fail(f"mlgate gate refused {args.ref}: " + ", ".join(outcome.failed_rules))
         return 1
     return 0
-
-
-def _alias_and_ledger(args: argparse.Namespace, outcome: Any, platform: Any) -> None:
-    """Point ``--set-alias`` at the version (a pass only), then append the `gated` entry saying so."""
-    from mlgate.console import out
-
-    model = outcome.evidence.model
-    alias = args.set_alias if outcome.passed else None
-    if alias:
-        from mlgate.lineage.mlflow import MlflowClient
-
-        MlflowClient.from_env().set_registered_model_alias(model.name, alias, model.version)
-        out(f"alias: models:/{model.name}@{alias} -> version {model.version} (the gate passed)")
-    elif args.set_alias:
-        out(f"alias: {args.set_alias} left where it was (the gate refused this version)")
-    if args.ledger:
-        from mlgate.governed.events import append_event
-
-        details = {"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
-                   "stage": args.stage, "artifacts_checked": bool(args.artifacts)}
-        if alias:
-            details["alias"] = alias
-        append_event(args.ledger, "gated", name=model.name, version=model.version,
-                     ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
-                     details=details, fingerprint=outcome.evidence_sha256)
