@@ -218,8 +218,18 @@ def _error_body(exc: HttpResponseError) -> tuple[str, str, str]:
     return code, inner, message.strip()
 
 
+# A credential a hostile or misconfigured server echoes back in its error text: "Bearer <token>", or a
+# bare JWT (header.payload[.signature], base64url JSON starting with '{"'). Shortening would cut one
+# into a prefix the registry of secret values no longer matches, so they go before that.
+_BEARER = re.compile(r"(?i)\bbearer\s+[^\s,;\"')]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}(?:\.[A-Za-z0-9_-]*)?")
+
+
 def _short(message: str, limit: int = 300) -> str:
-    """Server-provided text on one line, shortened, and unable to act as a CI logging command."""
+    """Server-provided text on one line, without credentials, shortened, unable to act as a CI logging command."""
+    from mlgate.redact import MASK, redact
+
+    message = _JWT.sub(MASK, _BEARER.sub(f"Bearer {MASK}", redact(message)))
     message = " ".join(message.split()).replace("##vso[", "##vso [").replace("##[", "## [")
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
