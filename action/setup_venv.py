@@ -9,16 +9,21 @@ so the caller's Python, PATH and pip are untouched):
   runner.
 * ``install``: the cache holds wheel files only, never an environment. Every restored file must be a
   regular ``.whl`` whose SHA-256 is one of the lock's hashes, and is copied while hashed into a fresh
-  private directory (``mkdtemp``: a name no earlier step can predict); anything else makes the whole
-  wheelhouse untrusted, and the wheels are downloaded again with ``pip download --require-hashes``.
-  A new virtual environment is then built in that private directory from the verified copies, with
-  uv (from its own hashed wheel) or pip, offline and ``--require-hashes``; mlgate's own code is the
+  private directory (``mkdtemp``: a name no earlier step can predict); the one other file allowed is
+  ``<uv wheel>.uv``, uv's executable kept unpacked (unzipping it costs more than hashing it), used
+  only when its SHA-256 and size are the ones the RECORD of that verified wheel lists. Anything else
+  makes the whole wheelhouse untrusted, and the wheels are downloaded again with
+  ``pip download --require-hashes``. A new virtual environment is then built in that private
+  directory from the verified copies, with uv (from its own hashed wheel) or pip, offline and
+  ``--require-hashes``; mlgate's own code is the
   action's checkout (pinned by the caller's commit SHA), reached through a ``.pth`` file. The
   interpreter path goes to ``$GITHUB_OUTPUT`` as ``python``.
 """
 
 from __future__ import annotations
 
+import base64
+import csv
 import hashlib
 import os
 import platform
@@ -31,10 +36,14 @@ import tempfile
 import venv as venvlib
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 PROFILES = ("core", "azure", "s3", "all")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 TIMEOUT = 900
+UV_NAME = "uv.exe" if os.name == "nt" else "uv"
+CACHE_LAYOUT = "v2"  # v2: the uv executable is cached unpacked next to its wheel
+UNPACKED = ".uv"  # <uv wheel>.uv: its executable, kept unpacked in the cache
 
 
 class SetupError(Exception):
@@ -112,7 +121,7 @@ def plan(env: dict[str, str] | None = None) -> dict[str, str]:
         "profile": name,
         "lock": str(locks(root, name)[0]),
         "wheelhouse": str(runner_temp() / f"mlgate-wheels-{name}-{digest[:16]}"),
-        "key": f"mlgate-wheels-{runner}-py{python_version}-{name}-{digest[:32]}",
+        "key": f"mlgate-wheels-{CACHE_LAYOUT}-{runner}-py{python_version}-{name}-{digest[:32]}",
         "version": action_version(root),
     }
 
@@ -129,20 +138,71 @@ def write_outputs(values: dict[str, str]) -> None:
 
 def copy_verified(source: Path, target: Path, allowed: set[str]) -> str | None:
     """Copy every wheel of ``source`` into ``target``, hashing the bytes it copies; None when all are
-    lock-listed regular ``.whl`` files, else why the wheelhouse cannot be trusted."""
+    lock-listed regular ``.whl`` files (and an unpacked uv matches its wheel), else why the
+    wheelhouse cannot be trusted."""
     if not source.is_dir() or source.is_symlink():
         return "no wheelhouse was restored"
     entries = sorted(source.iterdir())
     if not entries:
         return "the restored wheelhouse is empty"
+    unpacked = [entry for entry in entries if entry.name.endswith(UNPACKED)]
     for entry in entries:
-        mode = entry.lstat().st_mode
-        if not stat.S_ISREG(mode) or not entry.name.endswith(".whl"):
+        if entry in unpacked:
+            continue
+        if not regular(entry) or not entry.name.endswith(".whl"):
             return f"{entry.name} is not a wheel file"
         data = entry.read_bytes()
         if hashlib.sha256(data).hexdigest() not in allowed:
             return f"{entry.name} matches no hash of the lock file"
         (target / entry.name).write_bytes(data)
+    for entry in unpacked:
+        problem = copy_unpacked(entry, target)
+        if problem:
+            return problem
+    return None
+
+
+def regular(path: Path) -> bool:
+    return stat.S_ISREG(path.lstat().st_mode)
+
+
+def copy_unpacked(entry: Path, target: Path) -> str | None:
+    """Copy the cached, already unpacked uv executable ``<wheel>.uv`` into ``target`` if its bytes
+    are the ones the RECORD of its (hash-verified, already copied) wheel lists."""
+    wheel = target / entry.name[: -len(UNPACKED)]
+    if not regular(entry) or not wheel.is_file():
+        return f"{entry.name} is not an executable unpacked from a wheel of the lock"
+    expected = recorded_uv(wheel)
+    data = entry.read_bytes()
+    if expected is None or expected != (record_digest(data), len(data)):
+        return f"{entry.name} does not match the RECORD of {wheel.name}"
+    (target / entry.name).write_bytes(data)
+    return None
+
+
+def record_digest(data: bytes) -> str:
+    """A RECORD file's form of a SHA-256 (urlsafe base64, no padding)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+
+
+def uv_member(name: str) -> re.Pattern[str]:
+    return re.compile(rf"uv-[^/]+\.data/scripts/{re.escape(name)}")
+
+
+def recorded_uv(wheel: Path) -> tuple[str, int] | None:
+    """The digest and size the wheel's RECORD lists for its uv executable."""
+    member = uv_member(UV_NAME)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            records = [m for m in archive.namelist() if re.fullmatch(r"uv-[^/]+\.dist-info/RECORD", m)]
+            if len(records) != 1:
+                return None
+            text = archive.read(records[0]).decode("utf-8")
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
+        return None
+    for row in csv.reader(text.splitlines()):
+        if len(row) == 3 and member.fullmatch(row[0]) and row[1].startswith("sha256=") and row[2].isdigit():
+            return row[1].removeprefix("sha256="), int(row[2])
     return None
 
 
@@ -164,21 +224,30 @@ def run(cmd: list[str], what: str) -> None:
         raise SetupError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}".rstrip())
 
 
-def extract_uv(wheels: Path, bindir: Path) -> Path | None:
-    """The uv executable from its (hash-verified) wheel, or None when there is no uv wheel here."""
-    name = "uv.exe" if os.name == "nt" else "uv"
+class Uv(NamedTuple):
+    path: Path
+    wheel: str  # the file name of the wheel it comes from
+    origin: str
+
+
+def extract_uv(wheels: Path, bindir: Path) -> Uv | None:
+    """The uv executable of its (hash-verified) wheel, or None when there is no uv wheel here: the
+    verified unpacked copy the cache kept when there is one, else unpacked from the wheel now."""
+    target = bindir / UV_NAME
     for wheel in sorted(wheels.glob("uv-*.whl")):
+        bindir.mkdir(parents=True, exist_ok=True)
+        kept = wheels / (wheel.name + UNPACKED)
+        if kept.is_file():  # copy_verified checked it against the wheel's RECORD
+            kept.replace(target)
+            target.chmod(0o700)
+            return Uv(target, wheel.name, "kept unpacked in the cache")
         with zipfile.ZipFile(wheel) as archive:
-            members = [
-                m for m in archive.namelist() if re.fullmatch(rf"uv-[^/]+\.data/scripts/{re.escape(name)}", m)
-            ]
+            members = [m for m in archive.namelist() if uv_member(UV_NAME).fullmatch(m)]
             if not members:
                 continue
-            bindir.mkdir(parents=True, exist_ok=True)
-            target = bindir / name
             target.write_bytes(archive.read(members[0]))
-            target.chmod(0o700)
-            return target
+        target.chmod(0o700)
+        return Uv(target, wheel.name, "unpacked from its wheel")
     return None
 
 
@@ -193,13 +262,16 @@ def site_packages(venv: Path) -> Path:
 
 
 def install_wheels(
-    installer: str, uv: Path | None, python: Path, wheels: Path, lock: Path, private: Path
+    installer: str, uv: Uv | None, python: Path, wheels: Path, lock: Path, private: Path
 ) -> str:
     """Install the lock's wheels from ``wheels`` (no index) into ``python``'s venv; the installer used."""
     common = ["--no-index", "--find-links", str(wheels), "--require-hashes", "--requirement", str(lock)]
     if installer != "pip" and uv is not None:
-        cmd = [str(uv), "pip", "install", "--no-config", "--offline", "--quiet", "--python", str(python)]
-        cmd += ["--cache-dir", str(private / "uv-cache"), "--link-mode", "hardlink", *common]
+        # hardlink from uv's cache, left in the private directory for the runner to empty with
+        # $RUNNER_TEMP (deleting its files again would cost as much as the install); --no-deps as
+        # the lock is complete
+        cmd = [str(uv.path), "pip", "install", "--no-config", "--offline", "--quiet", "--python", str(python)]
+        cmd += ["--cache-dir", str(private / "uv-cache"), "--link-mode", "hardlink", "--no-deps", *common]
         run(cmd, "installing the locked wheels with uv")
         return "uv"
     cmd = [sys.executable, "-m", "pip", "--python", str(python), "install", "--isolated", "--quiet"]
@@ -252,18 +324,19 @@ def install(installer: str = "") -> dict[str, str]:
     except (OSError, subprocess.CalledProcessError) as exc:
         raise SetupError(f"creating the virtual environment failed: {exc}") from None
     python = venv_python(venv)
-    uv = extract_uv(wheels, private / "bin")
-    used = install_wheels(
-        installer or os.environ.get("MLGATE_INSTALLER", ""), uv, python, wheels, lock_files[0], private
-    )
+    installer = installer or os.environ.get("MLGATE_INSTALLER", "")
+    uv = None if installer == "pip" else extract_uv(wheels, private / "bin")
+    if uv is not None and source == "index":  # the cache keeps it unpacked: no unzipping next time
+        shutil.copyfile(uv.path, Path(values["wheelhouse"]) / (uv.wheel + UNPACKED))
+    used = install_wheels(installer, uv, python, wheels, lock_files[0], private)
     (site_packages(venv) / "mlgate-action.pth").write_text(
         str((root / "src").resolve()) + "\n", encoding="utf-8"
     )
     shutil.rmtree(wheels)
-    shutil.rmtree(private / "uv-cache", ignore_errors=True)
     check(python, root, values["version"])
+    how = f"uv ({uv.origin})" if used == "uv" and uv is not None else used
     print(
-        f"mlgate {values['version']} ({values['profile']}): wheels from the {source}, installed with {used} into {venv}"
+        f"mlgate {values['version']} ({values['profile']}): wheels from the {source}, installed with {how} into {venv}"
     )
     return {"python": str(python), "venv": str(venv), "source": source, "installer": used}
 

@@ -6,6 +6,7 @@ index); everything after it runs offline from the wheelhouse that actions/cache 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -76,7 +77,7 @@ def test_plan_keys_the_cache_by_the_lock_files_digest(tmp_path: Path) -> None:
     for name in ("core.txt", "tools.txt"):
         digest.update(name.encode() + b"\0" + hashlib.sha256((ROOT / "locks" / name).read_bytes()).digest())
     python = ".".join(map(str, sys.version_info[:3]))
-    assert values["key"] == f"mlgate-wheels-Linux-X64-py{python}-core-{digest.hexdigest()[:32]}"
+    assert values["key"] == f"mlgate-wheels-v2-Linux-X64-py{python}-core-{digest.hexdigest()[:32]}"
     assert values["lock"] == str(ROOT / "locks" / "core.txt")
     assert values["wheelhouse"] == str(tmp_path / f"mlgate-wheels-core-{digest.hexdigest()[:16]}")
 
@@ -138,6 +139,7 @@ def test_warm_install_uses_the_verified_wheels_in_a_new_private_environment(
     code, warm, log = setup("install", action_env(temp, ACTION_MLGATE_COMMAND="verify"))
     assert code == 0, log
     assert warm["source"] == "cache" and "every restored wheel matches core.txt's hashes" in log
+    assert "installed with uv (kept unpacked in the cache)" in log, log
     assert warm["venv"] != cold["venv"] and Path(warm["venv"]).parent.parent == temp
     assert oct(Path(warm["venv"]).parent.stat().st_mode & 0o777) == "0o700"
     prefix = run_in(warm["python"], "import sys; print(sys.prefix)")
@@ -252,3 +254,70 @@ def test_a_poisoned_wheelhouse_is_discarded_and_downloaded_again(
     # the refreshed wheelhouse (what the cache step saves) is clean again
     assert sorted(p.name for p in wheelhouse.iterdir() if not p.is_file() or p.is_symlink()) == []
     assert not (wheelhouse / "sitecustomize.py").exists()
+
+
+def recorded_uv(wheel: Path) -> tuple[str, int]:
+    """What the uv wheel's RECORD says its executable is (read here independently of the action)."""
+    with zipfile.ZipFile(wheel) as archive:
+        [record] = [n for n in archive.namelist() if n.endswith(".dist-info/RECORD")]
+        rows = [line.split(",") for line in archive.read(record).decode().splitlines()]
+    [(digest, size)] = [(d, s) for name, d, s in rows if name.endswith(".data/scripts/uv")]
+    return digest.removeprefix("sha256="), int(size)
+
+
+def record_form(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def test_the_cold_install_keeps_uv_unpacked_next_to_its_wheel(runner: tuple[Path, dict[str, str]]) -> None:
+    temp, _cold = runner
+    _code, plan, _log = setup("plan", action_env(temp, ACTION_MLGATE_COMMAND="verify"))
+    [wheel] = Path(plan["wheelhouse"]).glob("uv-*.whl")
+    kept = wheel.with_name(wheel.name + ".uv")
+    data = kept.read_bytes()
+    assert (record_form(data), len(data)) == recorded_uv(wheel)
+    assert hashlib.sha256(wheel.read_bytes()).hexdigest() in (ROOT / "locks" / "tools.txt").read_text()
+
+
+@pytest.mark.parametrize("poison", ["same size", "script", "orphan", "symlink"])
+def test_a_tampered_unpacked_uv_in_the_cache_is_not_run(
+    runner: tuple[Path, dict[str, str]], tmp_path: Path, poison: str
+) -> None:
+    temp, _cold = runner
+    _code, plan, _log = setup("plan", action_env(temp, ACTION_MLGATE_COMMAND="verify"))
+    wheelhouse = Path(plan["wheelhouse"])
+    [wheel] = wheelhouse.glob("uv-*.whl")
+    kept = wheel.with_name(wheel.name + ".uv")
+    marker = tmp_path / "pwned"
+    script = f"#!/bin/sh\ntouch {marker}\nexit 0\n".encode()
+    original = kept.read_bytes()
+    if poison == "same size":  # only the hash can tell: the RECORD's size still matches
+        kept.write_bytes(script + original[len(script) :])
+        reason = f"{kept.name} does not match the RECORD of {wheel.name}"
+    elif poison == "script":
+        kept.write_bytes(script)
+        reason = f"{kept.name} does not match the RECORD of {wheel.name}"
+    elif poison == "orphan":  # no wheel of that name: nothing to check it against
+        kept = wheelhouse / "uv-0.0.0-py3-none-any.whl.uv"
+        kept.write_bytes(script)
+        reason = f"{kept.name} is not an executable unpacked from a wheel of the lock"
+    else:
+        target = tmp_path / "uv"
+        target.write_bytes(script)
+        kept.unlink()
+        kept.symlink_to(target)
+        reason = f"{kept.name} is not an executable unpacked from a wheel of the lock"
+    os.chmod(kept, 0o700)
+
+    code, values, log = setup("install", action_env(temp, ACTION_MLGATE_COMMAND="verify"))
+    assert code == 0, log
+    assert values["source"] == "index" and f"not using the restored wheelhouse ({reason})" in log, log
+    assert values["installer"] == "uv" and "uv (unpacked from its wheel)" in log, log
+    assert not marker.exists(), "the planted uv ran"
+    assert run_in(values["python"], "import mlgate; print(mlgate.__version__)")
+    # the refreshed wheelhouse keeps the genuine executable again, and nothing else
+    refreshed = wheel.with_name(wheel.name + ".uv")
+    assert not refreshed.is_symlink() and (record_form(refreshed.read_bytes()), refreshed.stat().st_size) == (
+        recorded_uv(wheel)
+    )
+    assert sorted(p.name for p in wheelhouse.iterdir() if p.name.endswith(".uv")) == [refreshed.name]
