@@ -35,6 +35,7 @@ import sys
 import tempfile
 import venv as venvlib
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -137,28 +138,34 @@ def write_outputs(values: dict[str, str]) -> None:
 
 
 def copy_verified(source: Path, target: Path, allowed: set[str]) -> str | None:
-    """Copy every wheel of ``source`` into ``target``, hashing the bytes it copies; None when all are
-    lock-listed regular ``.whl`` files (and an unpacked uv matches its wheel), else why the
-    wheelhouse cannot be trusted."""
+    """Copy every file of ``source`` into ``target`` and hash the copies (in parallel); None when all
+    are lock-listed regular ``.whl`` files (and an unpacked uv matches its wheel's RECORD), else
+    why the wheelhouse cannot be trusted."""
     if not source.is_dir() or source.is_symlink():
         return "no wheelhouse was restored"
     entries = sorted(source.iterdir())
     if not entries:
         return "the restored wheelhouse is empty"
-    unpacked = [entry for entry in entries if entry.name.endswith(UNPACKED)]
+    unpacked = [entry for entry in entries if entry.name.endswith(".whl" + UNPACKED)]
     for entry in entries:
-        if entry in unpacked:
-            continue
-        if not regular(entry) or not entry.name.endswith(".whl"):
+        if entry in unpacked and not regular(entry):
+            return f"{entry.name} is not an executable unpacked from a wheel of the lock"
+        if entry not in unpacked and (not entry.name.endswith(".whl") or not regular(entry)):
             return f"{entry.name} is not a wheel file"
-        data = entry.read_bytes()
-        if hashlib.sha256(data).hexdigest() not in allowed:
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib and the copy release the GIL
+        copies = pool.map(lambda entry: copy_hashed(entry, target / entry.name), entries)
+        digests = dict(zip(entries, copies, strict=True))
+    for entry, digest in digests.items():
+        if entry not in unpacked and (digest is None or digest.hex() not in allowed):
             return f"{entry.name} matches no hash of the lock file"
-        (target / entry.name).write_bytes(data)
     for entry in unpacked:
-        problem = copy_unpacked(entry, target)
-        if problem:
-            return problem
+        wheel = target / entry.name[: -len(UNPACKED)]
+        if not wheel.is_file():
+            return f"{entry.name} is not an executable unpacked from a wheel of the lock"
+        found = digests[entry]
+        size = (target / entry.name).stat().st_size
+        if found is None or recorded_uv(wheel) != (record_form(found), size):
+            return f"{entry.name} does not match the RECORD of {wheel.name}"
     return None
 
 
@@ -166,23 +173,22 @@ def regular(path: Path) -> bool:
     return stat.S_ISREG(path.lstat().st_mode)
 
 
-def copy_unpacked(entry: Path, target: Path) -> str | None:
-    """Copy the cached, already unpacked uv executable ``<wheel>.uv`` into ``target`` if its bytes
-    are the ones the RECORD of its (hash-verified, already copied) wheel lists."""
-    wheel = target / entry.name[: -len(UNPACKED)]
-    if not regular(entry) or not wheel.is_file():
-        return f"{entry.name} is not an executable unpacked from a wheel of the lock"
-    expected = recorded_uv(wheel)
-    data = entry.read_bytes()
-    if expected is None or expected != (record_digest(data), len(data)):
-        return f"{entry.name} does not match the RECORD of {wheel.name}"
-    (target / entry.name).write_bytes(data)
-    return None
+def copy_hashed(source: Path, target: Path) -> bytes | None:
+    """Copy ``source`` to ``target`` in the private directory and return the SHA-256 of the copy
+    (what is checked is what is used), or None when the copy is not a regular file."""
+    shutil.copyfile(source, target, follow_symlinks=False)
+    if not regular(target):
+        return None
+    digest = hashlib.sha256()
+    with open(target, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.digest()
 
 
-def record_digest(data: bytes) -> str:
+def record_form(digest: bytes) -> str:
     """A RECORD file's form of a SHA-256 (urlsafe base64, no padding)."""
-    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def uv_member(name: str) -> re.Pattern[str]:
