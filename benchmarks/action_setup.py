@@ -7,8 +7,8 @@ the `azure` lock (`gate`, `secrets`, `record`, ...), with uv and with pip as the
   locked wheel is downloaded (from the package index as pip is configured on this machine), checked
   against the lock and installed into a new venv;
 * warm: what a cache hit costs: unpack the wheelhouse from a tar (zstd, as actions/cache stores it;
-  gzip without zstd),
-  check every wheel against the lock's hashes, build a new venv from them offline;
+  gzip without zstd), check every wheel against the lock's hashes (and uv's executable, kept
+  unpacked in the wheelhouse, against its wheel's RECORD), build a new venv from them offline;
 * the venv's size on disk;
 
 against the reference: the previous install (a venv with pip, then `pip install .` of the tree with
@@ -166,6 +166,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-reference", action="store_true", help="do not measure the previous install")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ref_seconds, ref_mb = (float("nan"), float("nan")) if args.skip_reference else reference(work)
@@ -189,6 +190,8 @@ def main() -> int:
         kind = "tar.zst" if zstd() else "tar.gz"
         print(f"cached wheelhouse ({profile}, {installer}): {row['cache']:.1f} MB as {kind}")
     print("goals: cold < 15 s, warm < 3 s, venv < 59 MB (half of the previous 118 MB)")
+    load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    print(f"load average (1, 5, 15 min) before/after the run: {load} on {os.cpu_count()} CPUs")
     return 0
 
 
