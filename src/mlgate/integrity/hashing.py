@@ -73,16 +73,22 @@ def _open(entry: FileEntry) -> int:
         raise EvaluationError(f"cannot open {display(entry.name)}: {exc.strerror}") from exc
 
 
+def _same_file(fd: int, entry: FileEntry) -> os.stat_result:
+    """The open file's status, refusing one that is no longer the regular file the scan found."""
+    before = os.fstat(fd)
+    if not stat.S_ISREG(before.st_mode):
+        raise RefusedError(f"{display(entry.name)} was replaced by a non-regular file while hashing")
+    if entry.ino and (before.st_dev, before.st_ino) != (entry.dev, entry.ino):
+        raise RefusedError(f"{display(entry.name)} was replaced by another file after the scan",
+                           hint="stop whatever is writing to the model directory, then run again")
+    return before
+
+
 def _attempt(entry: FileEntry, advance: Callable[[int], None] | None) -> tuple[str, int] | None:
     """(digest, size) of one read of the file, or None when it changed while read."""
     fd = _open(entry)
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise RefusedError(f"{display(entry.name)} was replaced by a non-regular file while hashing")
-        if entry.ino and (before.st_dev, before.st_ino) != (entry.dev, entry.ino):
-            raise RefusedError(f"{display(entry.name)} was replaced by another file after the scan",
-                               hint="stop whatever is writing to the model directory, then run again")
+        before = _same_file(fd, entry)
         digest, size = _read(fd, advance, before.st_size)
         after = os.fstat(fd)
         now = os.stat(entry.path, follow_symlinks=not entry.nofollow)
@@ -147,12 +153,7 @@ def _shard_attempt(entry: FileEntry, start: int, end: int,
     """(digest of bytes [start, end), the file's mtime) of one read, or None when the file changed meanwhile."""
     fd = _open(entry)
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise RefusedError(f"{display(entry.name)} was replaced by a non-regular file while hashing")
-        if entry.ino and (before.st_dev, before.st_ino) != (entry.dev, entry.ino):
-            raise RefusedError(f"{display(entry.name)} was replaced by another file after the scan",
-                               hint="stop whatever is writing to the model directory, then run again")
+        before = _same_file(fd, entry)
         if before.st_size != entry.size:
             return None
         digest = hashlib.sha256()

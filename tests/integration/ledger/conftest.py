@@ -60,6 +60,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def wait_listening(proc: subprocess.Popen[bytes], *ports: int, seconds: float = 60) -> None:
+    """Wait until the emulator accepts connections on every port; fail with its stderr if it exits first."""
+    deadline = time.monotonic() + seconds
+    for port in ports:
+        while True:
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                pytest.fail(f"azurite exited with {proc.returncode}: {err[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"azurite did not start listening within {seconds:g} s")
+                time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     binary = _azurite_blob()
@@ -84,18 +101,7 @@ def azurite() -> Iterator[Azurite]:
         cwd=workdir,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                pytest.fail(f"azurite exited with {proc.returncode}: {err[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("azurite did not start listening within 60 s")
-                time.sleep(0.2)
+        wait_listening(proc, port)
         yield Azurite(port)
     finally:
         _stop(proc)

@@ -9,13 +9,9 @@ the task never passed one but to `secrets`: `could not ... not allowed to read t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.ledger import open_ledger
-from tests.integration.ledger.conftest import DEV_ACCOUNT, _azurite_blob, _free_port
+from tests.integration.ledger.conftest import DEV_ACCOUNT, _azurite_blob, _free_port, _stop, wait_listening
 from tests.integration.lineage.conftest import Built, build_model
 from tests.integration.secrets.conftest import azure, ca_bundle, fake_azure_server  # noqa: F401 (fixtures)
 from tests.integration.secrets.fake_azure import FakeAzure
@@ -66,26 +62,10 @@ def secure_azurite(ca_bundle: tuple[Path, Path]) -> Iterator[SecureAzurite]:  # 
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, cwd=workdir,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                pytest.fail(f"azurite exited with {proc.returncode}: {err[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("azurite did not start listening within 60 s")
-                time.sleep(0.2)
+        wait_listening(proc, port)
         yield SecureAzurite(port)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(10)
-                break
+        _stop(proc)
 
 
 @pytest.fixture

@@ -245,10 +245,9 @@ def _azurite_binary() -> str:
 @pytest.fixture(scope="session")
 def azurite_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteState]:
     """Azurite's queue and table services on free loopback ports (in memory), for the whole session."""
-    import socket
     import subprocess
 
-    from tests.integration.ledger.conftest import _free_port, _stop
+    from tests.integration.ledger.conftest import _free_port, _stop, wait_listening
 
     queue_port, table_port, blob_port = _free_port(), _free_port(), _free_port()
     proc = subprocess.Popen(
@@ -259,19 +258,7 @@ def azurite_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteS
         cwd=tmp_path_factory.mktemp("azurite-state"),
     )
     try:
-        deadline = time.monotonic() + 60
-        for port in (queue_port, table_port):
-            while True:
-                if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                    pytest.fail(f"azurite exited with {proc.returncode}: {err[-2000:]}")
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail("azurite did not start listening within 60 s")
-                    time.sleep(0.2)
+        wait_listening(proc, queue_port, table_port)
         yield AzuriteState(queue_port, table_port)
     finally:
         _stop(proc)
