@@ -58,3 +58,13 @@ def sequence_number(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 18):
         raise argparse.ArgumentTypeError(f"not a ledger sequence number (0 or more): {text!r}")
     return int(text)
+
+
+def mlflow_alias(text: str) -> str:
+    """An alias MLflow accepts (argparse type): letters, digits, '_' and '-'; not 'latest' or v<number>."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", text) or text == "latest" or re.fullmatch(r"[vV][0-9]+", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an MLflow alias (letters, digits, '_' and '-'; not 'latest' or v<number>)")
+    return text

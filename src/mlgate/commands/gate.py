@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import add_ledger_key_option, add_ledger_option, add_ref, command_parser
+from mlgate.commands._common import add_ledger_key_option, add_ledger_option, add_ref, command_parser, mlflow_alias
 from mlgate.commands._signing import KEY_FORMS, add_identity_options
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="where to write evidence.json and evidence.md (default: evidence)")
     parser.add_argument("--stage", metavar="NAME", help="the lifecycle stage / alias being released to "
                         "(adds the policy's stages.NAME requirements)")
-    parser.add_argument("--set-alias", metavar="ALIAS", type=_alias,
+    parser.add_argument("--set-alias", metavar="ALIAS", type=mlflow_alias,
                         help="when the gate passes (and only then), point this alias of the registered model at the "
                         "gated version (e.g. candidate: the alias the approval check gates), and say so in the "
                         "ledger's `gated` entry; a refused gate leaves every alias where it was")
@@ -55,15 +55,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                       "audit ledger (see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
     add_ledger_key_option(parser)
     return parser
-
-
-def _alias(text: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", text) or text == "latest" or re.fullmatch(r"[vV][0-9]+", text):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an MLflow alias (letters, digits, '_' and '-'; not 'latest' or v<number>)")
-    return text
 
 
 def _alias_and_ledger(args: argparse.Namespace, outcome: Any, platform: Any, signer: Signer | None,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import command_parser
+from mlgate.commands._common import command_parser, mlflow_alias
 from mlgate.commands._signing import add_identity_options
 
 if TYPE_CHECKING:
     from mlgate.integrity import Comparison
     from mlgate.integrity.manifest import Manifest
+    from mlgate.lineage.records import ModelVersion
 
 HELP = "re-hash DIR and compare it with the sealed (and signed) manifest"
 DESCRIPTION = """\
@@ -28,6 +29,11 @@ whose public key is read from Key Vault), the manifest comes from the signed sta
 --signature (default: model.sig beside --manifest), a bundle written by `mlgate seal --sign`
 or `model_signing sign key`. A missing, malformed or wrong signature refuses (exit 1) naming
 what was expected and what was found; with --manifest too, it must be the signed one.
+
+With --model REF and --gated-alias ALIAS (the deploy templates pass the gate's alias,
+`candidate`), the version must still carry ALIAS: the environment's approval check judged
+models:/NAME@ALIAS, so a version that lost the alias to a later run's passing gate was not the
+one the approver saw, and verify refuses (exit 1) naming both versions.
 """
 
 
@@ -46,6 +52,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         "a signature by it is then required")
     parser.add_argument("--signature", metavar="FILE",
                         help="with --public-key: the Sigstore bundle (default: model.sig beside --manifest)")
+    parser.add_argument("--gated-alias", metavar="ALIAS", type=mlflow_alias,
+                        help="with --model: refuse unless the version still carries this alias (the one the "
+                        "environment's approval check judged, e.g. candidate), so the deployed version is the one "
+                        "the approver saw")
     add_identity_options(parser)
     return parser
 
@@ -98,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     if args.signature and not args.public_key:
         raise UsageError("--signature needs --public-key (the key you trust to have signed it)",
                          hint="mlgate verify DIR --signature model.sig --public-key pub.pem")
+    if args.gated_alias and not args.model:
+        raise UsageError("--gated-alias needs --model REF (the model version about to be deployed)",
+                         hint="mlgate verify DIR --model models:/NAME/VERSION --gated-alias candidate")
     if args.public_key and args.model:
         from mlgate.lineage.signatures import load_signed_manifest
 
@@ -115,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise UsageError("verify needs --manifest FILE, --model REF or --public-key KEY --signature FILE",
                          hint="mlgate verify DIR --manifest manifest.json")
+    if version is not None and args.gated_alias:
+        out(still_gated(version, args.gated_alias))
     tolerated = None
     with platform.group(f"mlgate verify: hash {manifest.files} file(s) and compare with the seal"):
         result = verify_directory(args.directory, manifest, follow_internal_symlinks=args.follow_internal_symlinks,
@@ -137,6 +152,24 @@ def run(args: argparse.Namespace) -> int:
         platform.annotate("error", f"mlgate verify: {lines[-1]}")
         return 1
     return 0
+
+
+def still_gated(version: ModelVersion, alias: str) -> str:
+    """The line saying ``version`` still carries ``alias``; RefusedError (exit 1) when it does not."""
+    from mlgate.errors import RefusedError
+    from mlgate.lineage.mlflow import MlflowClient, NotFound
+
+    if alias in version.aliases:
+        return f"gated alias: models:/{version.name}@{alias} -> version {version.version} (the version deployed)"
+    try:
+        now = f"version {MlflowClient.from_env().get_model_version_by_alias(version.name, alias).version}"
+    except NotFound:
+        now = "no version"
+    raise RefusedError(
+        f"models:/{version.name}@{alias} points at {now}, not at version {version.version} which this run deploys: "
+        f"the approval check judged @{alias}, so the approver did not see this version",
+        hint=f"a later run's passing gate moved @{alias}; re-run this release (gate, approval, deploy) "
+             "or approve waiting runs in order before the next gate passes")
 
 
 def summary_markdown(args: argparse.Namespace, digest: str, result: Comparison, tolerated: str | None) -> str:

@@ -100,3 +100,53 @@ def test_deploy_templates_verify_the_files_gate_passed(
         capsys.readouterr()
         assert main(["verify", str(local), "--model", traced.ref, "--platform", "local"]) == 0, name
         assert "tolerated registered_model_meta" in capsys.readouterr().out
+
+
+def test_verify_refuses_a_version_that_lost_the_gated_alias(
+    tracking: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs overlap: run 2's passing gate moves @candidate after run 1's check judged it. Run 1's deploy must
+    refuse (the approver saw version 2's evidence, not version 1's); run 2's deploy goes ahead."""
+    import mlflow
+    from mlflow import MlflowClient as RealClient
+
+    from .conftest import build_model
+
+    first = build_model(tracking, tmp_path, "gated-overlap")
+    real = RealClient(tracking)
+    v1 = real.get_model_version(first.name, first.version)
+    second = real.create_model_version(first.name, v1.source, run_id=first.run_id, model_id=first.model_id).version
+    for version in (first.version, second):
+        assert main(["seal", "--model", f"models:/{first.name}/{version}", "--platform", "local"]) == 0
+    mlflow.set_tracking_uri(tracking)
+    local = {v: Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{first.name}/{v}",
+                                                         dst_path=str(tmp_path / f"dl{v}")))
+             for v in (first.version, second)}
+    real.set_registered_model_alias(first.name, "candidate", second)
+    capsys.readouterr()
+
+    def verify(version: str) -> int:
+        return main(["verify", str(local[version]), "--model", f"models:/{first.name}/{version}", "--gated-alias",
+                     "candidate", "--platform", "local"])
+
+    assert verify(first.version) == 1
+    err = capsys.readouterr().err
+    assert (f"models:/{first.name}@candidate points at version {second}, not at version {first.version} which this "
+            "run deploys") in err
+    assert "re-run this release" in err
+    assert verify(second) == 0
+    assert f"gated alias: models:/{first.name}@candidate -> version {second}" in capsys.readouterr().out
+    real.delete_registered_model_alias(first.name, "candidate")
+    assert verify(second) == 1
+    assert f"models:/{first.name}@candidate points at no version, not at version {second}" in capsys.readouterr().err
+
+
+def test_gated_alias_needs_a_model_version_and_a_valid_alias(
+    tracking: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["verify", str(tmp_path), "--manifest", str(tmp_path / "m.json"), "--gated-alias", "candidate",
+                 "--platform", "local"]) == 2
+    assert "--gated-alias needs --model REF" in capsys.readouterr().err
+    assert main(["verify", str(tmp_path), "--model", "models:/x/1", "--gated-alias", "latest",
+                 "--platform", "local"]) == 2
+    assert "not an MLflow alias" in capsys.readouterr().err
