@@ -9,7 +9,6 @@ imported inside ``run``.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,7 +20,6 @@ from mlgate.console import err
 from mlgate.deadline import DEFAULT_SECONDS
 from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error, UsageError
 from mlgate.platforms.detect import NAMES as PLATFORM_NAMES
-from mlgate.redact import redact_logging
 
 # The CLI contract, in the order shown by --help.
 COMMANDS = ("seal", "verify", "lineage", "gate", "secrets", "serve", "record", "rollback", "audit", "demo")
@@ -285,17 +283,6 @@ def _env_default(action: argparse.Action, value: str) -> None:
         action.required = False
 
 
-def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    redact_logging()
-    logging.getLogger("mlgate").setLevel(level)
-    if verbosity < 2:
-        # Third-party HTTP logs may echo headers; keep them quiet unless asked for debug.
-        for noisy in ("azure", "urllib3", "msal", "github"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mlgate with ``argv`` (without the program name) and return the exit code."""
     try:
@@ -305,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    _configure_logging(args.verbose)
+    from mlgate.logsetup import configure_when_imported
+
+    configure_when_imported(args.verbose)
     _use_timeouts(args)
     from mlgate.deadline import armed
 

@@ -60,6 +60,7 @@ def test_seal_loads_no_heavy_library_and_no_other_command(tmp_path: Path) -> Non
     others = [f"mlgate.commands.{name}" for name in cli.COMMANDS if name != "seal"]
     assert sorted(set(others) & modules) == []
     assert "mlgate.commands.seal" in modules
+    assert "logging" not in modules  # configured only once something loads it (test below)
 
 
 def test_verify_loads_no_heavy_library(tmp_path: Path) -> None:
@@ -172,3 +173,34 @@ def test_a_malformed_option_of_another_command_is_still_a_usage_error(
     assert code == 2 and out == ""
     assert "MLGATE_PORT='eighty' is not a valid value for --port" in err
     assert not (tmp_path / "m.json").exists()
+
+
+_LOG_LATE = """
+import sys
+from mlgate import redact
+from mlgate.logsetup import configure_when_imported
+
+configure_when_imported(int(sys.argv[1]))
+assert "logging" not in sys.modules
+redact.register("s3cr3t-value")
+import logging  # what a library imported later would do
+
+assert type(logging.__loader__).__name__ == "SourceFileLoader", logging.__loader__
+assert logging.__spec__.loader is logging.__loader__
+logging.getLogger("urllib3").warning("token s3cr3t-value")
+logging.getLogger("urllib3").info("urllib3 detail")
+logging.getLogger("mlgate.x").info("mlgate step")
+"""
+
+
+@pytest.mark.parametrize(("verbosity", "lines"), [
+    (0, ["WARNING urllib3: token ***"]),
+    (1, ["WARNING urllib3: token ***", "INFO mlgate.x: mlgate step"]),
+    (2, ["WARNING urllib3: token ***", "INFO urllib3: urllib3 detail", "INFO mlgate.x: mlgate step"]),
+])
+def test_logging_loaded_later_is_configured_and_redacted(verbosity: int, lines: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", _LOG_LATE, str(verbosity)], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == lines
+    assert "s3cr3t" not in proc.stderr + proc.stdout
