@@ -61,6 +61,7 @@ def test_seal_loads_no_heavy_library_and_no_other_command(tmp_path: Path) -> Non
     assert sorted(set(others) & modules) == []
     assert "mlgate.commands.seal" in modules
     assert "logging" not in modules  # configured only once something loads it (test below)
+    assert loaded(modules, ("mlgate.platforms.github", "mlgate.platforms.azure_devops")) == []  # not in a CI
 
 
 def test_verify_loads_no_heavy_library(tmp_path: Path) -> None:
