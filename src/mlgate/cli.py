@@ -9,18 +9,17 @@ imported inside ``run``.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType
+from typing import Any
 
 from mlgate import __version__
 from mlgate.console import err
 from mlgate.deadline import DEFAULT_SECONDS
 from mlgate.errors import EXIT_UNEVALUATED, EXIT_USAGE, Error, UsageError
 from mlgate.platforms.detect import NAMES as PLATFORM_NAMES
-from mlgate.redact import redact_logging
 
 # The CLI contract, in the order shown by --help.
 COMMANDS = ("seal", "verify", "lineage", "gate", "secrets", "serve", "record", "rollback", "audit", "demo")
@@ -40,6 +39,28 @@ MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD.
 
 PLATFORMS = ("auto", *PLATFORM_NAMES)  # the registered platform back-ends (mlgate.platforms.detect)
 MLFLOW_COMMANDS = ("seal", "verify", "lineage", "gate", "record", "rollback", "audit")  # they talk to MLflow
+
+# The options of each command beyond the common ones (argparse dests; tests/unit/test_startup.py checks
+# this against the parsers). A command's parser is built only when it runs, or when one of these is set
+# as MLGATE_<OPTION>: a malformed value is exit 2 whichever command runs, as when all were built up front.
+COMMAND_OPTIONS: dict[str, str] = {
+    "seal": "output model force follow_internal_symlinks serialization shard_size sign signature ledger identity "
+    "client_id tenant_id service_connection_id connect_timeout read_timeout",
+    "verify": "manifest model follow_internal_symlinks public_key signature identity client_id tenant_id "
+    "service_connection_id connect_timeout read_timeout",
+    "lineage": "json connect_timeout read_timeout",
+    "gate": "artifacts policy evidence_dir stage set_alias public_key sign identity client_id tenant_id "
+    "service_connection_id ledger ledger_key connect_timeout read_timeout",
+    "secrets": "vault secrets identity client_id tenant_id service_connection_id to allow_partial concurrency",
+    "serve": "host port config threads",
+    "record": "stage evidence policy evidence_key evidence_signature ledger ledger_key identity client_id tenant_id "
+    "service_connection_id approver comment approval_stage environment connect_timeout read_timeout",
+    "rollback": "stage ledger ledger_key identity client_id tenant_id service_connection_id approver comment "
+    "approval_stage environment connect_timeout read_timeout",
+    "audit": "ledger json public_key unsigned_until identity client_id tenant_id service_connection_id file "
+    "no_anchors require_anchors output connect_timeout read_timeout",
+    "demo": "workdir approver store",
+}
 
 
 def _command_module(name: str) -> ModuleType:
@@ -118,6 +139,7 @@ def _use_timeouts(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; a command's own parser is built (its module imported) only when it is used."""
     parser = argparse.ArgumentParser(
         prog="mlgate",
         description="Make ML model releases governable: seal and verify model files, trace "
@@ -128,16 +150,78 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common_options(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    common = _common_options(top=False)
-    for name in COMMANDS:
-        module = _command_module(name)
-        cmd = module.add_parser(sub, common)
-        cmd.set_defaults(_module=module)
-        if name in MLFLOW_COMMANDS:
-            _timeout_options(cmd)
     _apply_env_defaults(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, action=_Commands)
+    common = _common_options(top=False)
+    parsers = _Parsers(lambda name: _command_parser(sub, common, name))
+    sub.choices = sub._name_parser_map = parsers  # type: ignore[assignment]
+    for name in _configured_commands():
+        parsers[name]  # built now: its MLGATE_* defaults are checked before anything is parsed
     return parser
+
+
+def _configured_commands() -> list[str]:
+    """The commands with an option set in the environment (``MLGATE_<OPTION>``, not empty)."""
+    names = {name for name, value in os.environ.items() if name.startswith("MLGATE_") and value != ""}
+    if not names:
+        return []
+    return [command for command in COMMANDS
+            if any(_env_name(dest) in names for dest in COMMAND_OPTIONS[command].split())]
+
+
+def _command_parser(sub: Any, common: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of one command, as its module builds it, with its MLGATE_* defaults applied."""
+    module = _command_module(name)
+    cmd: argparse.ArgumentParser = module.add_parser(sub, common)
+    cmd.set_defaults(_module=module)
+    if name in MLFLOW_COMMANDS:
+        _timeout_options(cmd)
+    _apply_env_defaults(cmd)
+    return cmd
+
+
+class _Parsers(Mapping[str, argparse.ArgumentParser]):
+    """``{command: parser}`` over :data:`COMMANDS`, each parser built on first access."""
+
+    def __init__(self, build: Callable[[str], argparse.ArgumentParser]) -> None:
+        self._build = build
+        self._built: dict[str, argparse.ArgumentParser] = {}
+
+    def __getitem__(self, name: str) -> argparse.ArgumentParser:
+        parser = self._built.get(name)
+        if parser is None:
+            if name not in COMMANDS:
+                raise KeyError(name)
+            parser = self._built[name] = self._build(name)
+        return parser
+
+    def __contains__(self, name: object) -> bool:
+        return name in COMMANDS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(COMMANDS)
+
+    def __len__(self) -> int:
+        return len(COMMANDS)
+
+
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The COMMAND argument, whose choices are a :class:`_Parsers`: ``mlgate seal`` imports only the seal command.
+
+    ``mlgate --help`` lists every command with its module's one-line ``HELP``; ``mlgate CMD --help``
+    shows the parser the module built, exactly as when every parser was built up front.
+    """
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """Called by a command module while :class:`_Parsers` builds its parser (which keeps it)."""
+        if kwargs.get("prog") is None:
+            kwargs["prog"] = f"{self._prog_prefix} {name}"
+        kwargs.pop("help", None)
+        parser: argparse.ArgumentParser = self._parser_class(**kwargs)
+        return parser
+
+    def _get_subactions(self) -> list[argparse.Action]:
+        return [self._ChoicesPseudoAction(name, (), _command_module(name).HELP) for name in COMMANDS]
 
 
 def _env_name(dest: str) -> str:
@@ -152,6 +236,8 @@ MAX_VERBOSITY = 9
 def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
     """Let every option fall back to ``MLGATE_<DEST>`` from the environment; a malformed one is exit 2."""
     for action in parser._actions:
+        if isinstance(action, _Commands):  # each command's own parser: when it is built
+            continue
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 _apply_env_defaults(child)
@@ -197,29 +283,18 @@ def _env_default(action: argparse.Action, value: str) -> None:
         action.required = False
 
 
-def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    redact_logging()
-    logging.getLogger("mlgate").setLevel(level)
-    if verbosity < 2:
-        # Third-party HTTP logs may echo headers; keep them quiet unless asked for debug.
-        for noisy in ("azure", "urllib3", "msal", "github"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mlgate with ``argv`` (without the program name) and return the exit code."""
     try:
-        parser = build_parser()
-    except Error as exc:  # a malformed MLGATE_* default
+        args = build_parser().parse_args(argv)
+    except Error as exc:  # a malformed MLGATE_* default (of a top-level option, or of the command's)
         err(exc.diagnostics())
         return exc.exit_code
-    try:
-        args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    _configure_logging(args.verbose)
+    from mlgate.logsetup import configure_when_imported
+
+    configure_when_imported(args.verbose)
     _use_timeouts(args)
     from mlgate.deadline import armed
 

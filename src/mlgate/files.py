@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 from mlgate.errors import EvaluationError, InvalidInputError, UsageError
@@ -93,6 +91,9 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     over ``path`` (the rename shielded from the deadline); on any error the temporary file is
     removed and ``path`` is untouched.
     """
+    import tempfile
+    from pathlib import Path
+
     from mlgate.deadline import shielded
 
     target = Path(path)

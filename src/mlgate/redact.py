@@ -7,8 +7,11 @@ depth: code must still never put a secret into a message in the first place.
 
 from __future__ import annotations
 
-import logging
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import logging
 
 _lock = threading.Lock()
 _values: set[str] = set()
@@ -40,8 +43,12 @@ def clear() -> None:
         _values.clear()
 
 
-class RedactingFilter(logging.Filter):
-    """Replace each log record's message with its redacted, fully formatted text."""
+class RedactingFilter:
+    """Replace each log record's message with its redacted, fully formatted text.
+
+    A handler filter (an object with ``filter(record)``); not a :class:`logging.Filter`, so that
+    importing this module does not import :mod:`logging` (most commands never load it).
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -65,6 +72,8 @@ def redact_logging() -> None:
     Called for every command by the CLI: at ``-vv`` third-party libraries (urllib3, the Azure
     SDK, MSAL, PyGithub) log request lines and headers, which may carry a registered secret.
     """
+    import logging
+
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())

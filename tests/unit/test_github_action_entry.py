@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ def test_gate_outputs_decision_from_the_exit_code(tmp_path: Path) -> None:
     from mlgate.cli import build_parser
 
     gate_options = (
-        next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+        next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
         .choices["gate"]
         ._option_string_actions
     )  # type: ignore[attr-defined]

@@ -23,6 +23,19 @@ def test_the_registry_is_the_one_list_of_platforms() -> None:
         backend("jenkins")
 
 
+def test_detection_markers_are_the_back_ends_own() -> None:
+    """detect.MARKERS lets detection skip a CI adapter whose marker is unset: each says what its class says."""
+    from mlgate.platforms.base import Platform
+    from mlgate.platforms.detect import MARKERS
+
+    assert list(MARKERS) == list(NAMES)
+    for name in NAMES:
+        cls = backend(name)
+        assert MARKERS[name] == cls.marker, name
+        if cls.is_ci:  # detected exactly when its marker is "true"
+            assert cls.detected.__func__ is Platform.detected.__func__, name  # type: ignore[attr-defined]
+
+
 def test_each_back_end_says_how_it_is_detected_and_its_defaults() -> None:
     assert (GitHubActions.marker, GitHubActions.default_identity, GitHubActions.secrets_to) == (
         "GITHUB_ACTIONS", "github-oidc", "output")

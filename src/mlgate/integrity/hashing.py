@@ -20,7 +20,6 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from mlgate.errors import EvaluationError, RefusedError
 from mlgate.integrity.tree import FileEntry, display
@@ -140,6 +139,8 @@ def hash_tree(
     n = min(workers or default_workers(), max(1, len(todo)))
     if n == 1:
         return {e.name: hash_sized(e, advance) for e in todo}
+    from concurrent.futures import ThreadPoolExecutor, as_completed  # (it loads logging: not for one file)
+
     pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mlgate-hash")
     try:
         futures = {pool.submit(hash_sized, e, advance): e for e in todo}
@@ -207,6 +208,8 @@ def hash_shards(
     The pieces are hashed in parallel on every core; all pieces of a file must see the same
     modification time, so a file rewritten between two pieces is never recorded (exit 3).
     """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     from mlgate.integrity.serialization import shard_name, shard_ranges
 
     tasks = [(e, start, end) for e in entries for start, end in shard_ranges(e.size, shard_size)]

@@ -28,7 +28,6 @@ from typing import Any
 from mlgate.errors import InvalidInputError
 from mlgate.integrity.serialization import FILES, SHARDS, Serialization, ordered, split_shard
 from mlgate.integrity.tree import display
-from mlgate.jsonvalue import MAX_DEPTH, depth
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://mlgate.dev/manifest/v1"  # mlgate's first layout: one subject per file
@@ -275,7 +274,9 @@ def _no_constant(text: str) -> Any:
 
 
 def _decode(data: bytes, source: str) -> Any:
-    """The JSON value in ``data``: UTF-8, at most :data:`MAX_DEPTH` deep, integers bounded."""
+    """The JSON value in ``data``: UTF-8, at most :data:`mlgate.jsonvalue.MAX_DEPTH` deep, integers bounded."""
+    from mlgate.jsonvalue import MAX_DEPTH, depth  # (not needed to write a manifest)
+
     if len(data) > MAX_MANIFEST_BYTES:
         raise InvalidInputError(f"{source}: larger than {MAX_MANIFEST_BYTES >> 20} MiB", hint=_HINT)
     try:

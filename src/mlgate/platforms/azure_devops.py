@@ -13,10 +13,8 @@ from __future__ import annotations
 import os
 import re
 import sys
-import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from mlgate.errors import EvaluationError, UsageError
 from mlgate.platforms.base import SUMMARY_LIMIT, CIContext, Level, Platform, truncate_utf8
@@ -131,6 +129,8 @@ class AzureDevOps(Platform):
                 "$AGENT_TEMPDIRECTORY is not set or not a directory, so the run summary cannot be uploaded",
                 hint="run this step on an Azure Pipelines agent (which sets it), or use --platform local",
             )
+        import uuid
+
         text = truncate_utf8(redact(markdown), SUMMARY_LIMIT, TRUNCATED_NOTE)
         path = os.path.join(temp, f"mlgate-summary-{uuid.uuid4().hex}.md")
         try:
@@ -150,6 +150,8 @@ class AzureDevOps(Platform):
         return azure_devops.read_approvals(self._env, stage=request.approval_stage)
 
     def context(self) -> CIContext:
+        from urllib.parse import quote
+
         env = self._env
         collection = env.get("SYSTEM_COLLECTIONURI", "").rstrip("/")
         project = env.get("SYSTEM_TEAMPROJECT", "")

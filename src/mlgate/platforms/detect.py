@@ -25,6 +25,9 @@ BACKENDS: dict[str, str] = {
     "azure-devops": "mlgate.platforms.azure_devops:AzureDevOps",
     "local": "mlgate.platforms.local:Local",
 }
+# name -> its class's ``marker`` (tests/unit/test_platform_registry.py checks them): detection loads
+# only the module of a CI whose marker is set, so a local run imports no CI adapter
+MARKERS: dict[str, str | None] = {"github": "GITHUB_ACTIONS", "azure-devops": "TF_BUILD", "local": None}
 NAMES = tuple(BACKENDS)
 
 
@@ -42,6 +45,9 @@ def running_ci(environ: Mapping[str, str] | None = None) -> type[Platform] | Non
     """The CI whose job this environment is (its marker is set), or None outside CI."""
     env = os.environ if environ is None else environ
     for name in NAMES:
+        marker = MARKERS[name]
+        if marker is None or env.get(marker, "").strip().lower() != "true":
+            continue  # what Platform.detected would say, without loading the class
         cls = backend(name)
         if cls.is_ci and cls.detected(env):
             return cls

@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -53,6 +52,8 @@ def workflow_command(command: str, message: str, properties: Mapping[str, str] |
 
 
 def _new_delimiter() -> str:
+    import uuid
+
     return f"ghadelimiter_{uuid.uuid4()}"
 
 

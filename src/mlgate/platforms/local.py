@@ -6,8 +6,6 @@ and therefore refused whenever the environment is a CI run (``GITHUB_ACTIONS``, 
 
 from __future__ import annotations
 
-import getpass
-import subprocess
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -70,6 +68,9 @@ class Local(Platform):
         return local.read_approvals(request.approvers, request.comment, time=utc_now())
 
     def context(self) -> CIContext:
+        import getpass
+        import subprocess
+
         try:
             user = getpass.getuser()
         except (KeyError, OSError):  # no passwd entry in some containers
