@@ -46,7 +46,7 @@ MLFLOW_COMMANDS = ("seal", "verify", "lineage", "gate", "record", "rollback", "a
 COMMAND_OPTIONS: dict[str, str] = {
     "seal": "output model force follow_internal_symlinks serialization shard_size sign signature ledger identity "
     "client_id tenant_id service_connection_id connect_timeout read_timeout",
-    "verify": "manifest model follow_internal_symlinks public_key signature identity client_id tenant_id "
+    "verify": "manifest model follow_internal_symlinks public_key signature gated_alias identity client_id tenant_id "
     "service_connection_id connect_timeout read_timeout",
     "lineage": "json connect_timeout read_timeout",
     "gate": "artifacts policy evidence_dir stage set_alias public_key sign identity client_id tenant_id "
