@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from mlgate import __version__
 from mlgate.console import err
@@ -163,6 +164,16 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
             _env_default(action, value)
 
 
+class _EnvDefaultAppend(argparse._AppendAction):
+    """A repeatable option whose default came from ``MLGATE_<DEST>``: the command line's values replace it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: str | Sequence[Any] | None,
+                 option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is self.default:
+            setattr(namespace, self.dest, None)
+        super().__call__(parser, namespace, values, option_string)
+
+
 def _env_default(action: argparse.Action, value: str) -> None:
     option = max(action.option_strings, key=len)
     name = _env_name(action.dest)
@@ -180,6 +191,20 @@ def _env_default(action: argparse.Action, value: str) -> None:
             raise UsageError(f"{name}={shown} is not a count for {option}",
                              hint=f"set {name} to a whole number from 0 to {MAX_VERBOSITY}, or unset it")
         action.default = int(text)
+    elif isinstance(action, argparse._AppendAction):
+        # a repeatable option (gate --public-key, record --approver): one value per line; values given
+        # on the command line replace these instead of adding to them
+        values = [line.strip() for line in value.splitlines() if line.strip()]
+        items = []
+        for item in values:
+            try:
+                items.append(action.type(item) if callable(action.type) else item)
+            except (ValueError, TypeError, argparse.ArgumentTypeError):
+                raise UsageError(f"{name}={shown} is not a valid value for {option}",
+                                 hint=f"fix or unset {name} (one value per line)") from None
+        if items:
+            action.default = items
+            action.__class__ = _EnvDefaultAppend
     elif isinstance(action, argparse._StoreAction):
         try:
             converted = action.type(value) if callable(action.type) else value
