@@ -167,8 +167,8 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
 class _EnvDefaultAppend(argparse._AppendAction):
     """A repeatable option whose default came from ``MLGATE_<DEST>``: the command line's values replace it."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: str | Sequence[Any] | None,
-                 option_string: str | None = None) -> None:
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
         if getattr(namespace, self.dest, None) is self.default:
             setattr(namespace, self.dest, None)
         super().__call__(parser, namespace, values, option_string)
