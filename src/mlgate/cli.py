@@ -118,7 +118,8 @@ def _use_timeouts(args: argparse.Namespace) -> None:
                           getattr(args, "read_timeout", DEFAULT_TIMEOUTS.read)))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, env_defaults: bool = True) -> argparse.ArgumentParser:
+    """mlgate's parser; ``env_defaults``: with the ``MLGATE_<OPTION>`` defaults of this environment."""
     parser = argparse.ArgumentParser(
         prog="mlgate",
         description="Make ML model releases governable: seal and verify model files, trace "
@@ -137,8 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.set_defaults(_module=module)
         if name in MLFLOW_COMMANDS:
             _timeout_options(cmd)
-    _apply_env_defaults(parser)
+    if env_defaults:
+        _apply_env_defaults(parser)
     return parser
+
+
+def env_default_error(action: argparse.Action, value: str) -> UsageError | None:
+    """Why ``value`` (from ``MLGATE_<DEST>``) cannot be ``action``'s default, or None when it can."""
+    import copy
+
+    try:
+        _env_default(copy.copy(action), value)
+    except UsageError as exc:
+        return exc
+    return None
 
 
 def _env_name(dest: str) -> str:
