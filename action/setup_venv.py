@@ -72,13 +72,32 @@ def action_version(root: Path) -> str:
     return match.group(1)
 
 
+# The inputs that name a key (their MLGATE_<OPTION> variables): an azure-keyvault:// one needs the Azure SDKs.
+KEY_INPUTS = {"sign": "MLGATE_SIGN", "public-key": "MLGATE_PUBLIC_KEY", "ledger-key": "MLGATE_LEDGER_KEY",
+              "evidence-key": "MLGATE_EVIDENCE_KEY"}
+AZURE_PROFILES = ("azure", "all")
+
+
+def vault_key_inputs(env: dict[str, str]) -> list[str]:
+    """The key inputs naming a Key Vault key (any line of it: public-key may list several keys)."""
+    return [name for name, variable in KEY_INPUTS.items()
+            if any(line.strip().lower().startswith("azure-keyvault://")
+                   for line in env.get(variable, "").splitlines())]
+
+
 def profile(env: dict[str, str]) -> str:
     """Which lock the command needs. ``extras`` (the action input) overrides the choice."""
     chosen = env.get("ACTION_MLGATE_EXTRAS", "").strip() or "auto"
+    vault = vault_key_inputs(env)
     if chosen != "auto":
         if chosen not in PROFILES:
             raise InputError(f"input 'extras' is {chosen!r}; use auto, {', '.join(PROFILES)}")
+        if vault and chosen not in AZURE_PROFILES:
+            raise InputError(f"input '{vault[0]}' names a Key Vault key (azure-keyvault://...), which needs the "
+                             f"Azure SDKs, and input 'extras' is {chosen!r}: set 'extras' to auto, azure or all")
         return chosen
+    if vault:
+        return "azure"  # signing in, or reading a public key from, Key Vault
     command = env.get("ACTION_MLGATE_COMMAND", "").strip()
     remote_ledger = env.get("MLGATE_LEDGER", "").strip().lower().startswith("https:")
     if command in ("seal", "verify") and not env.get("MLGATE_MODEL", "").strip() and not remote_ledger:

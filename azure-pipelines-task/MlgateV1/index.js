@@ -36,13 +36,19 @@ const COMMANDS = {
   'audit-export': [],
 };
 
-// One line per CLI option: [task input, mlgate option, 'string' | 'path' | 'bool', commands it applies to].
+// One line per CLI option: [task input, mlgate option, 'string' | 'path' | 'bool' | 'lines', commands it
+// applies to]. 'lines': one option per non-empty line, on the commands of REPEATABLE (one line elsewhere).
 const OPTIONS = [
   ['output', '--output', 'path', ['seal', 'audit-export']],
   ['manifest', '--manifest', 'path', ['verify']],
   ['model', '--model', 'string', ['seal', 'verify']],
   ['force', '--force', 'bool', ['seal']],
   ['followInternalSymlinks', '--follow-internal-symlinks', 'bool', ['seal', 'verify']],
+  ['serialization', '--serialization', 'string', ['seal']],
+  ['shardSize', '--shard-size', 'string', ['seal']],
+  ['sign', '--sign', 'string', ['seal', 'gate']],
+  ['publicKey', '--public-key', 'lines', ['verify', 'gate', 'audit-show', 'audit-verify', 'audit-export']],
+  ['signature', '--signature', 'string', ['seal', 'verify']],
   ['artifacts', '--artifacts', 'path', ['gate']],
   ['policy', '--policy', 'path', ['gate', 'record']],
   ['evidenceDir', '--evidence-dir', 'path', ['gate']],
@@ -60,11 +66,19 @@ const OPTIONS = [
   ['file', '--file', 'path', ['audit-verify']],
   ['noAnchors', '--no-anchors', 'bool', ['audit-verify', 'audit-export']],
   ['requireAnchors', '--require-anchors', 'bool', ['audit-verify', 'audit-export']],
-  ['ledgerKey', '--ledger-key', 'string', ['gate', 'record', 'rollback']],
+  ['ledgerKey', '--ledger-key', 'string', ['seal', 'gate', 'record', 'rollback']],
   ['evidenceKey', '--evidence-key', 'string', ['record']],
   ['evidenceSignature', '--evidence-signature', 'string', ['record']],
   ['unsignedUntil', '--unsigned-until', 'string', ['audit-show', 'audit-verify', 'audit-export']],
 ];
+
+// 'lines' inputs -> the commands whose option repeats (gate trusts any of several keys).
+const REPEATABLE = { publicKey: ['gate'] };
+// pickList inputs the shim passes on: the agent does not check a YAML value against the options.
+const CHOICES = { serialization: ['files', 'shards'], to: ['env', 'output'] };
+// The inputs that name a key: an azure-keyvault:// one is used with the service connection and needs the
+// Azure SDKs (the azure lock).
+const KEY_INPUTS = ['sign', 'publicKey', 'ledgerKey', 'evidenceKey'];
 
 // mlgate's exit codes (its CLI contract) -> task result.
 const RESULTS = {
@@ -114,22 +128,38 @@ function options(command) {
       continue;
     }
     const value = input(name);
-    if (value) args.push(`${flag}=${value}`);
+    if (!value) continue;
+    if (CHOICES[name] && !CHOICES[name].includes(value)) {
+      throw new ConfigError(`input '${name}' is '${value}'; use ${CHOICES[name].join(' or ')}`);
+    }
+    if (kind === 'lines') {
+      const lines = value.split(/\r?\n/).map((line) => line.trim()).filter((line) => line);
+      if (lines.length > 1 && !(REPEATABLE[name] || []).includes(command)) {
+        throw new ConfigError(`input '${name}' has ${lines.length} lines; mlgate ${command.replace('-', ' ')} ` +
+          `takes one (several, one per line, only for: ${(REPEATABLE[name] || []).join(', ')})`);
+      }
+      for (const line of lines) args.push(`${flag}=${line}`);
+      continue;
+    }
+    args.push(`${flag}=${value}`);
   }
   const verbose = parseInt(tl.getInput('verbose', false) || '0', 10);
   if (verbose > 0) args.push('-' + 'v'.repeat(Math.min(verbose, 2)));
   return args;
 }
 
-// Commands that read or write the audit ledger: with a connection, a blob ledger is reached with
-// the same workload identity (mlgate's MLGATE_IDENTITY family, read by its blob ledger).
-const LEDGER_COMMANDS = ['seal', 'gate', 'record', 'rollback', 'audit-show', 'audit-verify', 'audit-export'];
+// Commands that use the connection besides secrets: a blob ledger and an azure-keyvault:// key
+// (--sign, --public-key, --ledger-key, --evidence-key) are reached with the same workload identity,
+// handed over as mlgate's MLGATE_IDENTITY family (the default of each command's --identity, --tenant-id,
+// --client-id and --service-connection-id, and what its blob ledger and stores read).
+const CONNECTION_COMMANDS = ['seal', 'verify', 'gate', 'record', 'rollback', 'audit-show', 'audit-verify', 'audit-export'];
 
 // An Azure Resource Manager connection: workload identity federation of the pipeline, for `secrets`
-// (as options) and for the ledger of the ledger commands (as MLGATE_IDENTITY & co. in the child's env).
+// (as options) and for the ledger and Key Vault keys of the other commands (as MLGATE_IDENTITY & co. in the
+// child's env).
 function workloadIdentity(command) {
   const connection = (tl.getInput('azureSubscription', false) || '').trim();
-  const forLedger = LEDGER_COMMANDS.includes(command);
+  const forLedger = CONNECTION_COMMANDS.includes(command);
   if ((command !== 'secrets' && !forLedger) || !connection) return { args: [], env: {} };
   const scheme = tl.getEndpointAuthorizationScheme(connection, true) || '';
   if (scheme.toLowerCase() !== 'workloadidentityfederation') {
@@ -190,10 +220,20 @@ function checkPythonVersion(python) {
   return found;
 }
 
-// Which lock the command needs: seal and verify of local files need no SDK (mirrors action/setup_venv.py).
+// Which lock the command needs: seal and verify of local files need no SDK, a Key Vault key needs the
+// Azure SDKs (mirrors action/setup_venv.py).
 function profile(command) {
   const chosen = input('extras') || 'auto';
-  if (chosen !== 'auto') return chosen;
+  const vault = KEY_INPUTS.filter((name) => input(name).split(/\r?\n/)
+    .some((line) => line.trim().toLowerCase().startsWith('azure-keyvault://')));
+  if (chosen !== 'auto') {
+    if (vault.length && (chosen === 'core' || chosen === 's3')) {
+      throw new ConfigError(`input '${vault[0]}' names a Key Vault key (azure-keyvault://...), which needs the ` +
+        `Azure SDKs, and input 'extras' is '${chosen}': set 'extras' to auto, azure or all`);
+    }
+    return chosen;
+  }
+  if (vault.length) return 'azure';
   const remoteLedger = input('ledger').toLowerCase().startsWith('https:');
   if ((command === 'seal' || command === 'verify') && !input('model') && !remoteLedger) return 'core';
   if (command === 'audit-verify' && input('file') && tl.getBoolInput('noAnchors', false)) return 'core';

@@ -386,3 +386,108 @@ test('an empty filePath input (the agent fills in the sources directory) is not 
   assert.deepEqual(execArgs(tr), args);
   assert.ok(tr.succeeded, tr.stdout);
 });
+
+// -- signing inputs ----------------------------------------------------------------------------------------
+
+test('seal: sign, signature, serialization, shardSize and ledgerKey reach their flags', async () => {
+  const args = ['-m', 'mlgate', 'seal', '--model=models:/fraud/3', '--serialization=shards', '--shard-size=512MiB',
+    '--sign=release.pem', '--signature=out/model.sig', '--ledger=file:ledger.jsonl', '--ledger-key=ledger.pem'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'seal', model: 'models:/fraud/3', serialization: 'shards', shardSize: '512MiB',
+      sign: 'release.pem', signature: 'out/model.sig', ledger: 'file:ledger.jsonl', ledgerKey: 'ledger.pem',
+      publicKey: 'not-for-seal.pub.pem' },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+});
+
+test('gate trusts every key of a multi-line publicKey; verify and audit take one', async () => {
+  const args = ['-m', 'mlgate', 'gate', 'models:/fraud/3', '--sign=azure-keyvault://kv-ml/keys/gate',
+    '--public-key=release.pub.pem', '--public-key=azure-keyvault://kv-ml/keys/release'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'gate', ref: 'models:/fraud/3', sign: 'azure-keyvault://kv-ml/keys/gate',
+      publicKey: 'release.pub.pem\n\n  azure-keyvault://kv-ml/keys/release  \n', signature: 'not-for-gate.sig' },
+    answers: { ...WHICH, ...execAnswer(cmdline, 0), exist: {} },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+  for (const command of ['verify', 'audit-verify']) {
+    const refused = await runTask({
+      inputs: { command, directory: 'deploy', publicKey: 'a.pub.pem\nb.pub.pem', signature: 'model.sig' },
+      answers: WHICH,
+    });
+    assert.ok(refused.failed);
+    assert.equal(outputVariable(refused, 'result'), 'configuration-error');
+    assert.equal(refused.invokedToolCount, 0, 'nothing runs');
+    assert.ok(refused.errorIssues.some((m) => m.includes(`input 'publicKey' has 2 lines; mlgate ${command.replace('-', ' ')} takes one`)),
+      refused.errorIssues.join('\n'));
+  }
+});
+
+test('an unknown serialization (or to) is a configuration error naming the input; nothing runs', async () => {
+  for (const [inputs, says] of [
+    [{ command: 'seal', directory: 'model', serialization: 'zip' }, "input 'serialization' is 'zip'; use files or shards"],
+    [{ command: 'secrets', vault: 'kv', secrets: '*', to: 'file' }, "input 'to' is 'file'; use env or output"],
+  ]) {
+    const tr = await runTask({ inputs, answers: WHICH });
+    assert.ok(tr.failed);
+    assert.equal(outputVariable(tr, 'result'), 'configuration-error');
+    assert.equal(tr.invokedToolCount, 0);
+    assert.ok(tr.errorIssues.some((m) => m.includes(says)), tr.errorIssues.join('\n'));
+  }
+});
+
+test('verify with a Key Vault public key gets the service connection\'s workload identity, as secrets does', async () => {
+  const token = 'canary-access-token-9a7c';
+  const args = ['-m', 'mlgate', 'verify', 'deploy', '--public-key=azure-keyvault://kv-ml/keys/release',
+    '--signature=model.sig'];
+  const cmdline = [PY, ...args].join(' ');
+  const tr = await runTask({
+    inputs: { command: 'verify', directory: 'deploy', publicKey: 'azure-keyvault://kv-ml/keys/release',
+      signature: 'model.sig', azureSubscription: 'conn-0003' },
+    endpoints: {
+      'conn-0003': { scheme: 'WorkloadIdentityFederation', params: { tenantid: 'tenant-0001', serviceprincipalid: 'client-0002' } },
+      SystemVssConnection: { scheme: 'OAuth', params: { AccessToken: token } },
+    },
+    recordEnv: true,
+    answers: { ...WHICH, ...execAnswer(cmdline, 0) },
+  });
+  assert.deepEqual(execArgs(tr), args);
+  assert.ok(tr.succeeded, tr.stdout);
+  const line = tr.stdout.split(/\r?\n/).find((l) => l.startsWith('MLGATE_TEST_CHILD_ENV '));
+  assert.deepEqual(JSON.parse(line.slice('MLGATE_TEST_CHILD_ENV '.length)).mlgate,
+    ['MLGATE_CLIENT_ID', 'MLGATE_IDENTITY', 'MLGATE_SERVICE_CONNECTION_ID', 'MLGATE_TENANT_ID']);
+  assert.ok(tr.stdout.includes('##vso[task.setsecret]' + token), 'the token is registered as a secret first');
+  for (const l of tr.stdout.split(/\r?\n/)) {
+    if (l.startsWith('##vso[task.setsecret]') || l.startsWith('##vso[task.debug]SystemVssConnection auth param')) continue;
+    assert.ok(!l.includes(token), `token leaked: ${l}`);
+  }
+});
+
+test('bundled install: a Key Vault key installs the azure lock even for seal of local files', async () => {
+  let plan;
+  const tr = await runTask((temp) => {
+    plan = bundledRun(temp, 'azure');
+    const run = `${plan.python} -m mlgate seal model --sign=azure-keyvault://kv-ml/keys/release`;
+    plan.lines.run = run;
+    return {
+      inputs: { command: 'seal', directory: 'model', sign: 'azure-keyvault://kv-ml/keys/release', install: 'bundled' },
+      fixedHome: true,
+      answers: { ...WHICH, exec: { ...plan.exec, [run]: { code: 0, stdout: '' } } },
+    };
+  });
+  for (const name of ['probe', 'venv', 'pip', 'run']) assert.ok(tr.ran(plan.lines[name]), `${name}\n${tr.stdout}`);
+  assert.ok(tr.succeeded, tr.stdout);
+  const refused = await runTask({
+    inputs: { command: 'verify', directory: 'd', publicKey: 'AZURE-KEYVAULT://kv/keys/k', signature: 's',
+      install: 'bundled', extras: 'core' },
+    answers: WHICH,
+  });
+  assert.ok(refused.failed);
+  assert.equal(outputVariable(refused, 'result'), 'configuration-error');
+  assert.ok(refused.errorIssues.some((m) => m.includes("input 'publicKey' names a Key Vault key (azure-keyvault://...), " +
+    "which needs the Azure SDKs, and input 'extras' is 'core'")), refused.errorIssues.join('\n'));
+});

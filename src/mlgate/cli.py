@@ -44,8 +44,8 @@ MLFLOW_COMMANDS = ("seal", "verify", "lineage", "gate", "record", "rollback", "a
 # this against the parsers). A command's parser is built only when it runs, or when one of these is set
 # as MLGATE_<OPTION>: a malformed value is exit 2 whichever command runs, as when all were built up front.
 COMMAND_OPTIONS: dict[str, str] = {
-    "seal": "output model force follow_internal_symlinks serialization shard_size sign signature ledger identity "
-    "client_id tenant_id service_connection_id connect_timeout read_timeout",
+    "seal": "output model force follow_internal_symlinks serialization shard_size sign signature ledger ledger_key "
+    "identity client_id tenant_id service_connection_id connect_timeout read_timeout",
     "verify": "manifest model follow_internal_symlinks public_key signature gated_alias identity client_id tenant_id "
     "service_connection_id connect_timeout read_timeout",
     "lineage": "json connect_timeout read_timeout",
@@ -138,8 +138,11 @@ def _use_timeouts(args: argparse.Namespace) -> None:
                           getattr(args, "read_timeout", DEFAULT_TIMEOUTS.read)))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line; a command's own parser is built (its module imported) only when it is used."""
+def build_parser(*, env_defaults: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; a command's own parser is built (its module imported) only when it is used.
+
+    ``env_defaults``: with the ``MLGATE_<OPTION>`` defaults of this environment (the action's input check
+    builds it without them, to check each value itself)."""
     parser = argparse.ArgumentParser(
         prog="mlgate",
         description="Make ML model releases governable: seal and verify model files, trace "
@@ -150,12 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[_common_options(top=True)],
     )
     parser.add_argument("--version", action="version", version=f"mlgate {__version__}")
-    _apply_env_defaults(parser)
+    if env_defaults:
+        _apply_env_defaults(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, action=_Commands)
     common = _common_options(top=False)
-    parsers = _Parsers(lambda name: _command_parser(sub, common, name))
+    parsers = _Parsers(lambda name: _command_parser(sub, common, name, env_defaults=env_defaults))
     sub.choices = sub._name_parser_map = parsers  # type: ignore[assignment]
-    for name in _configured_commands():
+    for name in _configured_commands() if env_defaults else []:
         parsers[name]  # built now: its MLGATE_* defaults are checked before anything is parsed
     return parser
 
@@ -169,14 +173,16 @@ def _configured_commands() -> list[str]:
             if any(_env_name(dest) in names for dest in COMMAND_OPTIONS[command].split())]
 
 
-def _command_parser(sub: Any, common: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """The parser of one command, as its module builds it, with its MLGATE_* defaults applied."""
+def _command_parser(sub: Any, common: argparse.ArgumentParser, name: str, *,
+                    env_defaults: bool = True) -> argparse.ArgumentParser:
+    """The parser of one command, as its module builds it, with its MLGATE_* defaults applied (``env_defaults``)."""
     module = _command_module(name)
     cmd: argparse.ArgumentParser = module.add_parser(sub, common)
     cmd.set_defaults(_module=module)
     if name in MLFLOW_COMMANDS:
         _timeout_options(cmd)
-    _apply_env_defaults(cmd)
+    if env_defaults:
+        _apply_env_defaults(cmd)
     return cmd
 
 
@@ -224,6 +230,17 @@ class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
         return [self._ChoicesPseudoAction(name, (), _command_module(name).HELP) for name in COMMANDS]
 
 
+def env_default_error(action: argparse.Action, value: str) -> UsageError | None:
+    """Why ``value`` (from ``MLGATE_<DEST>``) cannot be ``action``'s default, or None when it can."""
+    import copy
+
+    try:
+        _env_default(copy.copy(action), value)
+    except UsageError as exc:
+        return exc
+    return None
+
+
 def _env_name(dest: str) -> str:
     return "MLGATE_" + dest.upper().replace("-", "_")
 
@@ -249,6 +266,16 @@ def _apply_env_defaults(parser: argparse.ArgumentParser) -> None:
             _env_default(action, value)
 
 
+class _EnvDefaultAppend(argparse._AppendAction):
+    """A repeatable option whose default came from ``MLGATE_<DEST>``: the command line's values replace it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is self.default:
+            setattr(namespace, self.dest, None)
+        super().__call__(parser, namespace, values, option_string)
+
+
 def _env_default(action: argparse.Action, value: str) -> None:
     option = max(action.option_strings, key=len)
     name = _env_name(action.dest)
@@ -266,6 +293,20 @@ def _env_default(action: argparse.Action, value: str) -> None:
             raise UsageError(f"{name}={shown} is not a count for {option}",
                              hint=f"set {name} to a whole number from 0 to {MAX_VERBOSITY}, or unset it")
         action.default = int(text)
+    elif isinstance(action, argparse._AppendAction):
+        # a repeatable option (gate --public-key, record --approver): one value per line; values given
+        # on the command line replace these instead of adding to them
+        values = [line.strip() for line in value.splitlines() if line.strip()]
+        items = []
+        for item in values:
+            try:
+                items.append(action.type(item) if callable(action.type) else item)
+            except (ValueError, TypeError, argparse.ArgumentTypeError):
+                raise UsageError(f"{name}={shown} is not a valid value for {option}",
+                                 hint=f"fix or unset {name} (one value per line)") from None
+        if items:
+            action.default = items
+            action.__class__ = _EnvDefaultAppend
     elif isinstance(action, argparse._StoreAction):
         try:
             converted = action.type(value) if callable(action.type) else value

@@ -82,6 +82,29 @@ def build_argv(environ: Mapping[str, str]) -> list[str]:
     return argv
 
 
+def check_inputs(environ: Mapping[str, str]) -> None:
+    """Every option input (``MLGATE_<OPTION>``) checked against the CLI option it sets, before anything runs:
+    a value no command could take (``serialization: zip``, ``shard-size: big``) is a UsageError naming the input."""
+    import argparse
+
+    from mlgate.cli import build_parser, env_default_error
+
+    pending = [build_parser(env_defaults=False)]
+    while pending:
+        for action in pending.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())
+                continue
+            if not action.option_strings:
+                continue
+            variable = "MLGATE_" + action.dest.upper()
+            value = environ.get(variable, "")
+            problem = env_default_error(action, value) if value else None
+            if problem is not None:
+                name = action.dest.replace("_", "-")
+                raise UsageError(f"input '{name}' is not valid: {problem.message}", hint=problem.hint)
+
+
 def result_name(code: int) -> str:
     return RESULTS.get(code, "could-not-evaluate")
 
@@ -140,6 +163,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     extra = list(argv or [])
     try:
+        check_inputs(env)
         args = build_argv(env) + extra
     except UsageError as exc:
         err(exc.diagnostics())

@@ -87,9 +87,9 @@ def is_switch(parser: Any, flag: str) -> bool:
 
 
 def options_table() -> list[tuple[str, str, str, list[str]]]:
-    """The shim's OPTIONS table: (task input, mlgate option, kind, commands)."""
+    """The shim's OPTIONS table: (task input, mlgate option, kind (string, path, bool, lines), commands)."""
     text = (TASK_DIR / "index.js").read_text(encoding="utf-8")
-    rows = re.findall(r"^\s*\['(\w+)', '(--[a-z-]+)', '(string|path|bool)', \[([^\]]*)\]\],?$", text, re.M)
+    rows = re.findall(r"^\s*\['(\w+)', '(--[a-z-]+)', '(string|path|bool|lines)', \[([^\]]*)\]\],?$", text, re.M)
     table = [(i, f, k, re.findall(r"'([a-z-]+)'", c)) for i, f, k, c in rows]
     assert table, "could not read OPTIONS from index.js"
     return table

@@ -98,6 +98,19 @@ def test_plan_keys_the_cache_by_the_lock_files_digest(tmp_path: Path) -> None:
             {"ACTION_MLGATE_COMMAND": "audit verify", "MLGATE_FILE": "l.jsonl", "MLGATE_NO_ANCHORS": "true"},
             "core",
         ),
+        ({"ACTION_MLGATE_COMMAND": "seal", "MLGATE_SIGN": "release.pem"}, "core"),
+        ({"ACTION_MLGATE_COMMAND": "seal", "MLGATE_SIGN": "Azure-KeyVault://kv/keys/release"}, "azure"),
+        ({"ACTION_MLGATE_COMMAND": "verify", "MLGATE_PUBLIC_KEY": "release.pub.pem"}, "core"),
+        ({"ACTION_MLGATE_COMMAND": "verify", "MLGATE_PUBLIC_KEY": "a.pem\n azure-keyvault://kv/keys/k"}, "azure"),
+        ({"ACTION_MLGATE_COMMAND": "seal", "MLGATE_LEDGER_KEY": "azure-keyvault://kv/keys/ledger"}, "azure"),
+        (
+            {"ACTION_MLGATE_COMMAND": "audit verify", "MLGATE_FILE": "l.jsonl", "MLGATE_NO_ANCHORS": "true",
+             "MLGATE_PUBLIC_KEY": "azure-keyvault://kv/keys/ledger"},
+            "azure",
+        ),
+        ({"ACTION_MLGATE_COMMAND": "verify", "MLGATE_EVIDENCE_KEY": "azure-keyvault://kv/keys/g"}, "azure"),
+        ({"ACTION_MLGATE_COMMAND": "seal", "MLGATE_SIGN": "azure-keyvault://kv/keys/k", "ACTION_MLGATE_EXTRAS": "all"},
+         "all"),
         ({"ACTION_MLGATE_COMMAND": "gate", "ACTION_MLGATE_EXTRAS": "s3"}, "s3"),
         ({"ACTION_MLGATE_COMMAND": "secrets", "ACTION_MLGATE_EXTRAS": "all"}, "all"),
     ],
@@ -321,3 +334,11 @@ def test_a_tampered_unpacked_uv_in_the_cache_is_not_run(
         recorded_uv(wheel)
     )
     assert sorted(p.name for p in wheelhouse.iterdir() if p.name.endswith(".uv")) == [refreshed.name]
+
+
+def test_a_key_vault_key_with_extras_that_lack_the_azure_sdks_is_a_configuration_error(tmp_path: Path) -> None:
+    code, _values, log = setup("plan", action_env(tmp_path, ACTION_MLGATE_COMMAND="seal", ACTION_MLGATE_EXTRAS="core",
+                                                  MLGATE_SIGN="azure-keyvault://kv/keys/release"))
+    assert code == 2, log
+    assert "input 'sign' names a Key Vault key (azure-keyvault://...), which needs the Azure SDKs" in log
+    assert "set 'extras' to auto, azure or all" in log

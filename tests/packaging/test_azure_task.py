@@ -466,3 +466,26 @@ def test_pipeline_variables_named_mlgate_do_not_become_option_defaults(tmp_path:
     assert _vso(proc.stdout, "task.complete result=Succeeded"), proc.stdout + proc.stderr
     assert manifest.is_file()
     assert not (tmp_path / "elsewhere.json").exists()
+
+
+def test_shim_signs_and_verifies_with_the_real_cli(tmp_path: Path) -> None:
+    """sign, signature, serialization, shardSize on seal and publicKey on verify, through task-lib and the CLI."""
+    from tests.integration.signing.conftest import make_pair
+
+    pair, other = make_pair(tmp_path / "keys", "release"), make_pair(tmp_path / "keys", "other")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(os.urandom(4096))
+    manifest, signature = tmp_path / "manifest.json", tmp_path / "release.sig"
+    proc = _run_shim(tmp_path, {"command": "seal", "directory": str(model), "output": str(manifest),
+                                "sign": str(pair.private), "signature": str(signature),
+                                "serialization": "shards", "shardSize": "1MiB"})
+    assert _vso(proc.stdout, "task.complete result=Succeeded"), proc.stdout + proc.stderr
+    assert json.loads(manifest.read_text())["predicate"]["serialization"]["method"] == "shards"
+    assert signature.is_file()
+    verify = {"command": "verify", "directory": str(model), "signature": str(signature)}
+    proc = _run_shim(tmp_path, {**verify, "publicKey": str(pair.public)})
+    assert _vso(proc.stdout, "task.complete result=Succeeded"), proc.stdout + proc.stderr
+    proc = _run_shim(tmp_path, {**verify, "publicKey": str(other.public)})
+    [complete] = _vso(proc.stdout, "task.complete")
+    assert "result=Failed" in complete and "refused the release (exit 1)" in complete, proc.stdout

@@ -190,7 +190,7 @@ def test_outputs_the_action_exposes_are_written() -> None:
 
 
 def test_option_inputs_can_be_environment_defaults() -> None:
-    """MLGATE_<OPTION> sets an option's default only for single-value and on/off options (cli.py)."""
+    """MLGATE_<OPTION> sets an option's default for single-value, repeatable and on/off options (cli.py)."""
     import argparse
 
     parsers = command_parsers()
@@ -201,7 +201,8 @@ def test_option_inputs_can_be_environment_defaults() -> None:
         for name, parser in parsers.items():
             for action in parser._actions:
                 if action.dest == dest and action.option_strings:
-                    ok = (argparse._StoreAction, argparse._StoreTrueAction, argparse._CountAction)
+                    ok = (argparse._StoreAction, argparse._StoreTrueAction, argparse._CountAction,
+                          argparse._AppendAction)  # repeatable: one value per line
                     assert isinstance(action, ok), f"{var}: `mlgate {name}` {action.option_strings} cannot read it"
 
 
@@ -441,3 +442,85 @@ def test_action_on_a_github_runner_has_mlgate_outputs_next_to_its_own(tmp_path: 
     canonical = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert outputs["manifest_sha256"] == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     assert (outputs["exit_code"], outputs["result"]) == ("0", "passed")
+
+
+# -- the signing inputs: each reaches its flag on every command it names; a bad value is refused ------------
+
+SIGNING_INPUTS = {
+    # input: (value, {command argv: (dest, parsed value)})
+    "sign": ("azure-keyvault://kv-ml/keys/release", {
+        ("seal", "DIR"): ("sign", "azure-keyvault://kv-ml/keys/release"),
+        ("gate", "m/1", "--policy", "p.yml"): ("sign", "azure-keyvault://kv-ml/keys/release"),
+    }),
+    "public-key": ("release.pub.pem\nazure-keyvault://kv-ml/keys/old", {
+        ("verify", "DIR"): ("public_key", "release.pub.pem\nazure-keyvault://kv-ml/keys/old"),
+        ("gate", "m/1", "--policy", "p.yml"): ("public_key", ["release.pub.pem", "azure-keyvault://kv-ml/keys/old"]),
+        ("audit", "verify"): ("public_key", "release.pub.pem\nazure-keyvault://kv-ml/keys/old"),
+        ("audit", "show", "m@production"): ("public_key", "release.pub.pem\nazure-keyvault://kv-ml/keys/old"),
+    }),
+    "signature": ("out/model.sig", {("seal", "DIR"): ("signature", "out/model.sig"),
+                                    ("verify", "DIR"): ("signature", "out/model.sig")}),
+    "serialization": ("shards", {("seal", "DIR"): ("serialization", "shards")}),
+    "shard-size": ("512MiB", {("seal", "DIR"): ("shard_size", 512 << 20)}),
+    "ledger-key": ("ledger.pem", {("seal", "--model", "m/1"): ("ledger_key", "ledger.pem"),
+                                  ("gate", "m/1", "--policy", "p.yml"): ("ledger_key", "ledger.pem")}),
+    "identity": ("github-oidc", {("seal", "DIR"): ("identity", "github-oidc"),
+                                 ("verify", "DIR"): ("identity", "github-oidc")}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIGNING_INPUTS))
+def test_signing_inputs_reach_their_flags(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.cli import build_parser
+
+    value, expected = SIGNING_INPUTS[name]
+    env = run_step()["env"]
+    [variable] = [var for var, expr in env.items() if expr == f"${{{{ inputs.{name} }}}}"]
+    for var in env:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(variable, value)
+    for argv, (dest, parsed) in expected.items():
+        assert getattr(build_parser().parse_args(list(argv)), dest) == parsed, (name, argv)
+    monkeypatch.delenv(variable)
+    for argv, (dest, _parsed) in expected.items():  # and nothing without the input
+        assert getattr(build_parser().parse_args(list(argv)), dest) in (None, "files", "auto"), (name, argv)
+
+
+@pytest.mark.parametrize(("inputs", "says"), [
+    ({"serialization": "zip"}, "input 'serialization' is not valid: MLGATE_SERIALIZATION='zip' is not one of the "
+     "choices of --serialization"),
+    ({"shard-size": "big"}, "input 'shard-size' is not valid: MLGATE_SHARD_SIZE='big' is not a valid value"),
+    ({"identity": "workload"}, "input 'identity' is not valid"),
+    ({"follow-internal-symlinks": "perhaps"}, "input 'follow-internal-symlinks' is not valid"),
+])
+def test_an_input_with_an_unknown_value_is_refused_naming_it(inputs: dict[str, str], says: str,
+                                                              tmp_path: Path, model: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    code, outputs, log = _run_action({"command": "seal", "directory": str(model), "output": str(manifest), **inputs},
+                                     tmp_path)
+    assert (code, outputs["result"]) == (2, "configuration-error"), log
+    assert says in log and "Traceback" not in log, log
+    assert not manifest.exists()
+
+
+def test_action_signs_in_shards_and_verifies_with_the_public_key(tmp_path: Path, model: Path) -> None:
+    """The run step for real: sign, signature, serialization and shard-size on seal; public-key on verify."""
+    from tests.integration.signing.conftest import make_pair
+
+    pair, other = make_pair(tmp_path / "keys", "release"), make_pair(tmp_path / "keys", "other")
+    out = tmp_path / "out"
+    out.mkdir()
+    code, _outputs, log = _run_action({"command": "seal", "directory": str(model), "output": str(out / "m.json"),
+                                       "sign": str(pair.private), "signature": str(out / "release.sig"),
+                                       "serialization": "shards", "shard-size": "1MiB"}, tmp_path)
+    assert code == 0, log
+    statement = json.loads((out / "m.json").read_text())
+    assert statement["predicate"]["serialization"]["method"] == "shards"
+    assert statement["predicate"]["serialization"]["shard_size"] == 1 << 20
+    assert (out / "release.sig").is_file() and not (out / "model.sig").exists()
+    verify = {"command": "verify", "directory": str(model), "signature": str(out / "release.sig")}
+    code, outputs, log = _run_action({**verify, "public-key": str(pair.public)}, tmp_path)
+    assert (code, outputs["result"]) == (0, "passed"), log
+    assert f"signed by PEM public key {pair.public}" in log
+    code, outputs, log = _run_action({**verify, "public-key": str(other.public)}, tmp_path)
+    assert (code, outputs["result"]) == (1, "refused"), log

@@ -156,3 +156,54 @@ def test_task_refuses_a_ledger_connection_without_workload_identity(tmp_path: Pa
     assert "result=Failed" in complete and "configuration error" in complete, proc.stdout
     assert "uses the 'ServicePrincipal' scheme" in complete and f"mlgate {command} needs" in complete
     assert "[command]" not in proc.stdout  # mlgate was never started
+
+
+# -- signing parameters: passed to the seal, gate and verify steps; empty by default (unsigned, as before) ----
+
+SIGNING = [
+    ("register-seal.yml", "seal", {"sign": "signingKey"}),
+    ("gate.yml", "gate", {"publicKey": "publicKey", "sign": "signingKey"}),
+    ("deploy.yml", "verify", {"publicKey": "publicKey"}),
+    ("release.yml", "seal", {"sign": "signingKey"}),
+    ("release.yml", "gate", {"publicKey": "publicKey"}),
+    ("release.yml", "verify", {"publicKey": "publicKey"}),
+]
+
+
+def _task_steps(node: object) -> list[dict[str, object]]:
+    if isinstance(node, dict):
+        found = [node] if node.get("task") == "Mlgate@1" else []
+        return found + [s for value in node.values() for s in _task_steps(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _task_steps(item)]
+    return []
+
+
+@pytest.mark.parametrize(("template", "command", "inputs"), SIGNING)
+def test_azure_signing_parameters_reach_the_step_and_default_to_unsigned(
+        template: str, command: str, inputs: dict[str, str]) -> None:
+    document = yaml.safe_load((ROOT / "templates" / "azure-pipelines" / template).read_text(encoding="utf-8"))
+    parameters = {p["name"]: p for p in document["parameters"]}
+    [step] = [s for s in _task_steps(document["stages"]) if s["inputs"]["command"] == command]  # type: ignore[index]
+    for task_input, parameter in inputs.items():
+        assert step["inputs"][task_input] == f"${{{{ parameters.{parameter} }}}}", (template, task_input)  # type: ignore[index]
+        assert parameters[parameter]["default"] == "", f"{template}: {parameter} must default to unsigned"
+    assert step["inputs"].get("azureSubscription") == "${{ parameters.azureSubscription }}", (  # type: ignore[union-attr]
+        f"{template}: a Key Vault key needs the stage's service connection on the {command} step")
+
+
+@pytest.mark.parametrize(("workflow", "command", "inputs"), [
+    ("mlgate-register-seal.yml", "seal", {"sign": "signing-key"}),
+    ("mlgate-gate.yml", "gate", {"public-key": "public-key", "sign": "signing-key"}),
+    ("mlgate-deploy.yml", "verify", {"public-key": "public-key"}),
+])
+def test_github_signing_inputs_reach_the_step_and_default_to_unsigned(
+        workflow: str, command: str, inputs: dict[str, str]) -> None:
+    document = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text(encoding="utf-8"))
+    declared = document[True]["workflow_call"]["inputs"]
+    [job] = document["jobs"].values()
+    [step] = [s for s in job["steps"] if s.get("with", {}).get("command") == command]
+    for action_input, workflow_input in inputs.items():
+        assert step["with"][action_input] == f"${{{{ inputs.{workflow_input} }}}}", (workflow, action_input)
+        assert declared[workflow_input]["default"] == "", f"{workflow}: {workflow_input} must default to unsigned"
+    assert step["with"]["identity"] == "${{ inputs.azure-client-id != '' && 'github-oidc' || '' }}", workflow

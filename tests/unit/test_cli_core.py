@@ -222,3 +222,18 @@ def test_yes_no_environment_defaults(value: str, follows: bool, monkeypatch: pyt
     monkeypatch.setenv("MLGATE_VERBOSE", " 2 ")
     args = build_parser().parse_args(["verify", "DIR", "--manifest", "m.json"])
     assert args.follow_internal_symlinks is follows and args.verbose == 2
+
+
+def test_repeatable_options_read_one_value_per_line_and_the_command_line_replaces_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlgate.cli import build_parser
+
+    monkeypatch.setenv("MLGATE_PUBLIC_KEY", "a.pub.pem\n\n  azure-keyvault://kv/keys/release \n")
+    gate = ["gate", "m/1", "--policy", "p.yml"]
+    assert build_parser().parse_args(gate).public_key == ["a.pub.pem", "azure-keyvault://kv/keys/release"]
+    parser = build_parser()
+    assert parser.parse_args([*gate, "--public-key", "b.pem", "--public-key", "c.pem"]).public_key == ["b.pem", "c.pem"]
+    assert parser.parse_args(gate).public_key == ["a.pub.pem", "azure-keyvault://kv/keys/release"]  # not mutated
+    monkeypatch.setenv("MLGATE_PUBLIC_KEY", " \n")
+    assert build_parser().parse_args(gate).public_key is None  # blank: no default

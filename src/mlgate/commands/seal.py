@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlgate.commands._common import add_ledger_option, command_parser
+from mlgate.commands._common import add_ledger_key_option, add_ledger_option, command_parser
 from mlgate.commands._signing import KEY_FORMS, add_identity_options, add_serialization_options
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ Refused (exit 1): symlinks leaving DIR, symlinks inside DIR (unless
 Exit 3 when a file cannot be read.
 
 With --model, the version's artifacts are read from MLflow instead and the manifest is
-recorded on that model version.
+recorded on that model version. With --ledger too, a `sealed` entry is appended to the audit
+ledger, signed with --ledger-key KEY when given (the key is loaded before anything is sealed).
 """
 
 
@@ -61,6 +62,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
                         help="with --sign: where the Sigstore bundle goes (default: model.sig beside the manifest)")
     add_ledger_option(parser, purpose="with --model: also append a `sealed` entry to this audit ledger "
                       "(see `mlgate audit`); off unless given here or in MLGATE_LEDGER")
+    add_ledger_key_option(parser)
     add_identity_options(parser)
     return parser
 
@@ -182,6 +184,12 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
     from mlgate.lineage.mlflow import MlflowClient
     from mlgate.refs import ModelRef
 
+    ledger = None
+    if args.ledger:  # its signing key is loaded (and checked) before anything is recorded
+        from mlgate.commands._signing import identity_options
+        from mlgate.governed.events import open_event_ledger
+
+        ledger = open_event_ledger(args.ledger, args.ledger_key, identity_options(args))
     client = MlflowClient.from_env()
     version = client.resolve(ModelRef.parse(args.model))
     chosen = serialization(args, None, [])
@@ -213,14 +221,14 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
                 "and digests: re-sealing it in the model-signing v1.0 layout (recorded)")
         _write_seal(client, version, manifest, where, previous=previous, force=args.force or upgrade,
                     platform=platform, signed=signed)
-    if args.ledger:
+    if args.ledger and ledger is not None:
         from mlgate.governed.events import append_event
 
         append_event(args.ledger, "sealed", name=version.name, version=version.version, ci=platform.context(),
                   details={"manifest_sha256": manifest.digest, "files": manifest.files,
                            "bytes": manifest.total_bytes, "resealed_from": previous if previous != manifest.digest
                            else None},
-                  fingerprint=manifest.digest)
+                  fingerprint=manifest.digest, ledger=ledger)
     if args.output:
         write_atomically(args.output, manifest.canonical())
     if platform.is_ci:

@@ -15,9 +15,18 @@ from mlgate.ledger import Draft, open_ledger
 from mlgate.platforms.base import CIContext
 
 if TYPE_CHECKING:
+    from mlgate.ledger.base import Ledger
     from mlgate.secrets.credentials import IdentityOptions
 
 LEDGER_KEY_VARIABLE = "MLGATE_LEDGER_KEY"  # the environment default of --ledger-key
+
+
+def open_event_ledger(spec: str, ledger_key: str | None = None,
+                      identity: IdentityOptions | None = None) -> Ledger:
+    """The ledger ``spec`` with its signing key (``ledger_key``, else ``MLGATE_LEDGER_KEY``) loaded: a key
+    that cannot be read or used fails here, before the caller changes anything."""
+    key = ledger_key if ledger_key is not None else os.environ.get(LEDGER_KEY_VARIABLE) or None
+    return open_ledger(spec, sign=key, identity=identity)
 
 
 def append_event(
@@ -32,15 +41,17 @@ def append_event(
     fingerprint: str,
     ledger_key: str | None = None,
     identity: IdentityOptions | None = None,
+    ledger: Ledger | None = None,
 ) -> None:
     """Append one ``event`` entry to the ledger ``spec`` (once per CI run, event and version) and say
     where it went. (Not a log line: those are :func:`mlgate.service.logs.log_event`.)
 
     ``ledger_key`` signs it; a caller without a ``--ledger-key`` option passes None and the entry is
     signed with ``MLGATE_LEDGER_KEY`` when that is set, so every step of a pipeline signs the ledger.
+    ``ledger``: the one :func:`open_event_ledger` opened earlier (``spec`` and the key are then not read).
     """
-    key = ledger_key if ledger_key is not None else os.environ.get(LEDGER_KEY_VARIABLE) or None
-    ledger = open_ledger(spec, sign=key, identity=identity)
+    if ledger is None:
+        ledger = open_event_ledger(spec, ledger_key, identity)
     entry, created = ledger.append(
         Draft(
             event=event,

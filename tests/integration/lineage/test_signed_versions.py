@@ -154,3 +154,48 @@ def test_failure_to_sign_records_nothing_on_the_version(version: Built, tracking
     assert "may not sign with Key Vault key" in capsys.readouterr().err
     tags = MlflowClient.from_env(tracking).resolve(version.ref).tags
     assert not any(name.startswith("mlgate.") for name in tags)
+
+
+def test_seal_signs_its_ledger_entry_with_the_ledger_key(version: Built, pair: KeyPair, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    ledger = f"file:{tmp_path / 'ledger.jsonl'}"
+    assert main(["seal", "--model", version.ref, "--platform", "local", "--ledger", ledger,
+                 "--ledger-key", str(pair.private)]) == 0
+    entry = json.loads((tmp_path / "ledger.jsonl").read_text().splitlines()[0])
+    assert entry["event"] == "sealed" and set(entry["sig"]) == {"keyid", "sig"}
+    capsys.readouterr()
+    assert main(["audit", "verify", "--no-anchors", "--ledger", ledger, "--public-key", str(pair.public)]) == 0
+    assert "1 signed entries from seq 1" in capsys.readouterr().out
+    other = make_pair(tmp_path / "keys", "other")
+    assert main(["audit", "verify", "--no-anchors", "--ledger", ledger, "--public-key", str(other.public)]) == 1
+
+
+def test_seal_with_an_unusable_ledger_key_records_nothing(version: Built, tmp_path: Path, tracking: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    p384 = make_pair(tmp_path / "keys", "p384", ec.SECP384R1())
+    for key in (str(p384.private), str(tmp_path / "no-such-key.pem")):
+        assert main(["seal", "--model", version.ref, "--platform", "local", "--ledger",
+                     f"file:{tmp_path / 'ledger.jsonl'}", "--ledger-key", key]) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and ("no-such-key.pem" in err or "expected an ECDSA P-256" in err), err
+    tags = MlflowClient.from_env(tracking).resolve(version.ref).tags
+    assert not any(name.startswith("mlgate.") for name in tags), tags  # the key was refused before sealing
+    assert not (tmp_path / "ledger.jsonl").exists()
+
+
+def test_gate_reads_its_trusted_keys_from_the_environment(version: Built, pair: KeyPair, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLGATE_PUBLIC_KEY (the action's public-key input) is gate's --public-key: one key per line."""
+    assert main(["seal", "--model", version.ref, "--sign", str(pair.private), "--platform", "local"]) == 0
+    other = make_pair(tmp_path / "keys", "other")
+    monkeypatch.setenv("MLGATE_PUBLIC_KEY", str(other.public))
+    code, evidence = gate(version.ref, policy(tmp_path), tmp_path)
+    assert code == 1 and rule(evidence, "integrity.signed")["passed"] is False  # not silently ignored
+    monkeypatch.setenv("MLGATE_PUBLIC_KEY", f"{other.public}\n{pair.public}\n")
+    code, evidence = gate(version.ref, policy(tmp_path), tmp_path)
+    assert code == 0 and rule(evidence, "integrity.signed")["passed"] is True
+    # a key on the command line replaces the environment's instead of adding to them
+    code, evidence = gate(version.ref, policy(tmp_path), tmp_path, "--public-key", str(other.public))
+    assert code == 1
