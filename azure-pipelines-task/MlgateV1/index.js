@@ -54,6 +54,7 @@ const OPTIONS = [
   ['evidenceDir', '--evidence-dir', 'path', ['gate']],
   ['stage', '--stage', 'string', ['gate', 'record', 'rollback']],
   ['setAlias', '--set-alias', 'string', ['gate']],
+  ['gatedAlias', '--gated-alias', 'string', ['verify']],
   ['vault', '--vault', 'string', ['secrets']],
   ['secrets', '--secrets', 'string', ['secrets']],
   ['to', '--to', 'string', ['secrets']],

@@ -150,3 +150,25 @@ def test_gated_alias_needs_a_model_version_and_a_valid_alias(
     assert main(["verify", str(tmp_path), "--model", "models:/x/1", "--gated-alias", "latest",
                  "--platform", "local"]) == 2
     assert "not an MLflow alias" in capsys.readouterr().err
+
+
+def test_deploy_templates_verify_against_the_alias_the_gate_sets() -> None:
+    """Each deploy template's verify step passes the gate's alias as --gated-alias, defaulting to `candidate`,
+    the gate templates' default `set-alias`: the deployed version must be the one the approval check judged."""
+    steps = dict(_verify_inputs())
+    assert steps["azure deploy.yml"]["gatedAlias"] == "${{ parameters.gatedAlias }}"
+    assert steps["github mlgate-deploy.yml"]["gated-alias"] == "${{ inputs.gated-alias }}"
+    azure = yaml.safe_load((ROOT / "templates" / "azure-pipelines" / "deploy.yml").read_text(encoding="utf-8"))
+    gate = yaml.safe_load((ROOT / "templates" / "azure-pipelines" / "gate.yml").read_text(encoding="utf-8"))
+    default = {p["name"]: p.get("default") for p in azure["parameters"]}["gatedAlias"]
+    assert default == {p["name"]: p.get("default") for p in gate["parameters"]}["setAlias"] == "candidate"
+    workflows = ROOT / ".github" / "workflows"
+    deploy = yaml.safe_load((workflows / "mlgate-deploy.yml").read_text(encoding="utf-8"))
+    gated = yaml.safe_load((workflows / "mlgate-gate.yml").read_text(encoding="utf-8"))
+    assert (deploy[True]["workflow_call"]["inputs"]["gated-alias"]["default"]
+            == gated[True]["workflow_call"]["inputs"]["set-alias"]["default"] == "candidate")
+    release = yaml.safe_load((ROOT / "templates" / "azure-pipelines" / "release.yml").read_text(encoding="utf-8"))
+    verify = [step for stage in release["stages"] for job in stage["jobs"]
+              for step in job.get("strategy", {}).get("runOnce", {}).get("deploy", {}).get("steps", [])
+              if isinstance(step, dict) and step.get("inputs", {}).get("command") == "verify"]
+    assert [step["inputs"]["gatedAlias"] for step in verify] == ["${{ parameters.setAlias }}"]
