@@ -363,11 +363,14 @@ def main() -> int:
         "MLGATE_SERVE_GITHUB_API_URL": fake.url,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
     }
+    load_before = os.getloadavg()  # the machine's other work skews every number: shown with them
     try:
         runs = [run_reference(env, fake), run_in_process(env, fake), run_azure_storage(env, fake)]
     finally:
         fake.stop()
     print_table(runs)
+    load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    print(f"load average (1, 5, 15 min) before/after the run: {load} on {os.cpu_count()} CPUs")
     ok = True
     for run in runs[1:]:
         print(f"{run.mode}: {DELIVERIES} deliveries, lost {run.lost}, duplicate {run.duplicate}")

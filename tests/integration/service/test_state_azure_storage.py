@@ -103,8 +103,8 @@ def test_a_hung_workers_job_is_finished_by_another_replica_and_not_completed_twi
     assert "completion_claim_lost" in events or "completion_already_sent" in events
 
 
-def _sealed_job(secret: str, payload: dict[str, Any]) -> Job:
-    delivery = str(uuid.uuid4())
+def _sealed_job(secret: str, payload: dict[str, Any], delivery: str | None = None) -> Job:
+    delivery = delivery or str(uuid.uuid4())
     key = f"github:{delivery}"
     rule = {
         "delivery": delivery, "environment": payload["environment"],
@@ -139,6 +139,14 @@ def test_a_poison_job_completes_the_check_as_failed_with_the_reason(
     assert fake_github.violations == []
 
 
+def _message(job: Job) -> str:
+    return json.dumps({"key": job.key, "kind": job.kind, "sealed": job.sealed})
+
+
+def _events(service: Any) -> list[str]:
+    return [line["event"] for line in service.log_lines()]
+
+
 def test_a_completed_job_delivered_again_is_not_sent_again(
     start_service: StartService, fake_github: FakeGitHub, azurite_state: AzuriteState, canaries: dict[str, str]
 ) -> None:
@@ -148,11 +156,80 @@ def test_a_completed_job_delivered_again_is_not_sent_again(
     assert service.app.state.accept(job) is Acceptance.ACCEPTED
     _wait(lambda: len(fake_github.reviews()) == 1)
     queue = QueueClient.from_connection_string(names["state_connection_string"], names["state_queue"])
-    # the queue delivers at least once: the same job's message arrives again
-    queue.send_message(json.dumps({"key": job.key, "kind": job.kind, "sealed": job.sealed}))
-    _wait(lambda: "completion_already_sent" in [line["event"] for line in service.log_lines()])
+    # the same job queued once more (a copy the key's entry does not name) is dropped unrun
+    queue.send_message(_message(job))
+    _wait(lambda: "duplicate_message_dropped" in _events(service))
     assert len(fake_github.reviews()) == 1
     _wait(lambda: queue.get_queue_properties().approximate_message_count == 0)
+
+
+def test_a_duplicate_message_of_a_queued_job_is_dropped_without_a_callback(
+    start_service: StartService, fake_github: FakeGitHub, azurite_state: AzuriteState, canaries: dict[str, str]
+) -> None:
+    """A second message of a job not yet run (the entry names the first one) never runs, whichever comes first."""
+    names = azurite_state.names()
+    accepting = AzureStorageState(_settings(names))  # accepts only: no workers
+    accepting.ensure()
+    job = _sealed_job(canaries["webhook_secret"], rule_payload(fake_github, deployment_payload=MODEL))
+    queue = QueueClient.from_connection_string(names["state_connection_string"], names["state_queue"])
+    queue.send_message(_message(job))  # queued before the accepted one
+    assert accepting.accept(job) is Acceptance.ACCEPTED
+    queue.send_message(_message(job))  # and one after it
+    assert accepting.accept(job) is Acceptance.DUPLICATE  # a replay is refused (and its message deleted)
+    accepting.close(wait=False)
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator, **names, poll_seconds="0.2")
+    _wait(lambda: len(fake_github.reviews()) == 1 and _events(service).count("duplicate_message_dropped") == 2)
+    _wait(lambda: queue.get_queue_properties().approximate_message_count == 0)
+    assert service.app.state.wait_idle(10)
+    assert len(fake_github.reviews()) == 1 and len(evaluator.calls) == 1
+    assert fake_github.violations == []
+
+
+def test_an_accept_cut_off_after_its_send_is_accepted_again_at_once_and_called_back_once(
+    start_service: StartService, fake_github: FakeGitHub, azurite_state: AzuriteState, canaries: dict[str, str]
+) -> None:
+    """The replica died between its two calls: the job is queued, no entry names it. The redelivery is
+    accepted at once (no grace period), runs once; the orphaned message is dropped; a replay is refused."""
+    names = azurite_state.names()
+    payload = rule_payload(fake_github, deployment_payload=MODEL)
+    delivery = str(uuid.uuid4())
+    queue = QueueClient.from_connection_string(names["state_connection_string"], names["state_queue"])
+    queue.create_queue()
+    queue.send_message(_message(_sealed_job(canaries["webhook_secret"], payload, delivery)))  # the cut-off accept
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator, **names, poll_seconds="0.2")
+    answer = deliver(service, payload, delivery=delivery)
+    assert answer.status_code == 200 and answer.json() == {"status": "accepted"}
+    _wait(lambda: len(fake_github.reviews()) == 1 and "duplicate_message_dropped" in _events(service))
+    replay = deliver(service, payload, delivery=delivery)
+    assert replay.status_code == 200 and replay.json() == {"status": "duplicate"}
+    _wait(lambda: queue.get_queue_properties().approximate_message_count == 0)
+    assert service.app.state.wait_idle(10)
+    assert len(fake_github.reviews()) == 1 and len(evaluator.calls) == 1
+    assert fake_github.reviews()[0]["state"] == "approved"
+    assert fake_github.violations == []
+
+
+def test_an_orphaned_message_no_entry_ever_names_is_dropped_unrun(
+    start_service: StartService, fake_github: FakeGitHub, azurite_state: AzuriteState, canaries: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlgate.service.state import azure_storage
+
+    monkeypatch.setattr(azure_storage, "ORPHAN_SECONDS", 2)  # put back for 1 s, 1 s, then dropped
+    names = azurite_state.names()
+    queue = QueueClient.from_connection_string(names["state_connection_string"], names["state_queue"])
+    queue.create_queue()
+    job = _sealed_job(canaries["webhook_secret"], rule_payload(fake_github, deployment_payload=MODEL))
+    queue.send_message(_message(job))
+    evaluator = ScriptedEvaluator()
+    service = start_service(evaluator, **names, poll_seconds="0.2")
+    _wait(lambda: "orphan_message_dropped" in _events(service))
+    _wait(lambda: queue.get_queue_properties().approximate_message_count == 0)
+    assert fake_github.reviews() == [] and evaluator.calls == []
+    dropped = [line for line in service.log_lines() if line["event"] == "orphan_message_dropped"]
+    assert dropped[0]["waited"] == 2
 
 
 def test_an_unreachable_store_stops_the_start_up_with_the_fix(

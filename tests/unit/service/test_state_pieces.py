@@ -125,3 +125,54 @@ def test_two_keys_are_accepted_during_a_rotation(tmp_path: Path) -> None:
     body = b'{"action": "requested"}'
     assert signature_valid_any(("new", "old"), body, sign("old", body))
     assert not signature_valid_any(("new", None), body, sign("old", body))
+
+
+class _HeldQueue:
+    """A queue client whose send waits until released (an accept in flight)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.sending = threading.Event()
+
+    def send_message(self, content: str, **options: object) -> object:
+        self.sending.set()
+        self.release.wait(10)
+        return type("Sent", (), {"id": "m1", "pop_receipt": "r1"})()
+
+
+class _Table:
+    def create_entity(self, entity: dict[str, object]) -> dict[str, str]:
+        return {"etag": "e1"}
+
+
+def test_a_worker_lets_the_accepts_in_flight_go_first_for_at_most_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.service.state import azure_storage
+    from mlgate.service.state.azure_storage import AzureStorageState, StorageSettings
+
+    settings = StorageSettings(queue_name="q", table_name="t", replay_ttl=60, visibility_timeout=30, max_attempts=5,
+                               workers=1, poll_seconds=1)
+    queue = _HeldQueue()
+    state = AzureStorageState(settings, clients=(queue, _Table()))
+    accepted: list[Acceptance] = []
+    accept = threading.Thread(target=lambda: accepted.append(state.accept(Job("github:a", "github", "{}"))))
+    accept.start()
+    assert queue.sending.wait(5)
+    worker_went = threading.Event()
+    worker = threading.Thread(target=lambda: (state._yield_to_accepts(), worker_went.set()))
+    worker.start()
+    assert not worker_went.wait(0.3)  # the accept is in flight: the worker's storage call waits
+    queue.release.set()
+    assert worker_went.wait(5)  # ... and goes as soon as it is done
+    accept.join(5)
+    assert accepted == [Acceptance.ACCEPTED]
+
+    monkeypatch.setattr(azure_storage, "YIELD_SECONDS", 0.2)
+    stuck = _HeldQueue()
+    state = AzureStorageState(settings, clients=(stuck, _Table()))
+    threading.Thread(target=lambda: state.accept(Job("github:b", "github", "{}")), daemon=True).start()
+    assert stuck.sending.wait(5)
+    worker_went.clear()
+    worker = threading.Thread(target=lambda: (state._yield_to_accepts(), worker_went.set()))
+    worker.start()
+    assert worker_went.wait(5)  # an accept that hangs does not stop the workers for longer than YIELD_SECONDS
+    stuck.release.set()

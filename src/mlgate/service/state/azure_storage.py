@@ -2,25 +2,35 @@
 
 Shared by every replica and surviving restarts. For each job:
 
-* **accept** -- insert the key's entity into the table (``State=accepting``, ``Expires``), send
-  the job to the queue, mark the entity ``queued`` (three calls). The caller is acknowledged
-  once the job is in the queue; when the send fails the entity is removed again and the caller
-  gets 503. A key already there and not expired is a replay (nothing queued) -- unless it is
-  still ``accepting``: the replica accepting it may have died before the send, so the caller
-  gets 503 (retry) within ``ACCEPT_GRACE`` seconds, and after that the key is taken over with a
-  conditional write (ETag) and the job sent again. An expired key is taken over the same way.
-  A job sent twice this way still completes once (the claim below).
-* **run** -- a replica's worker takes a message with a visibility timeout; the job's entity says
-  whether it is already ``completed`` (then the message is deleted and nothing is sent). Before
-  the completion is sent the worker *claims* the entity (``State=sending``, its owner) with the
-  ETag it read: a claim that loses the race (another worker claimed or completed it) sends
-  nothing. After the completion the entity becomes ``completed`` and the message is deleted.
+* **accept** -- send the job to the queue, then insert the key's entity into the table
+  (``State=queued``, the queue's ``MessageId``, ``Expires``): two calls, and the caller is
+  acknowledged once both are done. A key already there and not expired is a replay: nothing is
+  run and the message just sent is deleted again. An expired key is taken over with a
+  conditional write (ETag) naming the new message. When the table write fails the caller gets
+  503 and the message stays: if the write landed after all its entry names the message and it
+  runs; if not it is an *orphan* (also what an accept killed between its two calls leaves), and
+  the redelivery is accepted at once on any replica with a new message.
+* **run** -- a replica's worker takes a message with a visibility timeout and reads the key's
+  entity. An entity naming *another* message means this one is a duplicate or an orphan: it is
+  deleted and nothing is sent. No entity yet: the message is put back for a moment (its accept
+  may be between its two calls) and dropped as an orphan after ``ORPHAN_SECONDS``, longer than
+  an accept's table write can take (``ACCEPT_LIMIT`` plus the client timeouts). ``completed``:
+  the message is deleted, nothing is sent. Before the completion is sent the worker *claims* the
+  entity (``State=sending``, its owner) with the ETag it read: a claim that loses the race
+  (another worker claimed or completed it) sends nothing. After the completion the entity
+  becomes ``completed`` and the message is deleted. While this replica accepts, its workers wait
+  (at most ``YIELD_SECONDS``) before each storage call: acknowledgements go first.
 * **crash** -- a worker that dies leaves its message invisible until the timeout; then another
   replica takes it and finishes the job. A job that failed ``max_attempts`` times (``dequeue
-  count``) is *poisoned*: the runner completes the check as failed with the reason, without
-  another evaluation. The one narrow window is a worker killed after the platform answered its
-  completion and before the ``completed`` write: the next attempt finds ``sending`` and sends it
-  again (at least once, never zero times; both platforms refuse a second completion).
+  count``, less the times it was put back waiting for its entity) is *poisoned*: the runner
+  completes the check as failed with the reason, without another evaluation. The one narrow
+  window is a worker killed after the platform answered its completion and before the
+  ``completed`` write: the next attempt finds ``sending`` and sends it again (at least once,
+  never zero times; both platforms refuse a second completion).
+
+An entity an earlier version wrote (``accepting`` first, then the send; no ``MessageId``) is
+still honoured: ``accepting`` for less than ``ACCEPT_GRACE`` seconds answers 503 (retry), longer
+is taken over.
 
 Entities past their expiry are swept by one worker every ``SWEEP_SECONDS``.
 """
@@ -42,7 +52,10 @@ from mlgate.service.logs import log_event
 from mlgate.service.state.interface import Acceptance, Attempt, Job, Result, Runner, StateBackend, StateError
 
 ACCEPTING, QUEUED, SENDING, COMPLETED = "accepting", "queued", "sending", "completed"
-ACCEPT_GRACE = 10.0  # longer than an accept takes (its two storage calls are bounded by CLIENT_OPTIONS)
+ACCEPT_GRACE = 10.0  # an earlier version's accept (entry first, then the send) took at most this long
+ORPHAN_SECONDS = 120  # a message no entry names is dropped after this: longer than an accept's table write can take
+ACCEPT_LIMIT = 30.0  # no write naming a sent message starts later than this after the send (then 503)
+YIELD_SECONDS = 1.0  # how long a worker lets this replica's accepts in flight go first, at most
 SWEEP_SECONDS = 600.0
 MESSAGE_LIMIT = 48 * 1024  # a queue message holds 64 KiB of base64 (48 KiB of content)
 CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 10, "retry_total": 2}
@@ -165,6 +178,8 @@ class AzureStorageState(StateBackend):
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._accepting = threading.Condition()  # guards _accepts: this replica's accepts in flight
+        self._accepts = 0
         self._running = 0
         self._threads: list[threading.Thread] = []
 
@@ -197,61 +212,79 @@ class AzureStorageState(StateBackend):
         message = json.dumps({"key": job.key, "kind": job.kind, "sealed": job.sealed})
         if len(message) > MESSAGE_LIMIT:
             raise StateError(f"the job is {len(message)} bytes, more than a queue message holds ({MESSAGE_LIMIT})")
+        with self._accepting:
+            self._accepts += 1
+        began = time.monotonic()  # before the send: the message's wait (ORPHAN_SECONDS) starts later
         try:
-            remembered = self._remember(job)
-        except AzureError as exc:
-            raise _storage_error("the delivery's table entry", exc) from None
-        if isinstance(remembered, Acceptance):
-            return remembered
-        try:
-            self._queue.send_message(message, time_to_live=int(self._settings.replay_ttl))
-        except AzureError as exc:
-            self._forget(job.key)
-            raise _storage_error("queue the job", exc) from None
-        self._wake.set()
-        self._mark_queued(job, remembered)
-        return Acceptance.ACCEPTED
+            try:
+                sent = self._queue.send_message(message, time_to_live=int(self._settings.replay_ttl))
+            except AzureError as exc:
+                raise _storage_error("queue the job", exc) from None
+            try:
+                outcome = self._remember(job, str(sent.id), began + ACCEPT_LIMIT)
+            except AzureError as exc:
+                # The message stays: the write may have landed. If it did not, no entry names the
+                # message and a worker drops it (ORPHAN_SECONDS); a redelivery is accepted anew.
+                raise _storage_error("the delivery's table entry", exc) from None
+            if outcome is not Acceptance.ACCEPTED:
+                self._delete(sent)  # the key's entry names another message: this one is never run
+        finally:
+            with self._accepting:
+                self._accepts -= 1
+                if not self._accepts:
+                    self._accepting.notify_all()
+        if outcome is Acceptance.ACCEPTED:
+            self._wake.set()
+        return outcome
 
-    def _remember(self, job: Job) -> dict[str, Any] | Acceptance:
-        """The key's new entity (``accepting``), or why the job is not to be sent."""
+    def _remember(self, job: Job, message_id: str, deadline: float) -> Acceptance:
+        """Write the key's entry naming the queued message, unless the key is taken (a replay).
+
+        No write naming the message starts after ``deadline``: each ends (CLIENT_OPTIONS) well
+        before a worker may drop the message as an orphan.
+        """
         from azure.core import MatchConditions
-        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         partition, row = _keys(job.key)
-        now = time.time()
-        entity = {"PartitionKey": partition, "RowKey": row, "State": ACCEPTING, "Kind": job.kind, "Owner": self.owner,
-                  "Expires": now + self._settings.replay_ttl, "Updated": now}
-        try:
-            return _with_etag(entity, self._table.create_entity(entity))
-        except ResourceExistsError:
-            pass
-        existing = self._table.get_entity(partition, row)
-        expired = float(existing.get("Expires", 0.0)) <= now
-        if not expired and existing.get("State") != ACCEPTING:
-            return Acceptance.DUPLICATE
-        if not expired and float(existing.get("Updated", 0.0)) > now - ACCEPT_GRACE:
-            return Acceptance.IN_PROGRESS
-        try:  # expired, or its accept died before the send: take it over, unless another replica does now
-            answer = self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=_etag(existing),
-                                               match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
-            return Acceptance.IN_PROGRESS
-        if not expired:
-            log_event(logging.WARNING, "accept_resumed", job=job.kind, previous_owner=str(existing.get("Owner")))
-        return _with_etag(entity, answer)
-
-    def _mark_queued(self, job: Job, entity: dict[str, Any]) -> None:
-        """``accepting`` -> ``queued``: from now on a replay of the key is a plain duplicate."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import AzureError
-        from azure.data.tables import UpdateMode
-
-        try:  # a worker that already took the job changed it (ETag): then it is past "queued" anyway
-            self._table.update_entity({**entity, "State": QUEUED, "Updated": time.time()}, mode=UpdateMode.REPLACE,
-                                      etag=_etag(entity), match_condition=MatchConditions.IfNotModified)
-        except AzureError as exc:
-            log_event(logging.DEBUG, "state_mark_queued_skipped", job=job.kind, error=type(exc).__name__)
+        for _ in range(3):
+            if time.monotonic() > deadline:
+                break
+            now = time.time()
+            entity = {"PartitionKey": partition, "RowKey": row, "State": QUEUED, "Kind": job.kind,
+                      "Owner": self.owner, "MessageId": message_id, "Expires": now + self._settings.replay_ttl,
+                      "Updated": now}
+            try:
+                self._table.create_entity(entity)
+                return Acceptance.ACCEPTED
+            except ResourceExistsError:
+                pass
+            try:
+                existing = self._table.get_entity(partition, row)
+            except ResourceNotFoundError:
+                continue  # swept meanwhile: create it again
+            if existing.get("MessageId") == message_id:
+                return Acceptance.ACCEPTED  # the create landed, its answer was lost and the SDK sent it again
+            expired = float(existing.get("Expires", 0.0)) <= now
+            if not expired and existing.get("State") != ACCEPTING:
+                return Acceptance.DUPLICATE
+            if not expired and float(existing.get("Updated", 0.0)) > now - ACCEPT_GRACE:
+                return Acceptance.IN_PROGRESS  # an earlier version's accept (entry first, then the send) is under way
+            if time.monotonic() > deadline:
+                break
+            try:  # expired, or an earlier version's accept died before its send: take it over
+                self._table.update_entity(entity, mode=UpdateMode.REPLACE, etag=_etag(existing),
+                                          match_condition=MatchConditions.IfNotModified)
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # another replica took it over, or the sweep removed it: read it again
+            if not expired:
+                log_event(logging.WARNING, "accept_resumed", job=job.kind, previous_owner=str(existing.get("Owner")))
+            return Acceptance.ACCEPTED
+        # Contended or slow: unknown whether a write naming the message landed, so the message stays
+        # (run if an entry names it, else dropped as an orphan) and the caller retries (503).
+        raise StateError("Azure Storage: the delivery's table entry could not be settled in time",
+                         hint="check the storage account's latency; the delivery is retried")
 
     def _forget(self, key: str) -> None:
         from azure.core.exceptions import AzureError
@@ -263,6 +296,16 @@ class AzureStorageState(StateBackend):
             log_event(logging.ERROR, "state_forget_failed", error=type(exc).__name__)
 
     # -- run --------------------------------------------------------------------------------
+    def _yield_to_accepts(self) -> None:
+        """Before a worker's storage call: let this replica's accepts in flight go first (at most YIELD_SECONDS).
+
+        The accepts and the workers share the connection pool and the interpreter; an
+        acknowledgement is what a caller waits for, a callback can come a moment later.
+        """
+        with self._accepting:
+            if self._accepts:
+                self._accepting.wait_for(lambda: not self._accepts or self._stop.is_set(), timeout=YIELD_SECONDS)
+
     def _work(self, sweeper: bool) -> None:
         from azure.core.exceptions import AzureError
 
@@ -272,6 +315,7 @@ class AzureStorageState(StateBackend):
             if sweeper and time.monotonic() > next_sweep:
                 self.sweep()
                 next_sweep = time.monotonic() + SWEEP_SECONDS
+            self._yield_to_accepts()
             try:
                 message = self._queue.receive_message(visibility_timeout=self._settings.visibility_timeout)
             except AzureError as exc:
@@ -297,34 +341,46 @@ class AzureStorageState(StateBackend):
             if self._running == 0:
                 self._idle.notify_all()
 
-    def _decode(self, message: Any) -> Job | None:
+    def _decode(self, message: Any) -> tuple[Job, dict[str, Any]] | None:
         try:
             data = json.loads(message.content)
-            return Job(str(data["key"]), str(data["kind"]), str(data["sealed"]))
+            return Job(str(data["key"]), str(data["kind"]), str(data["sealed"])), data
         except (ValueError, KeyError, TypeError):
             return None
 
     def _process(self, message: Any) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        job = self._decode(message)
-        if job is None or self._runner is None:
+        decoded = self._decode(message)
+        if decoded is None or self._runner is None:
             log_event(logging.ERROR, "job_unreadable", message_id=str(message.id), action="deleted")
-            self._delete(message)
+            self._delete(message, worker=True)
             return
+        job, data = decoded
         partition, row = _keys(job.key)
+        self._yield_to_accepts()
         try:
             entity: dict[str, Any] | None = self._table.get_entity(partition, row)
         except ResourceNotFoundError:
-            entity = None  # swept, or forgotten after a failed send: the claim creates it again
-        if entity is not None and entity.get("State") == COMPLETED:
+            entity = None
+        if entity is None:
+            self._unnamed(job, message, data)
+            return
+        named = entity.get("MessageId")
+        if named is not None and named != message.id:  # (an entry of an earlier version names no message)
+            log_event(logging.WARNING, "duplicate_message_dropped", job=job.kind, job_id=row[:16],
+                      action="not run; the key's entry names another message")
+            self._delete(message, worker=True)
+            return
+        if entity.get("State") == COMPLETED:
             log_event(logging.WARNING, "completion_already_sent", job=job.kind, job_id=row[:16],
                       attempt=message.dequeue_count, action="not sent again")
-            self._delete(message)
+            self._delete(message, worker=True)
             return
-        if entity is not None and entity.get("State") == SENDING:
+        if entity.get("State") == SENDING:
             log_event(logging.WARNING, "completion_resumed", job=job.kind, previous_owner=str(entity.get("Owner")))
-        attempt = _TableAttempt(self, job, int(message.dequeue_count), entity)
+        number = max(1, int(message.dequeue_count) - _count(data, "postponed"))
+        attempt = _TableAttempt(self, job, number, entity)
         log_event(logging.INFO, "job_started", job=job.kind, job_id=row[:16], attempt=attempt.number)
         if attempt.number > self._settings.max_attempts:
             attempt.poisoned = (
@@ -336,10 +392,33 @@ class AzureStorageState(StateBackend):
         log_event(logging.INFO, "job_finished", job=job.kind, job_id=row[:16], attempt=attempt.number,
                   result=result.value)
 
+    def _unnamed(self, job: Job, message: Any, data: dict[str, Any]) -> None:
+        """A message no entry names yet: its accept is between its two calls, or was cut off (an orphan).
+
+        The message is put back for a moment (``waited`` grows 1, 2, 4 ... 30 s); once it has
+        waited ORPHAN_SECONDS -- longer than an accept's table write can take -- it is dropped:
+        that accept failed (its caller got 503 or nothing) and a redelivery is accepted anew.
+        """
+        from azure.core.exceptions import AzureError
+
+        waited = _count(data, "waited")
+        if waited >= ORPHAN_SECONDS:
+            log_event(logging.WARNING, "orphan_message_dropped", job=job.kind, waited=waited,
+                      action="not run; its accept never wrote the key's entry")
+            self._delete(message, worker=True)
+            return
+        pause = min(max(waited, 1), 30)
+        content = json.dumps({**data, "waited": waited + pause, "postponed": _count(data, "postponed") + 1})
+        self._yield_to_accepts()
+        try:
+            self._queue.update_message(message, content=content, visibility_timeout=pause)
+        except AzureError as exc:  # it comes back after its visibility timeout instead
+            log_event(logging.WARNING, "message_update_failed", error=type(exc).__name__)
+
     def _finish(self, job: Job, message: Any, attempt: _TableAttempt, result: Result) -> None:
         if result is Result.COMPLETED:
             self._set_state(job, attempt, COMPLETED)
-            self._delete(message)
+            self._delete(message, worker=True)
         elif result is Result.RETRY and attempt.poisoned is None:
             if attempt.claimed:
                 self._set_state(job, attempt, QUEUED)
@@ -347,28 +426,33 @@ class AzureStorageState(StateBackend):
         elif result is Result.RETRY:  # even the failure could not be sent: give up, let a redelivery in
             log_event(logging.ERROR, "job_abandoned", job=job.kind, attempts=attempt.number)
             self._forget(job.key)
-            self._delete(message)
+            self._delete(message, worker=True)
         # SKIPPED: another attempt holds the job; if it dies the message comes back to finish it
 
     def claim(self, job: Job, number: int, entity: dict[str, Any] | None) -> dict[str, Any] | None:
         """The job's entity claimed by this replica (``sending``), or None when another attempt holds or did it.
 
-        The write is conditional on the ETag last read. When it loses, the entity is read again: an
-        accept that only marked it ``queued`` meanwhile is no competitor (the claim is tried again);
-        a ``sending`` or ``completed`` written by another attempt is, and nothing is sent.
+        The write is conditional on the ETag last read. When it loses, the entity is read again: a
+        ``queued`` entry naming the same message is no competitor (the claim is tried again); a
+        ``sending`` or ``completed`` written by another attempt is, and nothing is sent.
         """
-        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError
+        from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
 
         partition, row = _keys(job.key)
+        message_id = entity.get("MessageId") if entity else None
         for _ in range(3):
+            if entity is None:
+                break
+            self._yield_to_accepts()
             try:
-                return self._claim_once(job, number, entity)
-            except (ResourceModifiedError, ResourceExistsError):
+                return self._claim_once(number, entity)
+            except (ResourceModifiedError, ResourceNotFoundError):
                 try:
                     entity = self._table.get_entity(partition, row)
                 except AzureError:
                     entity = None
-                if entity is None or entity.get("State") not in (ACCEPTING, QUEUED):
+                if entity is None or entity.get("State") not in (ACCEPTING, QUEUED) or (
+                        entity.get("MessageId") != message_id):
                     break
             except AzureError as exc:
                 log_event(logging.ERROR, "completion_claim_failed", job=job.kind, error=type(exc).__name__,
@@ -378,17 +462,11 @@ class AzureStorageState(StateBackend):
                   action="not sent")
         return None
 
-    def _claim_once(self, job: Job, number: int, entity: dict[str, Any] | None) -> dict[str, Any]:
+    def _claim_once(self, number: int, entity: dict[str, Any]) -> dict[str, Any]:
         from azure.core import MatchConditions
         from azure.data.tables import UpdateMode
 
-        partition, row = _keys(job.key)
-        now = time.time()
-        claimed = {"PartitionKey": partition, "RowKey": row, "State": SENDING, "Kind": job.kind, "Owner": self.owner,
-                   "Attempt": number, "Updated": now,
-                   "Expires": float(entity.get("Expires", 0.0)) if entity else now + self._settings.replay_ttl}
-        if entity is None:
-            return _with_etag(claimed, self._table.create_entity(claimed))
+        claimed = _fields(entity) | {"State": SENDING, "Owner": self.owner, "Attempt": number, "Updated": time.time()}
         answer = self._table.update_entity(claimed, mode=UpdateMode.REPLACE, etag=_etag(entity),
                                            match_condition=MatchConditions.IfNotModified)
         return _with_etag(claimed, answer)
@@ -401,17 +479,19 @@ class AzureStorageState(StateBackend):
         entity = attempt.entity
         if entity is None:
             return
-        update = {key: entity[key] for key in entity if key not in ("etag", "metadata")} | {
-            "State": state, "Updated": time.time()}
+        update = _fields(entity) | {"State": state, "Updated": time.time()}
+        self._yield_to_accepts()
         try:
             self._table.update_entity(update, mode=UpdateMode.REPLACE, etag=_etag(entity),
                                       match_condition=MatchConditions.IfNotModified)
         except AzureError as exc:
             log_event(logging.ERROR, "state_update_failed", job=job.kind, state=state, error=type(exc).__name__)
 
-    def _delete(self, message: Any) -> None:
+    def _delete(self, message: Any, *, worker: bool = False) -> None:
         from azure.core.exceptions import AzureError
 
+        if worker:
+            self._yield_to_accepts()
         try:
             self._queue.delete_message(message)
         except AzureError as exc:  # its timeout passed and another replica holds it: that one finishes
@@ -420,6 +500,7 @@ class AzureStorageState(StateBackend):
     def _retry_later(self, message: Any, number: int) -> None:
         from azure.core.exceptions import AzureError
 
+        self._yield_to_accepts()
         try:
             self._queue.update_message(message, visibility_timeout=min(5 * 2**number, 300))
         except AzureError as exc:
@@ -477,6 +558,16 @@ class _Written(dict[str, Any]):
 def _with_etag(entity: dict[str, Any], answer: Any) -> dict[str, Any]:
     """The entity as written, with the ETag of the write (what the next conditional write matches)."""
     return _Written(entity, answer.get("etag") if isinstance(answer, dict) else None)
+
+
+def _fields(entity: dict[str, Any]) -> dict[str, Any]:
+    """An entity's columns, without the SDK's ``etag``/``metadata`` (what a REPLACE write carries over)."""
+    return {key: value for key, value in entity.items() if key not in ("etag", "metadata")}
+
+
+def _count(data: dict[str, Any], name: str) -> int:
+    value = data.get(name, 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _etag(entity: Any) -> str | None:

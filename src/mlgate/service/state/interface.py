@@ -31,6 +31,7 @@ class Acceptance(enum.Enum):
     DUPLICATE = "duplicate"  # a replay of a key seen within the expiry: nothing evaluated
     BUSY = "busy"  # not accepted (the pool or the queue is full): the caller should retry
     IN_PROGRESS = "in progress"  # another replica is accepting this key right now: the caller should retry
+    # (azure-storage: only an entry an earlier version is still writing; see state.azure_storage)
 
 
 class Result(enum.Enum):
