@@ -40,10 +40,29 @@ def test_any_other_missing_module_is_not_an_extra() -> None:
 def test_secrets_without_the_azure_sdk_exits_2_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in [m for m in sys.modules if m == "azure" or m.startswith(("azure.", "mlgate.secrets"))]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "azure", None)  # `import azure...` raises ModuleNotFoundError
-    code = main(["secrets", "--vault", "kv-test", "--secrets", "a", "--platform", "local"])
+    def ours(name: str) -> bool:
+        return name == "azure" or name.startswith(("azure.", "mlgate.secrets"))
+
+    import mlgate
+
+    before = {name: module for name, module in sys.modules.items() if ours(name)}
+    package = getattr(mlgate, "secrets", None)
+    for name in before:
+        del sys.modules[name]
+    sys.modules["azure"] = None  # type: ignore[assignment]  # `import azure...` raises ModuleNotFoundError
+    try:
+        code = main(["secrets", "--vault", "kv-test", "--secrets", "a", "--platform", "local"])
+    finally:
+        # put back exactly what was there: drop what the run imported anew, and the `mlgate.secrets` attribute
+        # the fresh import set on the package (a stale one breaks a later `mlgate.secrets.keyvault` lookup)
+        for name in [m for m in sys.modules if ours(m)]:
+            del sys.modules[name]
+        sys.modules.update(before)
+        if package is None:
+            if hasattr(mlgate, "secrets"):
+                delattr(mlgate, "secrets")
+        else:
+            mlgate.secrets = package  # type: ignore[attr-defined]
     err = capsys.readouterr().err
     assert code == EXIT_USAGE, err
     assert "mlgate's optional 'azure' extra" in err and "internal error" not in err and "Traceback" not in err

@@ -39,7 +39,7 @@ import requests
 
 from mlgate import redact
 from mlgate.errors import NetworkError, RefusedError, UsageError
-from mlgate.http import TimeoutSession, make_session, read_body, same_origin
+from mlgate.http import MAX_JSON_BYTES, TimeoutSession, make_session, read_body, same_origin
 from mlgate.jsonvalue import Fields, parse_json
 from mlgate.lineage.azure_clouds import PUBLIC, Cloud, cloud_for
 from mlgate.lineage.presigned import PresignedLink, parse_link, read_timed_out, stream_presigned
@@ -56,7 +56,6 @@ PRESIGNED_API = "/api/2.0/mlflow-artifacts/presigned"
 SERVER_INFO = "/api/3.0/mlflow/server-info"  # MLflow 3's capability call (mlflow.utils.server_info)
 SERVER_INFO_BYTES = 64 << 10
 AZURE_SCOPE = PUBLIC.scope
-MAX_JSON_BYTES = 64 << 20
 DOWNLOAD_CHUNK = 1 << 20
 MAX_PAGES = 10_000  # pages of one listing or search (10 million versions at 1,000 a page)
 ERROR_BYTES = 64 << 10  # an error answer is read this far for its code and message

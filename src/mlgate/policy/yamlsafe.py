@@ -27,11 +27,12 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.scanner import ScannerError
 
+from mlgate.jsonvalue import MAX_INT_DIGITS
+
 MAX_ALIASES = 100
 MAX_NODES = 10_000
 MAX_DEPTH = 32
 MAX_SCALAR = 1000
-MAX_INT_DIGITS = 40
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
