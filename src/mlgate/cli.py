@@ -324,10 +324,33 @@ def _env_default(action: argparse.Action, value: str) -> None:
         action.required = False
 
 
+# options repeatable in one command and single in others: a list in MLGATE_<DEST> (one value per line,
+# as the action's and the task's multi-line inputs pass it) is refused by the others, not read as one value
+LIST_DESTS = {"public_key": "gate --public-key", "approver": "record --approver"}
+
+
+def _one_value_each(args: argparse.Namespace) -> None:
+    """Refuse (exit 2) a list where this command takes one value: a multi-line key or approver is not a name.
+    One value on a line of its own is that value."""
+    for dest, several in LIST_DESTS.items():
+        value = getattr(args, dest, None)
+        lines = [line for line in value.splitlines() if line.strip()] if isinstance(value, str) else []
+        if len(lines) > 1:
+            option = "--" + dest.replace("_", "-")
+            raise UsageError(
+                f"mlgate {args.command} {option} takes one value, and it was given {len(lines)} lines "
+                f"(from {_env_name(dest)}, or the action's or the task's input of that name, where it was set)",
+                hint=f"give {args.command} one {option}; only `mlgate {several}` takes several, one per line",
+            )
+        if lines and isinstance(value, str) and "\n" in value:  # one value from a multi-line input (a YAML block adds a newline)
+            setattr(args, dest, lines[0].strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mlgate with ``argv`` (without the program name) and return the exit code."""
     try:
         args = build_parser().parse_args(argv)
+        _one_value_each(args)
     except Error as exc:  # a malformed MLGATE_* default (of a top-level option, or of the command's)
         err(exc.diagnostics())
         return exc.exit_code

@@ -6,6 +6,8 @@ ever, 500, 503, an answer that is not JSON, a signature of the wrong length, and
 echoes the caller's bearer token. Every case is exit 3; nothing is written or recorded as signed (no
 manifest or bundle file, no signature tag on the model version, no evidence.dsse.json, no ledger
 entry); and the output holds no traceback, no access token, no identity header and no canary secret.
+A vault that fails only the ledger entry's `sign`, after the seal or the gate's alias is recorded, is
+exit 3 naming what stands recorded, and re-running the step appends exactly one signed entry.
 """
 
 from __future__ import annotations
@@ -205,3 +207,83 @@ def test_process_output_with_debug_logs_never_shows_the_token(azure: FakeAzure, 
     assert any(h.path.endswith("/sign") and h.headers.get("authorization") for h in azure.hits)
     clean(output, azure)
     assert not (tmp_path / "manifest.json").exists() and not (tmp_path / "model.sig").exists()
+
+
+def _entries(ledger: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in ledger.read_bytes().splitlines()] if ledger.exists() else []
+
+
+def test_a_ledger_key_failing_after_the_seal_says_what_is_recorded_and_a_re_run_finishes(
+        azure: FakeAzure, vault: str, mlflow_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger key loads (so the seal goes ahead) but Key Vault fails the entry's `sign`: exit 3 naming
+    the recorded seal and the missing entry; once the vault answers, the same step appends exactly one
+    signed entry and keeps the seal."""
+    from mlgate import tags
+    from mlgate.lineage.mlflow import MlflowClient
+    from tests.integration.lineage.conftest import build_model
+
+    built = build_model(mlflow_server, tmp_path / "work", f"kv-ledger-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    ledger = tmp_path / "ledger.jsonl"
+    argv = ["seal", "--model", built.ref, "--platform", "local", "--ledger", f"file:{ledger}", "--ledger-key", vault]
+    inject(azure, Fault("503", status=503))
+    code, output = run_in_process(argv, capsys, monkeypatch)
+    assert code == 3, output
+    clean(output, azure)
+    assert f"{built.ref} is sealed" in output, output
+    assert "`sealed` ledger entry was not appended" in output and "e-running this step completes it" in output, output
+    assert _entries(ledger) == []
+    sealed = MlflowClient.from_env(mlflow_server).resolve(built.ref).tags
+    assert sealed.get(tags.MANIFEST_SHA256), sealed
+
+    inject(azure, Fault("none"))
+    code, output = run_in_process(argv, capsys, monkeypatch)
+    assert code == 0, output
+    entries = _entries(ledger)
+    assert [e["event"] for e in entries] == ["sealed"], entries
+    assert MlflowClient.from_env(mlflow_server).resolve(built.ref).tags.get(tags.MANIFEST_SHA256) == \
+        sealed[tags.MANIFEST_SHA256]
+    code, output = run_in_process(["audit", "verify", "--ledger", f"file:{ledger}", "--public-key", vault],
+                                  capsys, monkeypatch)
+    assert code == 0, output
+
+
+def test_gate_loads_its_ledger_key_before_any_work_and_a_failed_entry_names_the_moved_alias(
+        azure: FakeAzure, vault: str, mlflow_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlgate.lineage.mlflow import MlflowClient, NotFound
+    from tests.integration.lineage.conftest import build_model
+
+    built = build_model(mlflow_server, tmp_path / "work", f"kv-gate-ledger-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    code, output = run_in_process(["seal", "--model", built.ref, "--platform", "local"], capsys, monkeypatch)
+    assert code == 0, output
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ndefault_risk: low\nrisk_classes:\n  low: {}\n")
+    ledger = tmp_path / "ledger.jsonl"
+
+    def gate(evidence: Path, key: str) -> tuple[int, str]:
+        return run_in_process(["gate", built.ref, "--policy", str(policy), "--evidence-dir", str(evidence),
+                               "--set-alias", "candidate", "--ledger", f"file:{ledger}", "--ledger-key", key,
+                               "--platform", "local"], capsys, monkeypatch)
+
+    missing = f"azure-keyvault://{azure.vault_url.removeprefix('https://')}/keys/no-such-key"
+    code, output = gate(tmp_path / "never", missing)
+    assert code in (2, 3), output
+    assert not (tmp_path / "never").exists(), "the gate wrote evidence before its ledger key was loaded"
+    with pytest.raises(NotFound):
+        MlflowClient.from_env(mlflow_server).get_model_version_by_alias(built.name, "candidate")
+
+    inject(azure, Fault("500", status=500))
+    code, output = gate(tmp_path / "evidence", vault)
+    assert code == 3, output
+    clean(output, azure)
+    assert f"models:/{built.name}@candidate points at version {built.version}" in output, output
+    assert "`gated` ledger entry was not appended" in output, output
+    assert _entries(ledger) == []
+
+    inject(azure, Fault("none"))
+    code, output = gate(tmp_path / "evidence", vault)
+    assert code == 0, output
+    assert [e["event"] for e in _entries(ledger)] == ["gated"]

@@ -237,3 +237,39 @@ def test_repeatable_options_read_one_value_per_line_and_the_command_line_replace
     assert parser.parse_args(gate).public_key == ["a.pub.pem", "azure-keyvault://kv/keys/release"]  # not mutated
     monkeypatch.setenv("MLGATE_PUBLIC_KEY", " \n")
     assert build_parser().parse_args(gate).public_key is None  # blank: no default
+
+
+@pytest.mark.parametrize("command", [["verify", "DIR", "--signature", "model.sig"], ["audit", "verify"]])
+def test_a_key_list_where_the_command_takes_one_key_names_the_option_and_where_lists_go(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The action's multi-line public-key (right for gate) given to verify or audit: exit 2 saying so,
+    not a "file not found" for a path with a newline in it; gate in the same environment still reads both."""
+    from mlgate.cli import _one_value_each, build_parser
+
+    monkeypatch.setenv("MLGATE_PUBLIC_KEY", "a.pub.pem\nb.pub.pem\n")
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"mlgate {command[0]} --public-key takes one value, and it was given 2 lines" in err, err
+    assert "MLGATE_PUBLIC_KEY" in err and "only `mlgate gate --public-key` takes several" in err, err
+    assert "Traceback" not in err and "not found" not in err
+    assert build_parser().parse_args(["gate", "m/1", "--policy", "p.yml"]).public_key == ["a.pub.pem", "b.pub.pem"]
+    monkeypatch.setenv("MLGATE_PUBLIC_KEY", "a.pub.pem\n")  # one line (with its newline): that key
+    args = build_parser().parse_args(command)
+    _one_value_each(args)
+    assert args.public_key == "a.pub.pem"
+
+
+def test_the_list_options_are_exactly_those_repeatable_somewhere_and_single_elsewhere() -> None:
+    import argparse
+
+    from mlgate.cli import COMMANDS, LIST_DESTS, build_parser
+
+    parser = build_parser(env_defaults=False)
+    repeatable, single = set(), set()
+    for name in COMMANDS:
+        sub = parser._subparsers._group_actions[0].choices[name]  # type: ignore[union-attr]
+        for action in sub._actions:
+            if action.option_strings:
+                (repeatable if isinstance(action, argparse._AppendAction) else single).add(action.dest)
+    assert set(LIST_DESTS) == repeatable & single

@@ -9,6 +9,7 @@ from mlgate.commands._common import add_ledger_key_option, add_ledger_option, ad
 from mlgate.commands._signing import KEY_FORMS, add_identity_options
 
 if TYPE_CHECKING:
+    from mlgate.ledger.base import Ledger
     from mlgate.secrets.credentials import IdentityOptions
     from mlgate.signing.keys import Signer
 
@@ -58,7 +59,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 
 def _alias_and_ledger(args: argparse.Namespace, outcome: Any, platform: Any, signer: Signer | None,
-                      identity: IdentityOptions) -> None:
+                      ledger: Ledger | None) -> None:
     """Point ``--set-alias`` at the version (a pass only), then append the `gated` entry saying so."""
     from mlgate.console import out
 
@@ -71,7 +72,7 @@ def _alias_and_ledger(args: argparse.Namespace, outcome: Any, platform: Any, sig
         out(f"alias: models:/{model.name}@{alias} -> version {model.version} (the gate passed)")
     elif args.set_alias:
         out(f"alias: {args.set_alias} left where it was (the gate refused this version)")
-    if args.ledger:
+    if ledger is not None:
         from mlgate.governed.events import append_event
 
         details: dict[str, Any] = {"passed": outcome.passed, "failed_rules": list(outcome.failed_rules),
@@ -82,21 +83,29 @@ def _alias_and_ledger(args: argparse.Namespace, outcome: Any, platform: Any, sig
             details["evidence_signed_by"] = signer.hint
         append_event(args.ledger, "gated", name=model.name, version=model.version,
                      ci=platform.context(), evidence_sha256=outcome.evidence_sha256,
-                     details=details, fingerprint=outcome.evidence_sha256, ledger_key=args.ledger_key,
-                     identity=identity)
+                     details=details, fingerprint=outcome.evidence_sha256, ledger=ledger,
+                     recorded=(f"models:/{model.name}@{alias} points at version {model.version}" if alias else
+                               f"the evidence of models:/{model.name}/{model.version} is written"))
 
 
 def run(args: argparse.Namespace) -> int:
     from mlgate.commands._signing import close, identity_options, load_signer
 
     signer = load_signer(args.sign, args) if args.sign else None  # a bad key is exit 2 before any work
+    ledger: Ledger | None = None
     try:
-        return _gate(args, signer, identity_options(args))
+        if args.ledger:  # its signing key too is loaded (and checked) before any work
+            from mlgate.governed.events import open_event_ledger
+
+            ledger = open_event_ledger(args.ledger, args.ledger_key, identity_options(args))
+        return _gate(args, signer, identity_options(args), ledger)
     finally:
         close(signer)
+        if ledger is not None:
+            close(ledger.signer)
 
 
-def _gate(args: argparse.Namespace, signer: Signer | None, identity: IdentityOptions) -> int:
+def _gate(args: argparse.Namespace, signer: Signer | None, identity: IdentityOptions, ledger: Ledger | None) -> int:
     import os
 
     from mlgate.console import out
@@ -133,7 +142,7 @@ def _gate(args: argparse.Namespace, signer: Signer | None, identity: IdentityOpt
         out(f"evidence signature: {signature_path} (signed by {signer.description}, hint {signer.hint})")
     if args.set_alias or args.ledger:
         with platform.group("mlgate gate: alias and audit ledger"):
-            _alias_and_ledger(args, outcome, platform, signer, identity)
+            _alias_and_ledger(args, outcome, platform, signer, ledger)
     if platform.is_ci:
         platform.summary(outcome.markdown)
         platform.set_output("evidence_sha256", outcome.evidence_sha256)

@@ -228,7 +228,8 @@ def seal_model(args: argparse.Namespace, platform: Platform) -> int:
                   details={"manifest_sha256": manifest.digest, "files": manifest.files,
                            "bytes": manifest.total_bytes, "resealed_from": previous if previous != manifest.digest
                            else None},
-                  fingerprint=manifest.digest, ledger=ledger)
+                  fingerprint=manifest.digest, ledger=ledger,
+                  recorded=f"models:/{version.label} is sealed (manifest sha256:{manifest.digest})")
     if args.output:
         write_atomically(args.output, manifest.canonical())
     if platform.is_ci:
