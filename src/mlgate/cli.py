@@ -342,7 +342,8 @@ def _one_value_each(args: argparse.Namespace) -> None:
                 f"(from {_env_name(dest)}, or the action's or the task's input of that name, where it was set)",
                 hint=f"give {args.command} one {option}; only `mlgate {several}` takes several, one per line",
             )
-        if lines and isinstance(value, str) and "\n" in value:  # one value from a multi-line input (a YAML block adds a newline)
+        # one value from a multi-line input (a YAML block adds a newline)
+        if lines and isinstance(value, str) and "\n" in value:
             setattr(args, dest, lines[0].strip())
 
 
