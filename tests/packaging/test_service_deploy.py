@@ -11,7 +11,9 @@ a workstation remains the full validation (resource types and API versions are n
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 import tomllib
 
 from mlgate.service.config import SECRET_KEYS, SETTINGS
+from tests.packaging.conftest import tool
 
 pytestmark = pytest.mark.packaging
 REPO = Path(__file__).resolve().parents[2]
@@ -205,3 +208,41 @@ def test_the_image_is_non_root_pinned_and_installs_the_service_extra() -> None:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     names = {re.split(r"[<>=\[ ]", spec)[0] for spec in extras["service"]}
     assert {"azure-storage-queue", "azure-data-tables"} <= names
+
+
+def hadolint(text: str) -> list[dict[str, object]]:
+    """hadolint's findings on a Dockerfile given as text (read from stdin), every level down to style;
+    a Dockerfile it cannot parse is one finding, DL1000."""
+    done = subprocess.run(
+        [tool("hadolint"), "--no-color", "--format", "json", "--no-fail", "-"],
+        input=text, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    findings: list[dict[str, object]] = json.loads(done.stdout or "[]")
+    return findings
+
+
+def test_hadolint_has_no_findings_on_the_image_definition() -> None:
+    """The image cannot be built here (no container daemon, no base image), so it is linted: hadolint
+    parses the Dockerfile as Docker does and applies its rules (pinned tags, non-root last USER, pip
+    without a cache, JSON-form ENTRYPOINT, shellcheck on every RUN) at every level, style included."""
+    assert hadolint((REPO / "Dockerfile").read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        ("FROM python:3.11.7-slim-bookworm AS build", "FROM python:latest AS build", "DL3007"),
+        ("USER 10001:10001", "USER root", "DL3002"),
+        ('ENTRYPOINT ["mlgate", "serve", "--host", "0.0.0.0", "--port", "8080"]',
+         "ENTRYPOINT mlgate serve --host 0.0.0.0 --port 8080", "DL3025"),
+        ("WORKDIR /src\n", "", "DL3045"),
+        ("RUN groupadd", "RUN [ groupadd", "SC1072"),
+        ("EXPOSE 8080", "EXPOS 8080", "DL1000"),
+    ],
+    ids=["latest-tag", "root-user", "shell-entrypoint", "relative-copy", "shell-syntax", "unknown-instruction"],
+)
+def test_hadolint_catches_a_broken_image_definition(old: str, new: str, code: str) -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert old in text
+    assert code in {finding["code"] for finding in hadolint(text.replace(old, new))}
