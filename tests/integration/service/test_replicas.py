@@ -11,7 +11,8 @@ saw before the restart.
 The kill is timed outside the one window the back-end documents as at-least-once (between the
 platform's answer to a completion and the ``completed`` write): the replica is frozen
 (SIGSTOP), the table is checked for a job it is *sending*, and it is killed only when there is
-none (else it is let run a moment and checked again).
+none and it is evaluating a job whose entry is still ``queued`` (else it is let run a moment
+and checked again), so some job is sure to be left for the other replica.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Replica:
     process: subprocess.Popen[str]
     port: int = 0
     lines: list[dict[str, Any]] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -79,7 +81,8 @@ def start_replica(env: dict[str, str]) -> Replica:
                 replica.port = int(entry["port"])
                 listening.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    replica.reader = threading.Thread(target=read, daemon=True)
+    replica.reader.start()
     if not listening.wait(60):
         process.kill()
         pytest.fail(f"the replica did not start: {replica.lines[-3:]}")
@@ -127,21 +130,31 @@ def _send(replicas: list[Replica], first: int, delivery: str, body: bytes, secre
 
 
 def _kill_outside_the_completion_window(replica: Replica, table: TableClient) -> set[str]:
-    """SIGKILL ``replica`` while it sends no completion; the ids of the jobs it held (started, not finished)."""
+    """SIGKILL ``replica`` while it sends no completion and is evaluating a job no one has completed;
+    the ids of the jobs it held (started, not finished, from its whole log).
+
+    Frozen, it cannot move a job on: a job its log shows started whose entry is still ``queued``
+    is one another replica must take over, so the kill is sure to land mid-run. The log read so
+    far may lag (a finished job looks started), so the table, not the log, decides.
+    """
     owner = f"{socket.gethostname()[:60]}:{replica.process.pid}"
-    query = f"Owner eq '{owner}' and State eq 'sending'"
-    for _ in range(200):
+    for _ in range(300):
         replica.process.send_signal(signal.SIGSTOP)
-        time.sleep(0.1)  # let the reader drain what it wrote before it stopped
-        if not list(table.query_entities(query)):
-            held = {e["job_id"] for e in replica.events("job_started")} - {
-                e["job_id"] for e in replica.events("job_finished")}
+        time.sleep(0.1)  # let a table write it made just before it stopped land
+        entries = {e["RowKey"][:16]: e for e in table.list_entities(select=["RowKey", "State", "Owner"])}
+        running = {e["job_id"] for e in replica.events("job_started")} - {
+            e["job_id"] for e in replica.events("job_finished")}
+        sending = any(e.get("Owner") == owner and e.get("State") == "sending" for e in entries.values())
+        if not sending and any(entries.get(job, {}).get("State") in ("accepting", "queued") for job in running):
             replica.process.kill()
             replica.process.wait(10)
-            return held
+            assert replica.reader is not None
+            replica.reader.join(10)  # its whole log, to the end of the pipe
+            return {e["job_id"] for e in replica.events("job_started")} - {
+                e["job_id"] for e in replica.events("job_finished")}
         replica.process.send_signal(signal.SIGCONT)
-        time.sleep(0.02)
-    raise AssertionError("the replica was always sending a completion")
+        time.sleep(0.05)
+    raise AssertionError("the replica was never evaluating a job without sending a completion")
 
 
 def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
@@ -196,8 +209,9 @@ def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
         assert held, "the killed replica held no job: the kill did not land mid-run"
         finished_by_survivor = {e["job_id"] for e in replicas[1].events("job_finished") if e["attempt"] >= 2} | {
             e["job_id"] for e in replicas[1].events("completion_already_sent")}  # done, only not yet deleted
-        # (a held job may also have been finished by the killed replica just before its last log line was read)
-        assert held & finished_by_survivor, "no job of the killed replica was taken over by the other"
+        # (a held job may also have been completed by the killed replica just before it logged job_finished)
+        about = [line for replica in replicas for line in list(replica.lines) if line.get("job_id") in held]
+        assert held & finished_by_survivor, f"no job of the killed replica was taken over by the other: {about}"
         assert all(r["state"] == "rejected" for r in fake_github.reviews())  # MLflow answered garbage: fail closed
         assert fake_github.violations == []
 
