@@ -8,11 +8,11 @@ with SIGKILL while it holds jobs: those come back visible and the other replica 
 Every delivery gets exactly one callback. A restarted replica refuses a replay of a delivery it
 saw before the restart.
 
-The kill is timed outside the one window the back-end documents as at-least-once (between the
-platform's answer to a completion and the ``completed`` write): the replica is frozen
-(SIGSTOP), the table is checked for a job it is *sending*, and it is killed only when there is
-none and it is evaluating a job whose entry is still ``queued`` (else it is let run a moment
-and checked again), so some job is sure to be left for the other replica.
+The kill does not race the replica: the test holds MLflow's answers, so every evaluation stalls
+and the replica's jobs stop moving; once the table shows none it is *sending* (the one window the
+back-end documents as at-least-once, between the platform's answer to a completion and the
+``completed`` write) and its log shows jobs it is evaluating whose entries are still ``queued``,
+it is killed, and MLflow answers again. Those jobs are sure to be left for the other replica.
 """
 
 from __future__ import annotations
@@ -89,29 +89,47 @@ def start_replica(env: dict[str, str]) -> Replica:
     return replica
 
 
-@pytest.fixture
-def slow_mlflow() -> Iterator[str]:
-    """An MLflow that takes 0.3 s to answer each request, then answers garbage."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
+class SlowMlflow:
+    """An MLflow that takes 0.3 s to answer each request, then answers 200 with a body that is not JSON;
+    ``hold`` stalls every answer."""
 
-    def answer(conn: socket.socket) -> None:
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.answering = threading.Event()
+        self.answering.set()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def hold(self) -> None:
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
+
+    def _answer(self, conn: socket.socket) -> None:
         time.sleep(0.3)
+        self.answering.wait(60)
         with conn:
-            conn.sendall(b"garbage\r\n\r\n")
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n"
+                         b"Connection: close\r\n\r\ngarbage")
 
-    def serve() -> None:
+    def _serve(self) -> None:
         while True:
             try:
-                conn, _ = server.accept()
+                conn, _ = self.server.accept()
             except OSError:
                 return
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    threading.Thread(target=serve, daemon=True).start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    server.close()
+
+@pytest.fixture
+def slow_mlflow() -> Iterator[SlowMlflow]:
+    mlflow = SlowMlflow()
+    yield mlflow
+    mlflow.release()
+    mlflow.server.close()
 
 
 def _send(replicas: list[Replica], first: int, delivery: str, body: bytes, secret: str) -> requests.Response:
@@ -129,39 +147,52 @@ def _send(replicas: list[Replica], first: int, delivery: str, body: bytes, secre
     raise AssertionError("no replica accepted the delivery")
 
 
-def _kill_outside_the_completion_window(replica: Replica, table: TableClient) -> set[str]:
-    """SIGKILL ``replica`` while it sends no completion and is evaluating a job no one has completed;
-    the ids of the jobs it held (started, not finished, from its whole log).
+def _running(replica: Replica) -> set[str]:
+    return {e["job_id"] for e in replica.events("job_started")} - {e["job_id"] for e in replica.events("job_finished")}
 
-    Frozen, it cannot move a job on: a job its log shows started whose entry is still ``queued``
-    is one another replica must take over, so the kill is sure to land mid-run. The log read so
-    far may lag (a finished job looks started), so the table, not the log, decides.
+
+def _kill_while_evaluating(replica: Replica, table: TableClient, mlflow: SlowMlflow) -> set[str]:
+    """SIGKILL ``replica`` while MLflow is held: it sends no completion and evaluates jobs no one has
+    completed; the ids of the jobs it held (started, not finished, from its whole log).
+
+    Held, no evaluation can end, so within a moment every completion under way has been written
+    and the replica's workers all wait on MLflow with entries still ``queued``. The replica is
+    frozen (SIGSTOP) while the table is read, so it cannot claim a completion between the read
+    and the kill; the table, not the log (whose read may lag), says whether it is sending.
     """
     owner = f"{socket.gethostname()[:60]}:{replica.process.pid}"
-    for _ in range(300):
-        replica.process.send_signal(signal.SIGSTOP)
-        time.sleep(0.1)  # let a table write it made just before it stopped land
-        entries = {e["RowKey"][:16]: e for e in table.list_entities(select=["RowKey", "State", "Owner"])}
-        running = {e["job_id"] for e in replica.events("job_started")} - {
-            e["job_id"] for e in replica.events("job_finished")}
-        sending = any(e.get("Owner") == owner and e.get("State") == "sending" for e in entries.values())
-        if not sending and any(entries.get(job, {}).get("State") in ("accepting", "queued") for job in running):
-            replica.process.kill()
-            replica.process.wait(10)
-            assert replica.reader is not None
-            replica.reader.join(10)  # its whole log, to the end of the pipe
-            return {e["job_id"] for e in replica.events("job_started")} - {
-                e["job_id"] for e in replica.events("job_finished")}
-        replica.process.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
-    raise AssertionError("the replica was never evaluating a job without sending a completion")
+    mlflow.hold()
+    try:
+        for _ in range(300):
+            replica.process.send_signal(signal.SIGSTOP)  # frozen while the table is read: no claim slips in
+            time.sleep(0.1)  # a table write it made just before it stopped lands
+            entries = {e["RowKey"][:16]: e for e in table.list_entities(select=["RowKey", "State", "Owner"])}
+            sending = [job for job, e in entries.items() if e.get("Owner") == owner and e.get("State") == "sending"]
+            evaluating = [job for job in _running(replica) if job in entries and entries[job].get("State") == "queued"]
+            if not sending and evaluating:
+                replica.process.kill()
+                replica.process.wait(10)
+                break
+            replica.process.send_signal(signal.SIGCONT)
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the held replica still sends {sending} or evaluates nothing: {_running(replica)}")
+    finally:
+        mlflow.release()
+    assert replica.reader is not None
+    replica.reader.join(10)  # its whole log, to the end of the pipe
+    return _running(replica)
 
 
 def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
-    tmp_path: Path, policy_file: Path, app_key: tuple[str, bytes], fake_github: FakeGitHub,
-    azurite_state: AzuriteState, slow_mlflow: str,
+    tmp_path: Path, app_key: tuple[str, bytes], fake_github: FakeGitHub,
+    azurite_state: AzuriteState, slow_mlflow: SlowMlflow,
 ) -> None:
     secret = f"replica-webhook-canary-{uuid.uuid4().hex}"
+    policy_file = tmp_path / "policy.yaml"  # a production stage: each evaluation asks MLflow (slow, then garbage)
+    policy_file.write_text(
+        "version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n"
+        "stages:\n  production: {}\n")
     names = azurite_state.names()
     env = {
         **os.environ,
@@ -173,7 +204,7 @@ def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
         "MLGATE_SERVE_WORKERS": "4",
         "MLGATE_SERVE_VISIBILITY_TIMEOUT_SECONDS": "5",
         "MLGATE_SERVE_POLL_SECONDS": "0.5",
-        "MLFLOW_TRACKING_URI": slow_mlflow,
+        "MLFLOW_TRACKING_URI": slow_mlflow.url,
         **{f"MLGATE_SERVE_{key.upper()}": value for key, value in names.items()},
     }
     replicas = [start_replica(env), start_replica(env)]
@@ -195,7 +226,7 @@ def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
             while len(fake_github.reviews()) < 30:
                 assert time.monotonic() < deadline, "no callbacks arrived"
                 time.sleep(0.05)
-            held = _kill_outside_the_completion_window(replicas[0], table)
+            held = _kill_while_evaluating(replicas[0], table, slow_mlflow)
             list(sent)
         assert statuses["200 accepted"] + statuses["200 duplicate"] == DELIVERIES, statuses
         deadline = time.monotonic() + 180
@@ -213,6 +244,7 @@ def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
         about = [line for replica in replicas for line in list(replica.lines) if line.get("job_id") in held]
         assert held & finished_by_survivor, f"no job of the killed replica was taken over by the other: {about}"
         assert all(r["state"] == "rejected" for r in fake_github.reviews())  # MLflow answered garbage: fail closed
+        assert all("MLflow" in r["comment"] for r in fake_github.reviews()), fake_github.reviews()[0]["comment"]
         assert fake_github.violations == []
 
         restarted = start_replica(env)  # the killed replica comes back: it refuses a delivery seen before
