@@ -137,7 +137,8 @@ def fake_github(app_key: tuple[str, bytes]) -> Iterator[FakeGitHub]:
 @pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policy.yaml"
-    path.write_text("version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n")
+    path.write_text("version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n"
+                    "stages:\n  production: {}\n")  # the stage the service gates: a real gate asks MLflow
     return path
 
 

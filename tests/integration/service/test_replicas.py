@@ -2,7 +2,7 @@
 
 200 signed GitHub deliveries spread over both replicas (a delivery whose replica is down goes
 to the other, as a load balancer would send it). The real gate runs, against an MLflow that
-answers slowly and then with garbage, so each evaluation takes a while and fails closed
+answers slowly and then with a body that is not JSON, so each evaluation takes a while and fails closed
 ("could not evaluate" -> rejected). Once some callbacks have arrived, one replica is killed
 with SIGKILL while it holds jobs: those come back visible and the other replica finishes them.
 Every delivery gets exactly one callback. A restarted replica refuses a replay of a delivery it
@@ -38,6 +38,7 @@ import requests
 from azure.data.tables import TableClient
 
 from mlgate.service.github_protection_rule import sign
+from mlgate.service.state.azure_storage import replica_id
 from tests.integration.service.conftest import APP_ID, AzuriteState
 from tests.integration.service.fakes import FakeGitHub
 from tests.integration.service.test_github_protection_rule import rule_payload
@@ -160,7 +161,7 @@ def _kill_while_evaluating(replica: Replica, table: TableClient, mlflow: SlowMlf
     frozen (SIGSTOP) while the table is read, so it cannot claim a completion between the read
     and the kill; the table, not the log (whose read may lag), says whether it is sending.
     """
-    owner = f"{socket.gethostname()[:60]}:{replica.process.pid}"
+    owner = replica_id(replica.process.pid)
     mlflow.hold()
     try:
         for _ in range(300):
@@ -185,14 +186,10 @@ def _kill_while_evaluating(replica: Replica, table: TableClient, mlflow: SlowMlf
 
 
 def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
-    tmp_path: Path, app_key: tuple[str, bytes], fake_github: FakeGitHub,
+    tmp_path: Path, policy_file: Path, app_key: tuple[str, bytes], fake_github: FakeGitHub,
     azurite_state: AzuriteState, slow_mlflow: SlowMlflow,
 ) -> None:
     secret = f"replica-webhook-canary-{uuid.uuid4().hex}"
-    policy_file = tmp_path / "policy.yaml"  # a production stage: each evaluation asks MLflow (slow, then garbage)
-    policy_file.write_text(
-        "version: 1\ndefault_risk: low\nrisk_classes:\n  low:\n    lineage: [source_run_finished]\n"
-        "stages:\n  production: {}\n")
     names = azurite_state.names()
     env = {
         **os.environ,
@@ -243,7 +240,7 @@ def test_two_replicas_one_killed_every_delivery_gets_exactly_one_callback(
         # (a held job may also have been completed by the killed replica just before it logged job_finished)
         about = [line for replica in replicas for line in list(replica.lines) if line.get("job_id") in held]
         assert held & finished_by_survivor, f"no job of the killed replica was taken over by the other: {about}"
-        assert all(r["state"] == "rejected" for r in fake_github.reviews())  # MLflow answered garbage: fail closed
+        assert all(r["state"] == "rejected" for r in fake_github.reviews())  # MLflow's answer was not JSON: fail closed
         assert all("MLflow" in r["comment"] for r in fake_github.reviews()), fake_github.reviews()[0]["comment"]
         assert fake_github.violations == []
 

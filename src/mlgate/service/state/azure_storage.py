@@ -80,9 +80,9 @@ class StorageSettings:
     credential: Any = None
 
 
-def replica_id() -> str:
-    """This replica's name in the table's ``Owner`` column (host name and process id)."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}"
+def replica_id(pid: int | None = None) -> str:
+    """A replica's name in the table's ``Owner`` column: host name and process id (this process's by default)."""
+    return f"{socket.gethostname()[:60]}:{os.getpid() if pid is None else pid}"
 
 
 def _keys(key: str) -> tuple[str, str]:
